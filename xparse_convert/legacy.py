@@ -1,0 +1,247 @@
+"""The legacy ``pdf_to_markdown`` result mapped onto the schema 1.x element shape.
+
+See ``legacy-result.md`` in the shared reference: 0-based cells, pixel positions normalised by
+the page size, outline levels as title depths, captions by ``caption_id``, images from page
+data where the page data links them.  The mapped dict is what JSONL writes for legacy input,
+so every legacy field that has no 1.x home is kept under ``metadata.legacy``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import PageInfo
+
+_MAPPED_KEYS = frozenset({
+    "type", "sub_type", "page_id", "paragraph_id", "outline_level", "content", "position",
+    "text", "cells", "caption_id", "image_url",
+})
+
+
+def legacy_id(page: object, paragraph: object) -> str:
+    """Element id of a legacy block: paragraph ids restart on every page, so the page is part
+    of it (``p3-12``)."""
+    return f"p{page}-{paragraph}"
+
+
+@dataclass
+class _PageImages:
+    # (position, [(offset, length) of base64 text in the spill file])
+    blocks: list[tuple[list[float], list[tuple[int, int]]]] = field(default_factory=list)
+
+
+class LegacyPages:
+    """Page sizes and the sub-images that ``pages[].content``/``structured`` link to blocks.
+
+    Fed one page at a time (the reader never holds the ``pages`` array); image base64 text is
+    spilled to a temporary file so memory stays flat however many pictures the pages hold.
+    """
+
+    def __init__(self) -> None:
+        self.pages: dict[int, PageInfo] = {}
+        self._images: dict[int, _PageImages] = {}
+        self._spill = tempfile.TemporaryFile()
+        self._offset = 0
+        self.zero_based: bool | None = None
+
+    def close(self) -> None:
+        self._spill.close()
+
+    def add_page(self, page: Any) -> None:
+        if not isinstance(page, dict):
+            return
+        page_id = page.get("page_id")
+        if not isinstance(page_id, int) or isinstance(page_id, bool):
+            return
+        if self.zero_based is None:
+            self.zero_based = page_id == 0
+        number = page_id + 1 if self.zero_based else page_id
+        width, height = page.get("width"), page.get("height")
+        self.pages[number] = PageInfo(
+            number,
+            float(width) if isinstance(width, (int, float)) and width > 0 else None,
+            float(height) if isinstance(height, (int, float)) and height > 0 else None,
+            raw={k: v for k, v in page.items() if k not in ("content", "structured")},
+        )
+        content = page.get("content")
+        structured = page.get("structured")
+        if not isinstance(content, list) or not isinstance(structured, list):
+            return
+        by_id: dict[Any, str] = {}
+        for item in content:
+            if isinstance(item, dict) and item.get("type") == "image":
+                data = item.get("data")
+                b64 = data.get("base64") if isinstance(data, dict) else None
+                if isinstance(b64, str) and b64:
+                    by_id[item.get("id")] = b64
+        if not by_id:
+            return
+        images = self._images.setdefault(number, _PageImages())
+        for block in structured:
+            if not isinstance(block, dict) or block.get("type") != "image":
+                continue
+            pos = block.get("pos")
+            ids = block.get("content")
+            if not isinstance(pos, list) or not isinstance(ids, list):
+                continue
+            spans = []
+            for image_id in ids:
+                b64 = by_id.get(image_id)
+                if b64 is None:
+                    continue
+                data = b64.encode("ascii", "ignore")
+                self._spill.write(data)
+                spans.append((self._offset, len(data)))
+                self._offset += len(data)
+            if spans:
+                images.blocks.append((pos, spans))
+
+    def image_for(self, page: int, position: list[Any]) -> str | None:
+        """Base64 of the page image whose block position best matches ``position``."""
+        images = self._images.get(page)
+        if not images or not _is_box(position):
+            return None
+        best, best_score = None, 0.0
+        for pos, spans in images.blocks:
+            if not _is_box(pos):
+                continue
+            score = _overlap(pos, position)
+            if score > best_score:
+                best, best_score = spans, score
+        if best is None or best_score < 0.5:
+            return None
+        offset, length = best[0]
+        self._spill.seek(offset)
+        data = self._spill.read(length)
+        self._spill.seek(0, 2)
+        return data.decode("ascii")
+
+
+def _is_box(pos: Any) -> bool:
+    return isinstance(pos, list) and len(pos) >= 8 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos[:8])
+
+
+def _bounds(pos: list[float]) -> tuple[float, float, float, float]:
+    xs, ys = pos[0:8:2], pos[1:8:2]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _overlap(a: list[float], b: list[float]) -> float:
+    """Intersection over union of two boxes."""
+    ax0, ay0, ax1, ay1 = _bounds(a)
+    bx0, by0, bx1, by1 = _bounds(b)
+    iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
+    ih = max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _element_type(item: dict[str, Any], page: PageInfo | None) -> str:
+    kind = item.get("type")
+    sub = item.get("sub_type")
+    outline = item.get("outline_level")
+    if kind == "table":
+        return "Table"
+    if kind == "image":
+        return "Image"
+    if sub == "table_title":
+        return "TableCaption"
+    if sub == "image_title":
+        return "FigureCaption"
+    if sub == "header":
+        return "Header"
+    if sub == "footer":
+        return "Footer"
+    if item.get("content") == 1:
+        # Page furniture without a sub_type: above the page's middle it is a header.
+        pos = item.get("position")
+        if page is not None and page.height and _is_box(pos):
+            return "Header" if _bounds(pos)[1] < page.height / 2 else "Footer"
+        return "Header"
+    if isinstance(outline, int) and not isinstance(outline, bool) and outline >= 0:
+        return "Title"
+    if sub == "text_title":
+        return "Title"
+    return "NarrativeText"
+
+
+def normalise(position: Any, page: PageInfo | None) -> tuple[list[float] | None, str]:
+    """Pixel position -> normalised coordinates when the page size is known."""
+    if not _is_box(position):
+        return None, "normalized"
+    if page is not None and page.width and page.height:
+        w, h = page.width, page.height
+        return [round(v / (w if i % 2 == 0 else h), 6) for i, v in enumerate(position[:8])], \
+            "normalized"
+    return [float(v) for v in position[:8]], "pixel"
+
+
+def map_detail(item: dict[str, Any], pages: LegacyPages | None) -> tuple[dict[str, Any], str]:
+    """One ``result.detail[]`` block as a 1.x element dict, and its coordinate unit."""
+    page_number = item.get("page_id")
+    page = pages.pages.get(page_number) if pages is not None and isinstance(
+        page_number, int) else None
+    type_ = _element_type(item, page)
+    coords, unit = normalise(item.get("position"), page)
+    metadata: dict[str, Any] = {}
+    outline = item.get("outline_level")
+    if type_ == "Title":
+        metadata["category_depth"] = outline if isinstance(outline, int) and outline >= 0 else 0
+    caption = item.get("caption_id")
+    if isinstance(caption, dict) and "paragraph_id" in caption:
+        metadata["ref_element_id"] = legacy_id(caption.get("page_id", page_number),
+                                               caption["paragraph_id"])
+    split_pages = item.get("split_section_page_ids")
+    if isinstance(split_pages, list) and split_pages:
+        metadata["source_pages"] = split_pages
+    legacy_rest = {k: v for k, v in item.items() if k not in _MAPPED_KEYS}
+    legacy_rest["paragraph_id"] = item.get("paragraph_id")
+    if "content" in item:
+        legacy_rest["content"] = item["content"]
+    if "outline_level" in item:
+        legacy_rest["outline_level"] = outline
+    metadata["legacy"] = legacy_rest
+    element: dict[str, Any] = {
+        "element_id": legacy_id(page_number, item.get("paragraph_id")),
+        "type": type_,
+    }
+    sub = item.get("sub_type")
+    if isinstance(sub, str) and sub and type_ in ("Table", "Image"):
+        element["sub_type"] = sub
+    element["text"] = item.get("text", "")
+    element["page_number"] = page_number
+    if coords is not None:
+        element["coordinates"] = coords
+    element["metadata"] = metadata
+    if type_ == "Table":
+        cells = item.get("cells")
+        if isinstance(cells, list):
+            mapped = []
+            for cell in cells:
+                if not isinstance(cell, dict):
+                    continue
+                c = {k: v for k, v in cell.items() if k not in ("row", "col", "position")}
+                row, col = cell.get("row"), cell.get("col")
+                c["row"] = row + 1 if isinstance(row, int) and not isinstance(row, bool) else row
+                c["col"] = col + 1 if isinstance(col, int) and not isinstance(col, bool) else col
+                cell_coords, _ = normalise(cell.get("position"), page)
+                if cell_coords is not None:
+                    c["coordinates"] = cell_coords
+                mapped.append(c)
+            element["table_structure"] = {"cells": mapped}
+    if type_ == "Image":
+        image_data: dict[str, Any] = {}
+        url = item.get("image_url")
+        if isinstance(url, str) and url:
+            image_data["image_url"] = url
+        if pages is not None and isinstance(page_number, int):
+            b64 = pages.image_for(page_number, item.get("position"))
+            if b64:
+                image_data["base64"] = b64
+        if image_data:
+            element["image_data"] = image_data
+    return element, unit

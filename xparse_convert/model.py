@@ -1,0 +1,222 @@
+"""The document model every writer sees: small, slotted objects that tolerate missing fields.
+
+An ``Element`` wraps one element dict of the 1.x schema (legacy results are mapped onto that
+shape first) and lifts the fields writers need into attributes; the dict itself stays in
+``raw`` so nothing is lost.  ``DocumentInfo`` holds what is known about the whole document and
+grows as the reader gets further: fields before ``elements`` are there at ``begin``, fields
+after it at ``end``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .images import ImageRef
+    from .tables import Table
+
+# The element types of the documented schema; anything else (the GUI engine's lowercase types)
+# is kept as it came and goes to a writer's fallback.
+KNOWN_TYPES = frozenset({
+    "Title", "NarrativeText", "ListItem", "Table", "TableCaption", "Image", "FigureCaption",
+    "Formula", "Chemical", "Header", "Footer", "PageNumber", "PageBreak", "CodeSnippet",
+    "UncategorizedText",
+})
+FURNITURE_TYPES = frozenset({"Header", "Footer", "PageNumber"})
+CAPTION_TYPES = frozenset({"TableCaption", "FigureCaption"})
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def method_name(element_type: str) -> str:
+    """The writer method for a type: ``NarrativeText`` -> ``narrative_text``."""
+    return _CAMEL.sub("_", element_type).lower()
+
+
+@dataclass
+class PageInfo:
+    number: int
+    width: float | None = None
+    height: float | None = None
+    image_url: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DocumentInfo:
+    """What is known about the document.  ``name`` is always set (the input's stem); the rest
+    is filled in as the reader meets it, so writers must read it at ``end`` for the full view.
+    """
+
+    name: str
+    source: str = ""
+    shape: str = ""  # envelope | data | elements | legacy
+    code: int | None = None
+    message: str | None = None
+    schema_version: str | None = None
+    file_id: str | None = None
+    job_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    pages: dict[int, PageInfo] = field(default_factory=dict)
+    title_tree: list[Any] | None = None
+    summary: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False
+    # Filled by the reader once the element stream ends.
+    element_count: int = 0
+    page_count_seen: int = 0
+
+    @property
+    def filename(self) -> str | None:
+        value = self.metadata.get("filename")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def title(self) -> str:
+        """A human title: the source file name without extension, else the input's name."""
+        if self.filename:
+            stem = self.filename.rsplit("/", 1)[-1]
+            return stem.rsplit(".", 1)[0] if "." in stem else stem
+        return self.name
+
+    @property
+    def page_count(self) -> int | None:
+        value = self.metadata.get("page_count")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if self.pages:
+            return max(self.pages)
+        return self.page_count_seen or None
+
+
+_ORDERED_MARKER = re.compile(
+    r"^\s*(?:\(?\d{1,3}[.)、．]|\(\d{1,3}\)|（\d{1,3}）|[a-zA-Z][.)]|[ivxIVX]{1,4}[.)]"
+    r"|[一二三四五六七八九十]{1,3}[、.．])\s*"
+)
+_BULLET_MARKER = re.compile(r"^\s*[•·\-*▪◦○●■□–—➢►✓✔]\s*")
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    """How a list item renders: its nesting level (0 = top), whether the marker in its text
+    numbers it, the marker itself and the text after the marker."""
+
+    level: int
+    ordered: bool
+    marker: str
+    body: str
+
+
+def list_info(text: str, depth: int | None) -> ListInfo:
+    level = depth if depth is not None and depth >= 0 else 0
+    match = _ORDERED_MARKER.match(text)
+    if match:
+        return ListInfo(level, True, match.group(0).strip(), text[match.end():])
+    match = _BULLET_MARKER.match(text)
+    if match:
+        return ListInfo(level, False, match.group(0).strip(), text[match.end():])
+    return ListInfo(level, False, "", text)
+
+
+class Element:
+    """One element of the stream.
+
+    ``index`` is the 0-based position in the input's element list; ``raw`` the 1.x dict.
+    After the logical stages, a Table element carries ``table`` (the stitched grid),
+    tables and images carry ``caption`` (the attached caption element), and a joined
+    continuation keeps its fragments in ``parts``.
+    """
+
+    __slots__ = (
+        "type", "sub_type", "text", "page", "id", "index", "depth", "parent_id",
+        "children_ids", "ref_id", "is_continuation", "continuation_of", "coordinates",
+        "coord_unit", "objects", "raw", "table", "caption", "parts", "_image",
+    )
+
+    def __init__(self, raw: dict[str, Any], index: int, *, type_: str, text: str,
+                 page: int | None, id_: str, coord_unit: str = "normalized") -> None:
+        meta = raw.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        self.raw = raw
+        self.index = index
+        self.type = type_
+        sub_type = raw.get("sub_type")
+        self.sub_type = sub_type if isinstance(sub_type, str) else None
+        self.text = text
+        self.page = page
+        self.id = id_
+        self.depth = _int_or_none(meta.get("category_depth"))
+        self.parent_id = _str_or_none(meta.get("parent_id"))
+        children = meta.get("children_ids")
+        self.children_ids = [c for c in children if isinstance(c, str)] if isinstance(
+            children, list) else []
+        self.ref_id = _str_or_none(meta.get("ref_element_id"))
+        self.is_continuation = meta.get("is_continuation") is True
+        self.continuation_of = _str_or_none(meta.get("continuation_of"))
+        coords = raw.get("coordinates")
+        self.coordinates = coords if isinstance(coords, list) else None
+        self.coord_unit = coord_unit
+        objects = raw.get("objects")
+        self.objects = [o for o in objects if isinstance(o, dict)] if isinstance(
+            objects, list) else []
+        self.table: Table | None = None
+        self.caption: Element | None = None
+        self.parts: list[Element] = []
+        self._image: ImageRef | None | bool = False
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        meta = self.raw.get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
+    def is_furniture(self) -> bool:
+        return self.type in FURNITURE_TYPES
+
+    @property
+    def list(self) -> ListInfo:
+        return list_info(self.text, self.depth)
+
+    @property
+    def heading_level(self) -> int:
+        """1-based heading level from ``category_depth`` (0 -> 1); never below 1."""
+        return (self.depth if self.depth is not None and self.depth >= 0 else 0) + 1
+
+    @property
+    def image(self) -> ImageRef | None:
+        """The element's picture (Image elements), or None; decoded only when asked."""
+        if self._image is False:
+            from .images import image_ref_from
+
+            self._image = image_ref_from(self.raw.get("image_data"), self.metadata)
+        return self._image  # type: ignore[return-value]
+
+    @property
+    def where(self) -> str:
+        return f"element {self.id} (#{self.index})"
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) < 40 else self.text[:37] + "..."
+        return f"<Element #{self.index} {self.type} {self.id!r} p{self.page} {text!r}>"
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _str_or_none(value: object) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None

@@ -1,0 +1,750 @@
+"""The streaming reader: input bytes -> document info + one ``Element`` at a time.
+
+One pass, never the whole ``elements`` array in memory:
+
+1. ``_MarkdownSkipper`` filters the bytes.  The whole-document ``markdown`` string is one huge
+   token that yajl lexes in quadratic time, so its value is cut out at the byte level (and
+   copied aside when a writer asked for it) before ijson sees it.
+2. The *head* (everything before the element list) is parsed event by event in Python: it is
+   small, it tells the shape (API envelope, bare ``data``, bare list, legacy), and its
+   top-level fields reach the writers at ``begin``.
+3. The element list is parsed by ijson's C ``items`` over the same bytes (the head replayed
+   from a buffer), which is as fast as a bare ijson loop.
+4. The *tail* (fields after the list) is found by scanning the last bytes backwards from the
+   end of input, where the parse state is known (outside any string), to the bracket that
+   closes the list; it is parsed like the head and reaches the writers at ``end``.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import ijson
+
+from .codes import PARTIAL, SUCCESS, describe
+from .diagnostics import Diagnostics
+from .errors import ApiError, InputError
+from .legacy import LegacyPages, map_detail
+from .model import KNOWN_TYPES, DocumentInfo, Element, PageInfo
+from .source import Source, SourceLike, open_source
+
+CHUNK = 1 << 20
+
+if ijson.backend != "yajl2_c":  # pragma: no cover - depends on the installed wheel
+    warnings.warn(f"ijson's C backend (yajl2_c) is missing; using the slower {ijson.backend}",
+                  RuntimeWarning, stacklevel=2)
+
+# Where the element list lives, by shape.  Containers are the objects whose direct keys are
+# document fields.
+_LIST_PREFIXES = {"data.elements": "envelope", "elements": "data", "result.detail": "legacy"}
+_CONTAINERS = frozenset({"", "data", "result"})
+_TAIL_OPENERS = {  # synthetic head that puts a parser in the state right after the list
+    "envelope": b'{"data":{"elements":[]',
+    "data": b'{"elements":[]',
+    "legacy": b'{"result":{"detail":[]',
+}
+_LIST_DEPTH = {"envelope": 2, "data": 1, "legacy": 2, "elements": 0}
+_LIST_KEY = {"envelope": "elements", "data": "elements", "legacy": "detail"}
+
+
+# -- byte level ----------------------------------------------------------------------------
+_MARKDOWN_KEY = re.compile(rb'"markdown"\s*:\s*"')
+_CARRY = 64
+
+
+class _MarkdownSkipper:
+    """Cuts the string value of every ``"markdown"`` key out of the byte stream (it becomes
+    ``""``), copying the first one aside when ``capture`` is set.
+
+    The key pattern cannot occur inside a JSON string (quotes there are escaped), except after
+    an escaped quote, which is checked.  Holds at most ``_CARRY`` bytes between reads.
+    """
+
+    def __init__(self, stream: IO[bytes], capture: bool) -> None:
+        self._stream = stream
+        self._carry = b""
+        self._before = b""  # a few bytes already passed on, for the escape check
+        self._in_value = False
+        self._backslashes = 0
+        self._capture = capture
+        self.captured: IO[bytes] | None = None
+        self.values_skipped = 0
+        self.bytes_skipped = 0
+        self.bytes_in = 0
+        self._eof = False
+
+    def read_chunk(self, size: int = CHUNK) -> bytes:
+        """Up to about ``size`` filtered bytes; ``b""`` only at the end of input."""
+        if size == 0:  # ijson probes with read(0) to tell bytes from text
+            return b""
+        while True:
+            if self._eof:
+                out, self._carry = self._carry, b""
+                return out
+            data = self._stream.read(size)
+            self.bytes_in += len(data)
+            if not data:
+                self._eof = True
+                continue
+            out = self._filter(self._carry + data)
+            if out:
+                return out
+
+    def _sink(self, value: bytes) -> None:
+        self.bytes_skipped += len(value)
+        if self._capture and self.values_skipped == 1:
+            if self.captured is None:
+                self.captured = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+            self.captured.write(value)
+
+    def _filter(self, buf: bytes) -> bytes:
+        out: list[bytes] = []
+        pos = 0
+        end = len(buf)
+        while pos < end:
+            if self._in_value:
+                quote = buf.find(b'"', pos)
+                if quote < 0:
+                    segment = buf[pos:]
+                    stripped = segment.rstrip(b"\\")
+                    run = len(segment) - len(stripped)
+                    self._backslashes = self._backslashes + run if not stripped else run
+                    self._sink(segment)
+                    pos = end
+                    break
+                segment = buf[pos:quote]
+                stripped = segment.rstrip(b"\\")
+                run = len(segment) - len(stripped)
+                if not stripped:
+                    run += self._backslashes
+                if run % 2:  # an escaped quote: still inside the value
+                    self._sink(buf[pos:quote + 1])
+                    self._backslashes = 0
+                    pos = quote + 1
+                    continue
+                self._sink(segment)
+                self._backslashes = 0
+                self._in_value = False
+                pos = quote  # the closing quote goes out with the next segment
+                continue
+            match = _MARKDOWN_KEY.search(buf, pos)
+            if match is None:
+                keep = end if self._eof else max(pos, end - _CARRY)
+                out.append(buf[pos:keep])
+                self._carry = buf[keep:]
+                self._note_before(buf[:keep])
+                return b"".join(out)
+            context = self._before + buf[:match.start()]
+            run = len(context) - len(context.rstrip(b"\\"))
+            if run % 2:
+                out.append(buf[pos:match.start() + 1])
+                pos = match.start() + 1
+                continue
+            out.append(buf[pos:match.end()])
+            self.values_skipped += 1
+            self._in_value = True
+            self._backslashes = 0
+            pos = match.end()
+        self._carry = b""
+        self._note_before(buf)
+        return b"".join(out)
+
+    def _note_before(self, passed: bytes) -> None:
+        if passed:
+            self._before = (self._before + passed[-16:])[-16:]
+
+    def markdown(self) -> str | None:
+        """The first skipped markdown value, decoded; None when none was captured."""
+        import orjson
+
+        if self.captured is None:
+            return "" if self._capture and self.values_skipped else None
+        self.captured.seek(0)
+        return orjson.loads(b'"' + self.captured.read() + b'"')
+
+
+class _ChunkLog:
+    """The bytes read since the last element ended: where the tail of the document is."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._spill: IO[bytes] | None = None
+
+    def add(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        if self._size > 64 << 20:  # one enormous element: keep it on disk, not in memory
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile()
+            self._spill.write(b"".join(self._chunks[:-1]))
+            self._chunks = self._chunks[-1:]
+            self._size = len(chunk)
+
+    def restart(self) -> None:
+        """Forget everything but the chunk being parsed now (an element just ended in it)."""
+        self._chunks = self._chunks[-1:]
+        self._size = sum(len(c) for c in self._chunks)
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+    def data(self) -> bytes:
+        head = b""
+        if self._spill is not None:
+            self._spill.seek(0)
+            head = self._spill.read()
+        return head + b"".join(self._chunks)
+
+
+class _ReplayStream:
+    """What ijson reads during the element phase: the head bytes again, then the rest."""
+
+    def __init__(self, head: IO[bytes], skipper: _MarkdownSkipper, log: _ChunkLog,
+                 progress: Callable[[int], None] | None) -> None:
+        self._head = head
+        self._skipper = skipper
+        self._log = log
+        self._progress = progress
+        self.position = 0  # filtered bytes handed to the parser so far
+        self.last_chunk = b""
+        self.last_start = 0
+
+    def read(self, size: int = CHUNK) -> bytes:
+        if size == 0:
+            return b""
+        data = self._head.read(size) if self._head is not None else b""
+        if not data:
+            self._head = None  # type: ignore[assignment]
+            data = self._skipper.read_chunk(size)
+            if self._progress is not None:
+                self._progress(self._skipper.bytes_in)
+        self._log.add(data)
+        self.last_chunk = data
+        self.last_start = self.position
+        self.position += len(data)
+        return data
+
+
+# -- head and tail: event-level collection of document fields ------------------------------
+class _FieldCollector:
+    """Builds the values of the keys directly under the document containers (``""``,
+    ``data``, ``result``) from ijson events, and stops at the element list.
+
+    ``item_handlers`` receive the items of arrays too large to hold (legacy ``pages``) one at
+    a time instead.
+    """
+
+    def __init__(self, item_handlers: dict[str, Callable[[Any], None]] | None = None) -> None:
+        self.values: dict[str, Any] = {}
+        self.list_prefix: str | None = None
+        self.root_type: str | None = None
+        self._builder: ijson.ObjectBuilder | None = None
+        self._prefix = ""
+        self._depth = 0
+        self._handlers = item_handlers or {}
+        self._streaming: str | None = None
+
+    def feed(self, events: Iterator[tuple[str, str, Any]]) -> bool:
+        """Consume events until the element list starts (True) or events run out (False)."""
+        for prefix, event, value in events:
+            if self.root_type is None:
+                self.root_type = event
+                if event == "start_array":
+                    self.list_prefix = ""
+                    return True
+            if self._builder is not None:
+                self._builder.event(event, value)
+                if event in ("start_map", "start_array"):
+                    self._depth += 1
+                elif event in ("end_map", "end_array"):
+                    self._depth -= 1
+                if self._depth == 0:
+                    self._finish_value(self._builder.value)
+                continue
+            if self._streaming is not None:
+                if prefix == self._streaming and event == "end_array":
+                    self._streaming = None
+                    continue
+                self._start_value(prefix, event, value)
+                continue
+            if event == "map_key" or event == "end_map":
+                continue
+            if prefix in _LIST_PREFIXES and event == "start_array":
+                self.list_prefix = prefix
+                return True
+            if prefix in _CONTAINERS and event == "start_map":
+                continue
+            parent = prefix.rpartition(".")[0] if "." in prefix else ""
+            if parent in _CONTAINERS:
+                if prefix in self._handlers and event == "start_array":
+                    self._streaming = prefix
+                    continue
+                self._start_value(prefix, event, value)
+        return False
+
+    def _start_value(self, prefix: str, event: str, value: Any) -> None:
+        self._prefix = prefix
+        if event in ("start_map", "start_array"):
+            self._builder = ijson.ObjectBuilder()
+            self._builder.event(event, value)
+            self._depth = 1
+        else:
+            self._finish_value(value, prefix)
+
+    def _finish_value(self, value: Any, prefix: str | None = None) -> None:
+        prefix = self._prefix if prefix is None else prefix
+        self._builder = None
+        if self._streaming is not None:
+            self._handlers[self._streaming](value)
+        else:
+            self.values[prefix] = value
+
+
+def _list_end_candidates(buf: bytes, depth: int, key: str) -> Iterator[int]:
+    """Indexes in ``buf`` where the ``]`` closing the element list may be, best first.
+
+    The scan runs backwards from the end of the document, where the parser is known to be
+    outside any string and at nesting level 0, so the level it tracks is the true one.  Every
+    value after the list lies wholly inside ``buf`` (it starts where the last element ended),
+    so the list is an array at level ``depth`` whose key is ``key``, or the one that reaches
+    past the start of ``buf``.  Callers confirm a candidate by parsing what follows it.
+    """
+    import orjson
+
+    tokens = [m.start() for m in re.finditer(rb'[\[\]{}"]', buf)]
+    level = 0
+    candidate: int | None = None  # the ']' at the list's level that we are inside or just left
+    awaiting_key = False
+    i = len(tokens) - 1
+    while i >= 0:
+        pos = tokens[i]
+        ch = buf[pos]
+        if ch == 0x22:  # a string ends here: find its opening quote
+            j = i - 1
+            while j >= 0:
+                q = tokens[j]
+                if buf[q] == 0x22:
+                    k = q
+                    while k > 0 and buf[k - 1] == 0x5C:
+                        k -= 1
+                    if (q - k) % 2 == 0:
+                        break
+                j -= 1
+            if j < 0:  # the string began before the buffer
+                break
+            if awaiting_key:
+                awaiting_key = False
+                try:
+                    name = orjson.loads(buf[tokens[j]:pos + 1])
+                except orjson.JSONDecodeError:
+                    name = None
+                if name == key and candidate is not None:
+                    yield candidate
+                candidate = None
+            i = j - 1
+            continue
+        if ch in (0x5D, 0x7D):  # ']' or '}'
+            if level == depth:
+                candidate = pos if ch == 0x5D else None
+                awaiting_key = False
+            level += 1
+        else:  # '[' or '{'
+            level -= 1
+            awaiting_key = level == depth and candidate is not None
+        i -= 1
+    if level > depth and candidate is not None:
+        yield candidate
+
+
+# -- element construction ------------------------------------------------------------------
+def _coerce_page(value: Any, where: str, diag: Diagnostics) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        diag.warn("field-type", f"page_number {value!r} is not a number; ignored", where)
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        diag.warn("field-type", f"page_number {value!r} is a string; read as a number", where)
+        return int(value.strip())
+    diag.warn("field-type", f"page_number {value!r} is not a number; ignored", where)
+    return None
+
+
+def make_element(raw: Any, index: int, diag: Diagnostics, coord_unit: str = "normalized"
+                 ) -> Element | None:
+    """An ``Element`` from one entry of the element list; None (with a warning) when the entry
+    cannot be an element at all.  Wrong field types are repaired where the meaning is clear."""
+    if not isinstance(raw, dict):
+        diag.warn("bad-element", f"entry is a {type(raw).__name__}, not an object; skipped",
+                  f"element #{index}")
+        return None
+    id_ = raw.get("element_id")
+    if isinstance(id_, int) and not isinstance(id_, bool):
+        id_ = str(id_)
+    if not isinstance(id_, str) or not id_:
+        id_ = f"#{index}"
+        diag.warn("missing-id", "element has no element_id; using its position", f"element #{index}")
+    where = f"element {id_} (#{index})"
+    type_ = raw.get("type")
+    if not isinstance(type_, str) or not type_:
+        diag.warn("field-type", f"type {type_!r} is missing or not a string; treated as "
+                  "UncategorizedText", where)
+        type_ = "UncategorizedText"
+    elif type_ not in KNOWN_TYPES:
+        diag.warn("unknown-type", f"unknown element type {type_!r}; kept as text", where)
+    text = raw.get("text")
+    if text is None:
+        text = ""
+    elif not isinstance(text, str):
+        if isinstance(text, (int, float)) and not isinstance(text, bool):
+            text = str(text)
+        else:
+            diag.warn("field-type", f"text is a {type(text).__name__}; ignored", where)
+            text = ""
+    page = _coerce_page(raw.get("page_number"), where, diag)
+    meta = raw.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        diag.warn("field-type", "metadata is not an object; ignored", where)
+    return Element(raw, index, type_=type_, text=text, page=page, id_=id_, coord_unit=coord_unit)
+
+
+# -- the reader ----------------------------------------------------------------------------
+class Reader:
+    """Reads one input.  Use as a context manager::
+
+        with Reader("result.json") as reader:
+            info = reader.info            # fields before the element list
+            for element in reader.elements():
+                ...
+            reader.info                   # now also the fields after it
+
+    ``want_markdown`` copies the engine's whole-document markdown aside (``markdown()``).
+    """
+
+    def __init__(self, src: SourceLike, *, name: str | None = None, want_markdown: bool = False,
+                 diagnostics: Diagnostics | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.source: Source = open_source(src, name=name)
+        self.diag = diagnostics or Diagnostics(self.source.name)
+        self.info = DocumentInfo(name=self.source.stem, source=self.source.name)
+        self._skipper = _MarkdownSkipper(self.source.stream, want_markdown)
+        self._progress = progress
+        self._log = _ChunkLog()
+        self._legacy_pages: LegacyPages | None = None
+        self._head_buffer = tempfile.SpooledTemporaryFile(max_size=32 << 20)
+        self._consumed = False
+        self._closed = False
+        try:
+            self._read_head()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.source.close()
+        self._head_buffer.close()
+        if self._legacy_pages is not None:
+            self._legacy_pages.close()
+
+    # -- errors ----------------------------------------------------------------------
+    def _json_error(self, exc: Exception, *, position: int, chunk: bytes, chunk_start: int
+                    ) -> InputError:
+        message = str(exc).strip()
+        first = message.split("\n", 1)[0]
+        if "premature EOF" in message or "Incomplete JSON" in message:
+            return InputError("the JSON ends too early (truncated file?)", source=self.source.name,
+                              where=f"byte {self._source_offset(position)}")
+        offset = _yajl_error_offset(message, chunk)
+        where = f"byte {self._source_offset(chunk_start + offset)}" if offset is not None else \
+            f"near byte {self._source_offset(position)}"
+        what = first.replace("lexical error: ", "").replace("parse error: ", "")
+        return InputError(f"malformed JSON: {what}", source=self.source.name, where=where)
+
+    def _source_offset(self, filtered: int) -> int:
+        # Offsets after a skipped markdown value are shifted by its length; BOMs by theirs.
+        shift = self._skipper.bytes_skipped if self._skipper.values_skipped else 0
+        bom = 3 if self.source.encoding == "utf-8-sig" else 0
+        return filtered + shift + bom
+
+    # -- head --------------------------------------------------------------------------
+    def _read_head(self) -> None:
+        head = self._head_buffer
+        position = 0
+        last_chunk = b""
+        last_start = 0
+
+        class _HeadStream:
+            def read(_self, size: int = CHUNK) -> bytes:  # noqa: N805
+                nonlocal position, last_chunk, last_start
+                data = self._skipper.read_chunk(size)
+                head.write(data)
+                last_chunk, last_start = data, position
+                position += len(data)
+                return data
+
+        self._legacy_pages = LegacyPages()
+        collector = _FieldCollector({"result.pages": self._legacy_pages.add_page})
+        events = ijson.parse(_HeadStream(), use_float=True, buf_size=CHUNK)
+        try:
+            found = collector.feed(events)
+        except ijson.JSONError as exc:
+            raise self._json_error(exc, position=position, chunk=last_chunk,
+                                   chunk_start=last_start) from None
+        if collector.root_type is None:
+            raise InputError("the input is empty", source=self.source.name, where="byte 0")
+        if collector.root_type not in ("start_map", "start_array"):
+            raise InputError(f"the top level is a {collector.root_type.replace('_', ' ')}, not "
+                             "an object or a list of elements", source=self.source.name,
+                             where="byte 0")
+        self._apply_fields(collector.values)
+        if not found:
+            self._check_code(final=True)
+            raise InputError("no element list found (expected data.elements, elements, "
+                             "result.detail or a top-level array)", source=self.source.name)
+        prefix = collector.list_prefix or ""
+        self.info.shape = "elements" if prefix == "" else _LIST_PREFIXES[prefix]
+        self._list_prefix = prefix
+        self._check_code(final=False)
+        if self.info.shape == "legacy":
+            self._prepare_legacy()
+        else:
+            self._legacy_pages.close()
+            self._legacy_pages = None
+        head.seek(0)
+
+    def _prepare_legacy(self) -> None:
+        pages = self._legacy_pages
+        assert pages is not None
+        if not pages.pages:
+            if self.source.reopenable:
+                # detail comes before pages here: one extra pass over pages for sizes/images
+                self._prescan_legacy_pages(pages)
+            else:
+                self.diag.warn("legacy-pages", "page data comes after the blocks in a stream "
+                               "that cannot be read twice: positions stay in pixels and page "
+                               "images are left out")
+        for number, page in pages.pages.items():
+            self.info.pages[number] = page
+
+    def _prescan_legacy_pages(self, pages: LegacyPages) -> None:
+        stream = self.source.reopen()
+        skipper = _MarkdownSkipper(stream, capture=False)
+
+        class _Filtered:
+            def read(_self, size: int = CHUNK) -> bytes:  # noqa: N805
+                return skipper.read_chunk(size)
+
+        try:
+            for page in ijson.items(_Filtered(), "result.pages.item", use_float=True,
+                                    buf_size=CHUNK):
+                pages.add_page(page)
+        except ijson.JSONError:
+            pass  # the main pass reports malformed JSON with its position
+
+    def _apply_fields(self, values: dict[str, Any]) -> None:
+        info = self.info
+        for prefix, value in values.items():
+            key = prefix.rpartition(".")[2]
+            container = prefix.rpartition(".")[0] if "." in prefix else ""
+            if container == "" and key in ("code", "message", "location", "data", "result"):
+                if key == "code":
+                    info.code = _as_int(value)
+                    info.extra["code"] = value
+                elif key == "message":
+                    info.message = value if isinstance(value, str) else None
+                else:
+                    info.extra[key] = value
+                if container == "" and key in ("code", "message"):
+                    continue
+                continue
+            if key == "schema_version" and isinstance(value, str):
+                info.schema_version = value
+            elif key == "file_id" and isinstance(value, (str, int)):
+                info.file_id = str(value)
+            elif key == "job_id" and isinstance(value, (str, int)):
+                info.job_id = str(value)
+            elif key == "metadata" and isinstance(value, dict):
+                info.metadata = value
+            elif key == "pages" and isinstance(value, list) and info.shape != "legacy":
+                for page in value:
+                    if isinstance(page, dict):
+                        number = _as_int(page.get("page_number"))
+                        if number is not None:
+                            width, height = page.get("page_width"), page.get("page_height")
+                            info.pages[number] = PageInfo(
+                                number,
+                                float(width) if isinstance(width, (int, float)) else None,
+                                float(height) if isinstance(height, (int, float)) else None,
+                                page.get("page_image_url") if isinstance(
+                                    page.get("page_image_url"), str) else None,
+                                page)
+            elif key == "title_tree" and isinstance(value, list):
+                info.title_tree = value
+            elif key == "summary" and isinstance(value, dict):
+                info.summary = value
+            elif key == "markdown":
+                continue
+            else:
+                info.extra[key] = value
+
+    def _check_code(self, *, final: bool) -> None:
+        code = self.info.extra.get("code")
+        if code is None:
+            return
+        number = _as_int(code)
+        if number == SUCCESS:
+            return
+        if number == PARTIAL:
+            if not self.info.partial:
+                self.info.partial = True
+                self.diag.warn("partial", f"the API reported code {PARTIAL} ({describe(PARTIAL)});"
+                               " converting the pages that are there")
+            return
+        location = self.info.extra.get("location")
+        where = None
+        if isinstance(location, dict):
+            parts = [f"{k} {location[k]}" for k in ("stage", "page_number", "element_id")
+                     if location.get(k) is not None]
+            where = ", ".join(parts) or None
+        server = self.info.message
+        text = f"the API returned code {code}: {describe(number)}"
+        if server:
+            text += f" (server said: {server})"
+        raise ApiError(text, code=code, source=self.source.name, where=where)
+
+    # -- elements ----------------------------------------------------------------------
+    def elements(self) -> Iterator[Element]:
+        """Every element in input order.  Can be iterated once."""
+        if self._consumed:
+            raise RuntimeError("the element stream has already been read")
+        self._consumed = True
+        stream = _ReplayStream(self._head_buffer, self._skipper, self._log, self._progress)
+        prefix = f"{self._list_prefix}.item" if self._list_prefix else "item"
+        legacy = self.info.shape == "legacy"
+        pages = self._legacy_pages
+        index = 0
+        seen_pages: set[int] = set()
+        items = ijson.items(stream, prefix, use_float=True, buf_size=CHUNK)
+        try:
+            for raw in items:
+                self._log.restart()
+                unit = "normalized"
+                if legacy and isinstance(raw, dict):
+                    raw, unit = map_detail(raw, pages)
+                element = make_element(raw, index, self.diag, unit)
+                index += 1
+                if element is None:
+                    continue
+                if element.page is not None:
+                    seen_pages.add(element.page)
+                yield element
+        except ijson.JSONError as exc:
+            raise self._json_error(exc, position=stream.position, chunk=stream.last_chunk,
+                                   chunk_start=stream.last_start) from None
+        self.info.element_count = index
+        self.info.page_count_seen = max(seen_pages) if seen_pages else 0
+        self._read_tail()
+
+    def _read_tail(self) -> None:
+        shape = self.info.shape
+        if shape == "elements":
+            return
+        buf = self._log.data()
+        for end in _list_end_candidates(buf, _LIST_DEPTH[shape], _LIST_KEY[shape]):
+            collector = _FieldCollector({"result.pages": self._tail_legacy_page})
+            events = ijson.parse(_BytesReader(_TAIL_OPENERS[shape] + buf[end + 1:]),
+                                 use_float=True)
+            try:
+                if collector.feed(events):  # stops at the synthetic empty list; go on after it
+                    collector.feed(events)
+            except ijson.JSONError:
+                continue  # not the list's end after all
+            self._apply_fields({k: v for k, v in collector.values.items()
+                                if not k.endswith((".elements", ".detail"))})
+            self._check_code(final=True)
+            return
+        self.diag.warn("tail", "could not locate the end of the element list; fields after it "
+                       "(pages, title_tree, summary) are ignored")
+
+    def _tail_legacy_page(self, page: Any) -> None:
+        if isinstance(page, dict):
+            pages = LegacyPages()
+            try:
+                pages.add_page(page)
+                for number, info in pages.pages.items():
+                    self.info.pages.setdefault(number, info)
+            finally:
+                pages.close()
+
+    def markdown(self) -> str | None:
+        """The engine's whole-document markdown (``want_markdown=True``), after the stream.
+        None when the input had none."""
+        return self._skipper.markdown()
+
+
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def read(self, size: int = CHUNK) -> bytes:
+        chunk = self._data[self._pos:self._pos + size]
+        self._pos += len(chunk)
+        return chunk
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+_CONTEXT = re.compile(r"\n( *)(.*)\n *\(right here\) ------\^")
+
+
+def _yajl_error_offset(message: str, chunk: bytes) -> int | None:
+    """Offset within ``chunk`` of a yajl error, recovered from its verbose context line
+    (yajl prints up to 30 bytes either side of the error and a caret under it)."""
+    match = _CONTEXT.search(message)
+    if not match:
+        return None
+    indent, context = len(match.group(1)), match.group(2).rstrip()
+    if not context:
+        return None
+    probe = context.encode("utf-8", "replace")
+    before = 40 - indent if indent > 10 else 30
+    normalised = chunk.replace(b"\n", b" ").replace(b"\r", b" ").replace(b"\t", b" ")
+    found = normalised.find(probe)
+    if found < 0:
+        return None
+    return found + before
+
+
+def iter_elements(src: SourceLike, *, name: str | None = None) -> Iterator[Element]:
+    """Every element of an xParse result, in input order, streaming."""
+    with Reader(src, name=name) as reader:
+        yield from reader.elements()

@@ -1,0 +1,181 @@
+"""Opening an input: a path, ``-`` (stdin), or a binary file object; gzip and text encodings
+are undone here so the reader always sees UTF-8 JSON bytes."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Union
+
+from .errors import InputError
+
+SourceLike = Union[str, os.PathLike, IO[bytes]]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = codecs.BOM_UTF8
+_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_UTF32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+
+
+def stem_of(name: str) -> str:
+    """Output stem of an input name: ``result.json`` and ``result.json.gz`` both give ``result``."""
+    base = os.path.basename(name.rstrip("/\\")) or "stdin"
+    for suffix in (".json.gz", ".jsonl.gz", ".gz", ".json"):
+        if base.lower().endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+class _PrefixedStream:
+    """Gives back bytes already read (to sniff the start) before the rest of a stream."""
+
+    def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
+        self._prefix = prefix
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            if size < 0:
+                data, self._prefix = self._prefix + self._rest.read(), b""
+                return data
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            if len(data) < size:
+                data += self._rest.read(size - len(data))
+            return data
+        return self._rest.read(size)
+
+
+class _Utf8Recoder:
+    """Decodes UTF-16 (the BOM already consumed) incrementally and hands out UTF-8 bytes."""
+
+    def __init__(self, raw: IO[bytes], encoding: str) -> None:
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="surrogatepass")
+        self._pending = b""
+        self._eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._pending) < size):
+            chunk = self._raw.read(max(size, 1 << 16) if size > 0 else -1)
+            final = not chunk
+            text = self._decoder.decode(chunk, final=final)
+            # surrogatepass keeps lone surrogates so JSON escapes and raw text behave alike
+            self._pending += text.encode("utf-8", errors="surrogatepass")
+            self._eof = final
+            if size < 0 and not final:
+                continue
+        if size < 0:
+            data, self._pending = self._pending, b""
+        else:
+            data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+
+@dataclass
+class Source:
+    """An opened input: ``stream`` yields UTF-8 JSON bytes from the document's first byte."""
+
+    name: str  # as the user named it, for messages
+    stem: str  # for output file names
+    stream: IO[bytes]
+    path: Path | None
+    size: int | None  # bytes on disk, when known (progress)
+    compressed: bool
+    encoding: str
+    _owned: list[IO[bytes]]
+
+    @property
+    def reopenable(self) -> bool:
+        """True when a second pass over the same bytes is possible (a plain file on disk)."""
+        return self.path is not None
+
+    def reopen(self) -> IO[bytes]:
+        """A fresh stream of the same bytes (only when ``reopenable``); closed with the source."""
+        assert self.path is not None
+        raw = self.path.open("rb")
+        self._owned.append(raw)
+        return _open_bytes(raw, self.name)[0]
+
+    def close(self) -> None:
+        for handle in reversed(self._owned):
+            try:
+                handle.close()
+            except OSError:
+                pass
+
+
+def _open_bytes(raw: IO[bytes], name: str) -> tuple[IO[bytes], bool, str]:
+    """Undo gzip and BOMs.  Returns (stream of UTF-8 bytes, compressed?, encoding name)."""
+    head = raw.read(4)
+    compressed = head[:2] == _GZIP_MAGIC
+    stream: IO[bytes] = _PrefixedStream(head, raw)  # type: ignore[assignment]
+    if compressed:
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[arg-type]
+        head = stream.read(4)
+        stream = _PrefixedStream(head, stream)  # type: ignore[assignment]
+    if head.startswith(_UTF8_BOM):
+        stream.read(len(_UTF8_BOM))
+        return stream, compressed, "utf-8-sig"
+    if head[:4] in _UTF32_BOMS:
+        raise InputError("UTF-32 text is not supported; save the file as UTF-8",
+                         source=name, where="byte 0")
+    for bom, encoding in _UTF16_BOMS:
+        if head.startswith(bom):
+            stream.read(len(bom))
+            return _Utf8Recoder(stream, encoding), compressed, encoding  # type: ignore[return-value]
+    return stream, compressed, "utf-8"
+
+
+def open_source(src: SourceLike, *, name: str | None = None) -> Source:
+    """Open ``src`` for reading.  ``name`` overrides the display name and stem (stdin)."""
+    owned: list[IO[bytes]] = []
+    path: Path | None = None
+    size: int | None = None
+    if isinstance(src, (str, os.PathLike)) and os.fspath(src) == "-":
+        raw: IO[bytes] = sys.stdin.buffer
+        display = name or "stdin"
+    elif isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        display = os.fspath(src)
+        try:
+            raw = path.open("rb")
+        except FileNotFoundError:
+            raise InputError("no such file", source=display) from None
+        except IsADirectoryError:
+            raise InputError("is a directory", source=display) from None
+        except OSError as exc:
+            raise InputError(f"cannot open: {exc.strerror or exc}", source=display) from None
+        owned.append(raw)
+        try:
+            size = os.fstat(raw.fileno()).st_size
+        except OSError:
+            size = None
+    elif hasattr(src, "read"):
+        raw = src  # type: ignore[assignment]
+        display = name or getattr(src, "name", None) or "stream"
+        if not isinstance(display, str):
+            display = "stream"
+    else:
+        raise TypeError(f"cannot read from {type(src).__name__}")
+    try:
+        stream, compressed, encoding = _open_bytes(raw, display)
+    except OSError as exc:
+        for handle in owned:
+            handle.close()
+        raise InputError(f"cannot read: {exc}", source=display) from None
+    stem = name or stem_of(display)
+    return Source(display, stem, stream, path, size, compressed, encoding, owned)
+
+
+def read_all(src: SourceLike) -> bytes:
+    """Every byte of ``src`` as UTF-8 JSON (for tests and small tools; never on the hot path)."""
+    source = open_source(src)
+    try:
+        return source.stream.read()
+    finally:
+        source.close()
+

@@ -1,0 +1,592 @@
+"""Table grids: built once, repaired by stated rules, stitched across pages; every writer
+renders the same answer.
+
+A ``Table`` is a rectangular grid of ``n_rows`` x ``n_cols`` slots.  Each slot is covered by
+exactly one ``Cell`` (its anchor is the top-left slot of its span).  Sources, in order of
+preference: ``table_structure.cells``, an HTML table in the element text, a GFM pipe table,
+plain text (one row a line, cells split on tabs).
+
+Repair rules, applied while placing cells in input order:
+1. A span that is not a positive integer becomes 1.
+2. A cell whose position lies beyond the declared grid grows the grid (its text is kept); a
+   position beyond Excel's limits (1,048,576 rows, 16,384 columns) drops the cell.
+3. A span that runs past the grid is clamped to it.
+4. Overlaps are resolved first-come: a cell whose anchor slot is already covered gives its text
+   to the cell covering it; a cell whose span runs into covered slots shrinks (columns first,
+   then rows) to the free rectangle at its anchor.
+5. Slots no cell covers (sparse input) get an empty 1x1 cell.
+6. A grid of more than ``MAX_GRID_SLOTS`` slots is refused (``TableTooLarge``) rather than
+   allocated.
+Each rule that fires adds a line to ``Table.repairs``.
+
+Header rows are decided here and only here: ``table_layout.header_rows`` or cell ``role``
+(schema 1.4.0), else ``<thead>``/``<th>`` rows, else the default: the first row (grown to its
+tallest row span) when the table has more rows than that.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .images import ImageRef, image_ref_from
+
+MAX_ROWS = 1_048_576
+MAX_COLS = 16_384
+MAX_GRID_SLOTS = 20_000_000
+HEADER_ROLES = frozenset({"header", "column_header", "col_header", "columnheader", "th", "head"})
+
+
+class TableTooLarge(ValueError):
+    """The declared or implied grid is too large to allocate."""
+
+
+class Cell:
+    """One cell: its anchor (0-based), spans, text, and where it came from."""
+
+    __slots__ = ("row", "col", "row_span", "col_span", "text", "header", "page", "element_id",
+                 "images", "raw")
+
+    def __init__(self, row: int, col: int, row_span: int = 1, col_span: int = 1,
+                 text: str = "", *, header: bool = False, page: int | None = None,
+                 element_id: str | None = None, images: list[ImageRef] | None = None,
+                 raw: dict[str, Any] | None = None) -> None:
+        self.row = row
+        self.col = col
+        self.row_span = row_span
+        self.col_span = col_span
+        self.text = text
+        self.header = header
+        self.page = page
+        self.element_id = element_id
+        self.images = images or []
+        self.raw = raw
+
+    @property
+    def is_merged(self) -> bool:
+        return self.row_span > 1 or self.col_span > 1
+
+    def __repr__(self) -> str:
+        return f"Cell({self.row},{self.col},{self.row_span}x{self.col_span},{self.text!r})"
+
+
+class Covered:
+    """A slot covered by the span of ``anchor`` (not its top-left slot)."""
+
+    __slots__ = ("anchor", "row", "col")
+
+    def __init__(self, anchor: Cell, row: int, col: int) -> None:
+        self.anchor = anchor
+        self.row = row
+        self.col = col
+
+    @property
+    def starts_row_span(self) -> bool:
+        """True on the leftmost slot of a row the anchor spans into from above (DOCX vMerge)."""
+        return self.col == self.anchor.col and self.row > self.anchor.row
+
+
+Slot = Cell | Covered
+
+
+class Table:
+    """A logical table: the grid, its header rows, and per-row provenance."""
+
+    __slots__ = ("n_rows", "n_cols", "cells", "header_rows", "row_pages", "row_element_ids",
+                 "repairs", "source", "element_ids", "_slots")
+
+    def __init__(self, n_rows: int, n_cols: int, cells: list[Cell], *, header_rows: int = 0,
+                 source: str = "", repairs: list[str] | None = None) -> None:
+        self.n_rows = n_rows
+        self.n_cols = n_cols
+        self.cells = cells
+        self.header_rows = header_rows
+        self.row_pages: list[int | None] = [None] * n_rows
+        self.row_element_ids: list[str | None] = [None] * n_rows
+        self.repairs = repairs or []
+        self.source = source
+        self.element_ids: list[str] = []
+        self._slots: list[list[Slot]] | None = None
+
+    # -- views ---------------------------------------------------------------------------
+    def grid(self) -> list[list[Slot]]:
+        """Rows of slots: each slot is the ``Cell`` anchored there or a ``Covered`` marker."""
+        if self._slots is None:
+            slots: list[list[Slot | None]] = [[None] * self.n_cols for _ in range(self.n_rows)]
+            for cell in self.cells:
+                for r in range(cell.row, cell.row + cell.row_span):
+                    row = slots[r]
+                    for c in range(cell.col, cell.col + cell.col_span):
+                        row[c] = cell if (r == cell.row and c == cell.col) else Covered(
+                            cell, r, c)
+            self._slots = slots  # type: ignore[assignment]
+        return self._slots  # type: ignore[return-value]
+
+    def rows(self) -> Iterator[list[Cell]]:
+        """The anchored cells of each row, left to right (what HTML ``<tr>`` holds)."""
+        by_row: list[list[Cell]] = [[] for _ in range(self.n_rows)]
+        for cell in self.cells:
+            by_row[cell.row].append(cell)
+        for row in by_row:
+            row.sort(key=lambda c: c.col)
+            yield row
+
+    def text_grid(self) -> list[list[str]]:
+        """Plain texts row by row; a merged cell's text sits in its anchor, covered slots are ''."""
+        return [[s.text if isinstance(s, Cell) else "" for s in row] for row in self.grid()]
+
+    def merged_ranges(self) -> list[tuple[int, int, int, int]]:
+        """(row, col, row_span, col_span) of every cell spanning more than one slot, 0-based."""
+        return [(c.row, c.col, c.row_span, c.col_span) for c in self.cells if c.is_merged]
+
+    @property
+    def has_spans(self) -> bool:
+        return any(c.is_merged for c in self.cells)
+
+    @property
+    def pages(self) -> list[int]:
+        seen: list[int] = []
+        for page in self.row_pages:
+            if page is not None and page not in seen:
+                seen.append(page)
+        return seen
+
+    def header_texts(self) -> list[list[str]]:
+        return self.text_grid()[: self.header_rows]
+
+    # -- stitching -----------------------------------------------------------------------
+    def set_provenance(self, page: int | None, element_id: str | None) -> None:
+        self.row_pages = [page] * self.n_rows
+        self.row_element_ids = [element_id] * self.n_rows
+        if element_id:
+            self.element_ids = [element_id]
+        for cell in self.cells:
+            if cell.page is None:
+                cell.page = page
+            if cell.element_id is None:
+                cell.element_id = element_id
+
+    def extend(self, fragment: Table) -> list[str]:
+        """Append a continuation fragment's rows below this table.
+
+        The narrower of the two is padded with empty cells to the wider column count; the
+        fragment's leading header rows are dropped when they equal this table's header exactly.
+        Returns the notes of what was done (also added to ``repairs``).
+        """
+        notes: list[str] = []
+        skip = 0
+        if self.header_rows and fragment.n_rows > self.header_rows and \
+                _same_rows(self, fragment, self.header_rows):
+            skip = self.header_rows
+            notes.append(f"repeated header row{'s' if skip > 1 else ''} of a continuation dropped")
+        width = max(self.n_cols, fragment.n_cols)
+        if fragment.n_cols != self.n_cols:
+            notes.append(f"continuation with {fragment.n_cols} columns padded to {width}")
+        _pad_columns(self, width)
+        offset = self.n_rows - skip
+        kept_rows = fragment.n_rows - skip
+        for cell in fragment.cells:
+            if cell.row < skip:
+                continue
+            if cell.row + cell.row_span <= skip:
+                continue
+            cell.row += offset
+            self.cells.append(cell)
+        self.n_rows += kept_rows
+        self.row_pages.extend(fragment.row_pages[skip:])
+        self.row_element_ids.extend(fragment.row_element_ids[skip:])
+        self.element_ids.extend(i for i in fragment.element_ids if i not in self.element_ids)
+        _pad_columns(self, width)  # fragment rows narrower than the table
+        self._slots = None
+        self.repairs.extend(notes)
+        self.repairs.extend(fragment.repairs)
+        return notes
+
+
+def _same_rows(table: Table, fragment: Table, count: int) -> bool:
+    """True when the first ``count`` rows of both tables have the same cells and texts."""
+    def top(t: Table) -> list[tuple[int, int, int, int, str]]:
+        return sorted((c.row, c.col, c.row_span, c.col_span, c.text.strip())
+                      for c in t.cells if c.row < count)
+    if any(c.row < count < c.row + c.row_span for c in fragment.cells):
+        return False
+    return table.n_cols == fragment.n_cols and top(table) == top(fragment)
+
+
+def _pad_columns(table: Table, width: int) -> None:
+    """Give every row ``width`` columns, filling uncovered slots with empty cells."""
+    if table.n_cols < width:
+        table.n_cols = width
+    covered = [[False] * table.n_cols for _ in range(table.n_rows)]
+    for cell in table.cells:
+        for r in range(cell.row, min(cell.row + cell.row_span, table.n_rows)):
+            for c in range(cell.col, min(cell.col + cell.col_span, table.n_cols)):
+                covered[r][c] = True
+    for r, row in enumerate(covered):
+        for c, used in enumerate(row):
+            if not used:
+                table.cells.append(Cell(r, c, page=table.row_pages[r] if r < len(
+                    table.row_pages) else None))
+    table.cells.sort(key=lambda c: (c.row, c.col))
+    table._slots = None
+
+
+# -- placement (shared by every source) ----------------------------------------------------
+class _Placer:
+    """Places cells on a grid by the module's repair rules."""
+
+    def __init__(self, n_rows: int, n_cols: int, fixed_rows: bool) -> None:
+        self.n_rows = n_rows
+        self.n_cols = n_cols
+        self.fixed_rows = fixed_rows
+        self.owner: dict[tuple[int, int], Cell] = {}
+        self.cells: list[Cell] = []
+        self.repairs: list[str] = []
+
+    def place(self, cell: Cell) -> None:
+        if cell.row >= MAX_ROWS or cell.col >= MAX_COLS or cell.row < 0 or cell.col < 0:
+            self.repairs.append(f"cell at row {cell.row + 1}, column {cell.col + 1} is outside "
+                                "any sheet's limits and was dropped")
+            return
+        if cell.row >= self.n_rows or cell.col >= self.n_cols:
+            self.repairs.append(f"cell at row {cell.row + 1}, column {cell.col + 1} lies "
+                                "outside the declared grid; the grid grew")
+            self.n_rows = max(self.n_rows, cell.row + 1)
+            self.n_cols = max(self.n_cols, cell.col + 1)
+        holder = self.owner.get((cell.row, cell.col))
+        if holder is not None:
+            if cell.text:
+                holder.text = f"{holder.text}\n{cell.text}" if holder.text else cell.text
+            self.repairs.append(f"cell at row {cell.row + 1}, column {cell.col + 1} overlaps "
+                                f"the cell at row {holder.row + 1}, column {holder.col + 1}; "
+                                "its text was merged into that cell")
+            return
+        max_rows = self.n_rows - cell.row
+        if cell.row_span > max_rows and self.fixed_rows:
+            self.repairs.append(f"row span {cell.row_span} at row {cell.row + 1}, column "
+                                f"{cell.col + 1} clamped to {max_rows}")
+            cell.row_span = max_rows
+        max_cols = self.n_cols - cell.col
+        if cell.col_span > max_cols:
+            self.repairs.append(f"column span {cell.col_span} at row {cell.row + 1}, column "
+                                f"{cell.col + 1} clamped to {max_cols}")
+            cell.col_span = max_cols
+        width = 1
+        while width < cell.col_span and (cell.row, cell.col + width) not in self.owner:
+            width += 1
+        height = 1
+        while height < cell.row_span and all(
+                (cell.row + height, c) not in self.owner
+                for c in range(cell.col, cell.col + width)):
+            height += 1
+        if (height, width) != (cell.row_span, cell.col_span):
+            self.repairs.append(f"span {cell.row_span}x{cell.col_span} at row {cell.row + 1}, "
+                                f"column {cell.col + 1} overlapped other cells; shrunk to "
+                                f"{height}x{width}")
+            cell.row_span, cell.col_span = height, width
+        if not self.fixed_rows:
+            self.n_rows = max(self.n_rows, cell.row + height)
+        for r in range(cell.row, cell.row + height):
+            for c in range(cell.col, cell.col + width):
+                self.owner[(r, c)] = cell
+        self.cells.append(cell)
+
+    def finish(self, source: str) -> Table:
+        if self.n_rows * self.n_cols > MAX_GRID_SLOTS:
+            raise TableTooLarge(f"a table of {self.n_rows} x {self.n_cols} cells is too large")
+        holes = 0
+        for r in range(self.n_rows):
+            for c in range(self.n_cols):
+                if (r, c) not in self.owner:
+                    cell = Cell(r, c)
+                    self.owner[(r, c)] = cell
+                    self.cells.append(cell)
+                    holes += 1
+        if holes:
+            self.repairs.append(f"{holes} empty cell{'s' if holes > 1 else ''} filled in where "
+                                "the source had none")
+        self.cells.sort(key=lambda c: (c.row, c.col))
+        return Table(self.n_rows, self.n_cols, self.cells, source=source, repairs=self.repairs)
+
+
+def _span(value: object, repairs: list[str], what: str) -> int:
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if value is None:
+        return 1
+    if not isinstance(value, int) or value < 1:
+        repairs.append(f"{what} {value!r} set to 1")
+        return 1
+    return value
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _default_header_rows(table: Table) -> int:
+    if table.n_rows < 2:
+        return 0
+    depth = max((c.row_span for c in table.cells if c.row == 0), default=1)
+    return depth if depth < table.n_rows else 0
+
+
+# -- sources -------------------------------------------------------------------------------
+def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -> Table | None:
+    """Grid from ``table_structure`` (1-based ``row``/``col``; legacy cells are 0-based).
+    None when it holds no usable cell."""
+    raw_cells = structure.get("cells")
+    if not isinstance(raw_cells, list):
+        return None
+    base = 1 if one_based else 0
+    repairs: list[str] = []
+    parsed: list[Cell] = []
+    roles: dict[int, list[bool]] = {}
+    for item in raw_cells:
+        if not isinstance(item, dict):
+            repairs.append("a cell that is not an object was skipped")
+            continue
+        row, col = _int(item.get("row")), _int(item.get("col"))
+        if row is None or col is None:
+            repairs.append("a cell without a row or column was skipped")
+            continue
+        text = item.get("text")
+        role = item.get("role")
+        is_header = isinstance(role, str) and role.lower() in HEADER_ROLES
+        images: list[ImageRef] = []
+        ref = image_ref_from(item.get("image_datas") or item.get("image_data"), {})
+        if ref is not None:
+            images.append(ref)
+        page = _int(item.get("page_number"))
+        cell = Cell(row - base, col - base, _span(item.get("row_span"), repairs, "row span"),
+                    _span(item.get("col_span"), repairs, "column span"),
+                    text if isinstance(text, str) else ("" if text is None else str(text)),
+                    header=is_header, page=page, images=images, raw=item)
+        parsed.append(cell)
+        if isinstance(role, str):
+            roles.setdefault(cell.row, []).append(is_header)
+    if not parsed:
+        return None
+    extent_rows = max(c.row + 1 for c in parsed if c.row < MAX_ROWS) if any(
+        c.row < MAX_ROWS for c in parsed) else 1
+    extent_cols = max(c.col + 1 for c in parsed if c.col < MAX_COLS) if any(
+        c.col < MAX_COLS for c in parsed) else 1
+    declared_rows = _int(structure.get("rows"))
+    declared_cols = _int(structure.get("cols"))
+    n_rows = extent_rows
+    n_cols = extent_cols
+    if declared_rows is not None and declared_rows > 0:
+        if declared_rows > MAX_ROWS or declared_rows > 100 * (extent_rows + len(parsed)):
+            repairs.append(f"declared {declared_rows} rows ignored (the cells use {extent_rows})")
+        else:
+            n_rows = max(declared_rows, 1)
+    if declared_cols is not None and declared_cols > 0:
+        if declared_cols > MAX_COLS:
+            repairs.append(f"declared {declared_cols} columns ignored (the cells use "
+                           f"{extent_cols})")
+        else:
+            n_cols = max(declared_cols, 1)
+    placer = _Placer(n_rows, n_cols, fixed_rows=True)
+    placer.repairs = repairs
+    for cell in parsed:
+        placer.place(cell)
+    table = placer.finish("structure")
+    layout = structure.get("table_layout")
+    declared_header = _int(layout.get("header_rows")) if isinstance(layout, dict) else None
+    if isinstance(layout, dict) and isinstance(layout.get("header_rows"), list):
+        declared_header = len(layout["header_rows"])
+    if declared_header is not None and 0 <= declared_header <= table.n_rows:
+        table.header_rows = declared_header
+    elif roles:
+        count = 0
+        while count in roles and all(roles[count]):
+            count += 1
+        table.header_rows = count
+    else:
+        table.header_rows = _default_header_rows(table)
+    for cell in table.cells:
+        cell.header = cell.row < table.header_rows
+    return table
+
+
+_WS = re.compile(r"[ \t\r\n\f\v]+")
+
+
+def _html_cell_text(node: Any) -> tuple[str, list[str]]:
+    """Text of an HTML cell with ``<br>`` and block ends as newlines; image sources apart."""
+    parts: list[str] = []
+    images: list[str] = []
+
+    def walk(el: Any) -> None:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag == "br":
+            parts.append("\n")
+        elif tag == "img":
+            src = el.get("src")
+            if src:
+                images.append(src)
+        elif el.text and tag not in ("script", "style"):
+            parts.append(_WS.sub(" ", el.text))
+        if tag not in ("script", "style", "br", "img"):
+            for child in el:
+                walk(child)
+                if child.tail:
+                    parts.append(_WS.sub(" ", child.tail))
+            if tag in ("p", "div", "li", "tr") and parts and parts[-1] != "\n":
+                parts.append("\n")
+
+    if node.text:
+        parts.append(_WS.sub(" ", node.text))
+    for child in node:
+        walk(child)
+        if child.tail:
+            parts.append(_WS.sub(" ", child.tail))
+    text = "".join(parts)
+    lines = [line.strip() for line in text.split("\n")]
+    return "\n".join(lines).strip("\n"), images
+
+
+def _html_rows(table_el: Any) -> Iterator[tuple[Any, bool]]:
+    """The table's own ``tr`` elements (not those of nested tables), with an in-thead flag."""
+    for child in table_el:
+        tag = child.tag if isinstance(child.tag, str) else ""
+        if tag == "tr":
+            yield child, False
+        elif tag in ("thead", "tbody", "tfoot"):
+            for row in child:
+                if isinstance(row.tag, str) and row.tag == "tr":
+                    yield row, tag == "thead"
+
+
+def table_from_html(markup: str) -> Table | None:
+    """Grid from the first ``<table>`` in ``markup``; None when there is none."""
+    import lxml.html
+    from lxml import etree
+
+    try:
+        root = lxml.html.fromstring(markup)
+    except (etree.ParserError, ValueError):
+        return None
+    table_el = root if root.tag == "table" else next(root.iter("table"), None)
+    if table_el is None:
+        return None
+    repairs: list[str] = []
+    rows = list(_html_rows(table_el))
+    placer = _Placer(len(rows), 0, fixed_rows=True)
+    placer.repairs = repairs
+    header_flags: list[bool] = []
+    for r, (tr, in_thead) in enumerate(rows):
+        col = 0
+        all_th = True
+        any_cell = False
+        for td in tr:
+            tag = td.tag if isinstance(td.tag, str) else ""
+            if tag not in ("td", "th"):
+                continue
+            any_cell = True
+            all_th = all_th and tag == "th"
+            while (r, col) in placer.owner:
+                col += 1
+            text, srcs = _html_cell_text(td)
+            images = [ImageRef(s, None, s if s.startswith("data:") else None) for s in srcs]
+            cell = Cell(r, col, _span(td.get("rowspan"), repairs, "rowspan"),
+                        _span(td.get("colspan"), repairs, "colspan"), text,
+                        header=tag == "th" or in_thead, images=images)
+            if col + cell.col_span > placer.n_cols:
+                placer.n_cols = min(col + cell.col_span, MAX_COLS)
+            placer.place(cell)
+            col += cell.col_span
+        header_flags.append(any_cell and (in_thead or all_th))
+    if placer.n_rows == 0 or placer.n_cols == 0:
+        return None
+    table = placer.finish("html")
+    if any(header_flags):
+        count = 0
+        while count < len(header_flags) and header_flags[count]:
+            count += 1
+        table.header_rows = count
+    else:
+        table.header_rows = _default_header_rows(table)
+    for cell in table.cells:
+        cell.header = cell.row < table.header_rows
+    return table
+
+
+_PIPE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+_PIPE_SPLIT = re.compile(r"(?<!\\)\|")
+
+
+def _pipe_cells(line: str) -> list[str]:
+    line = line.strip()
+    if line.startswith("|"):
+        line = line[1:]
+    if line.endswith("|") and not line.endswith("\\|"):
+        line = line[:-1]
+    return [c.strip().replace("\\|", "|") for c in _PIPE_SPLIT.split(line)]
+
+
+def table_from_pipe(text: str) -> Table | None:
+    """Grid from a GFM pipe table (header line, separator line, body lines); else None."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if len(lines) < 2 or "|" not in lines[0] or not _PIPE_SEPARATOR.match(lines[1]):
+        return None
+    if "-" not in lines[1]:
+        return None
+    rows = [_pipe_cells(lines[0])] + [_pipe_cells(line) for line in lines[2:]]
+    return _table_from_texts(rows, "pipe", header_rows=1)
+
+
+def table_from_text(text: str) -> Table:
+    """Grid from plain text: one row a line, cells split on tabs (one column without tabs)."""
+    lines = [line for line in text.splitlines() if line.strip()] or [""]
+    rows = [line.split("\t") if "\t" in line else [line.strip()] for line in lines]
+    return _table_from_texts(rows, "text", header_rows=0)
+
+
+def _table_from_texts(rows: list[list[str]], source: str, header_rows: int) -> Table:
+    width = max(len(r) for r in rows)
+    if len(rows) > MAX_ROWS or width > MAX_COLS or len(rows) * width > MAX_GRID_SLOTS:
+        raise TableTooLarge(f"a table of {len(rows)} x {width} cells is too large")
+    cells = [Cell(r, c, text=row[c] if c < len(row) else "", header=r < header_rows)
+             for r, row in enumerate(rows) for c in range(width)]
+    table = Table(len(rows), width, cells, source=source,
+                  header_rows=header_rows if len(rows) > header_rows else 0)
+    return table
+
+
+def looks_like_html_table(text: str) -> bool:
+    return "<table" in text[:2000].lower() or "<tr" in text[:2000].lower()
+
+
+def build_table(raw: dict[str, Any], text: str, *, one_based: bool = True) -> Table:
+    """The grid of a Table element dict, from the best source it has (see module docs)."""
+    structure = raw.get("table_structure")
+    table: Table | None = None
+    if isinstance(structure, dict):
+        table = table_from_structure(structure, one_based=one_based)
+    if table is None and text and looks_like_html_table(text):
+        table = table_from_html(text)
+    if table is None and text:
+        table = table_from_pipe(text)
+    if table is None:
+        table = table_from_text(text)
+    return table
+
+
+def iter_cells(tables: Iterable[Table]) -> Iterator[tuple[Table, Cell]]:
+    for table in tables:
+        for cell in table.cells:
+            yield table, cell

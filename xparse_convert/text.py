@@ -1,0 +1,63 @@
+"""Text cleaning shared by every writer: the one place that decides what a character may be."""
+
+from __future__ import annotations
+
+import re
+
+# XML 1.0 forbids C0 controls except tab/newline/CR, the noncharacters U+FFFE/U+FFFF; lone
+# surrogates cannot be encoded at all.  Python strings from JSON may hold all of these (a
+# "\ud800" escape decodes to a lone surrogate), so every XML or text writer passes through here.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ANY_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+REPLACEMENT = "\ufffd"
+
+
+class TextStats:
+    """Counts of characters removed or replaced by cleaning, summed over a conversion."""
+
+    __slots__ = ("removed", "replaced")
+
+    def __init__(self) -> None:
+        self.removed = 0
+        self.replaced = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.removed or self.replaced)
+
+
+def clean_text(value: str, stats: TextStats | None = None) -> str:
+    """Return ``value`` safe for XML and UTF-8: illegal controls dropped, lone surrogates
+    replaced by U+FFFD.  Counts go to ``stats``.  Everything else is kept as it is."""
+    if _ANY_BAD.search(value) is None:
+        return value
+    value, replaced = _SURROGATE.subn(REPLACEMENT, value)
+    value, removed = _XML_ILLEGAL.subn("", value)
+    if stats is not None:
+        stats.replaced += replaced
+        stats.removed += removed
+    return value
+
+
+def has_bad_chars(value: str) -> bool:
+    """True when ``clean_text`` would change ``value``."""
+    return _ANY_BAD.search(value) is not None
+
+
+_SPACE_RUN = re.compile(r"[ \t\r\f\v]+")
+
+
+def squash_spaces(value: str) -> str:
+    """Collapse runs of horizontal whitespace to one space and strip the ends; newlines stay."""
+    return "\n".join(_SPACE_RUN.sub(" ", line).strip() for line in value.split("\n")).strip()
+
+
+def display_width(value: str) -> int:
+    """Width in monospace columns: East Asian wide and fullwidth characters count double."""
+    import unicodedata
+
+    width = 0
+    for ch in value:
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
