@@ -333,7 +333,7 @@ def _plan_page(seed: int, page: int, images: bool) -> list[_Block]:
         )
     for extra in extras:
         groups.insert(rng.randint(1, len(groups)), extra)
-    # A chapter starts every 8 pages, a section on every other page.
+    # A chapter starts every 8 pages; each other page starts a section.
     depth = 0 if (page - 1) % 8 == 0 else 1
     groups.insert(0, [_Block("Title", _title(rng, page, depth), depth=depth)])
     if rng.random() < 0.5:
@@ -348,7 +348,7 @@ def _plan_page(seed: int, page: int, images: bool) -> list[_Block]:
         )
     elif chain_step == 0:
         header = _chain_header(seed, page)
-        caption = f"续表{page // CHAIN_EVERY + 1}：分季度经营数据 Quarterly data"
+        caption = f"跨页表{page // CHAIN_EVERY + 1}：分季度经营数据 Quarterly data"
         groups.append(
             [
                 _Block("TableCaption", caption),

@@ -94,7 +94,7 @@ class Table:
     """A logical table: the grid, its header rows, and per-row provenance."""
 
     __slots__ = ("n_rows", "n_cols", "cells", "header_rows", "row_pages", "row_element_ids",
-                 "repairs", "source", "element_ids", "_slots")
+                 "repairs", "source", "element_ids", "caption", "_slots")
 
     def __init__(self, n_rows: int, n_cols: int, cells: list[Cell], *, header_rows: int = 0,
                  source: str = "", repairs: list[str] | None = None) -> None:
@@ -107,6 +107,7 @@ class Table:
         self.repairs = repairs or []
         self.source = source
         self.element_ids: list[str] = []
+        self.caption: str | None = None  # set for logical tables (``iter_tables``)
         self._slots: list[list[Slot]] | None = None
 
     # -- views ---------------------------------------------------------------------------
@@ -188,8 +189,6 @@ class Table:
         kept_rows = fragment.n_rows - skip
         for cell in fragment.cells:
             if cell.row < skip:
-                continue
-            if cell.row + cell.row_span <= skip:
                 continue
             cell.row += offset
             self.cells.append(cell)

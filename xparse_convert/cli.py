@@ -1,0 +1,248 @@
+"""The command line: arguments, progress, messages and exit codes.  No conversion logic here;
+everything goes through the library's public API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from . import __version__, convert, convert_many, inspect, render_info
+from .errors import UsageError, XParseError
+from .options import COMMON, writer_option_key
+from .writers import available
+
+PROG = "xparse-convert"
+SUBCOMMANDS = ("info", "parse", "fetch")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
+
+
+def _add_option(parser: argparse.ArgumentParser, flag: str, dest: str, option: Any) -> None:
+    if option.kind is bool:
+        parser.add_argument(flag, dest=dest, action="store_true", default=None, help=option.help)
+    else:
+        parser.add_argument(flag, dest=dest, metavar=option.name.upper().replace("_", "-")
+                            if not option.choices else None,
+                            choices=option.choices if option.kind is str else None,
+                            help=option.help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Convert TextIn xParse results (JSON) to DOCX, XLSX, HTML, JSONL or "
+                    "Markdown, streaming.",
+        epilog=f"Subcommands: {PROG} info INPUT [--json] shows what a result holds. "
+               "Inputs named info/parse/fetch: write ./info.",
+    )
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="result files (.json, .json.gz), folders, or - for stdin")
+    parser.add_argument("--to", "-t", metavar="FMT[,FMT...]", help="output formats")
+    parser.add_argument("-o", "--output-dir", metavar="OUTDIR",
+                        help="folder for the outputs (default: beside each input); - for stdout")
+    parser.add_argument("--name", metavar="STEM", help="output name for stdin input")
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                        help="convert N files in parallel processes")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no warnings")
+    parser.add_argument("--strict", action="store_true", help="exit 1 on any warning")
+    parser.add_argument("--debug", action="store_true", help="tracebacks and debug logging")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--list-formats", action="store_true", help="list output formats")
+    shared = parser.add_argument_group("conversion options")
+    for option in COMMON:
+        _add_option(shared, f"--{option.name.replace('_', '-')}", option.name, option)
+    for name, writer in sorted(available().items()):
+        if not writer.options:
+            continue
+        group = parser.add_argument_group(f"{name} options")
+        for option in writer.options:
+            key = writer_option_key(writer, option)
+            _add_option(group, f"--{key.replace('_', '-')}", key, option)
+    return parser
+
+
+def _collect_options(args: argparse.Namespace) -> dict[str, Any]:
+    keys = [o.name for o in COMMON]
+    for writer in available().values():
+        keys.extend(writer_option_key(writer, o) for o in writer.options)
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def _say(kind: str, source: str, text: str) -> None:
+    print(f"{PROG}: {kind}: {source}: {text}".replace("\n", " "), file=sys.stderr)
+
+
+def _progress_bar(total: int | None, unit: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=unit == "B", unit_divisor=1024,
+                file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def _list_formats() -> int:
+    for name, writer in sorted(available().items()):
+        print(f"{name:<8} .{writer.extension:<6} {writer.description}")
+    return EXIT_OK
+
+
+def _run_info(argv: Sequence[str]) -> int:
+    parser = _Parser(prog=f"{PROG} info", description="Show what an xParse result holds.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--name", metavar="STEM")
+    args = parser.parse_args(argv)
+    status = EXIT_OK
+    summaries = []
+    for src in args.inputs:
+        try:
+            summary = inspect(src, name=args.name)
+        except XParseError as exc:
+            print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        summaries.append(summary)
+        if not args.json:
+            print(render_info(summary))
+    if args.json:
+        print(json.dumps(summaries if len(args.inputs) > 1 else (summaries or [None])[0],
+                         ensure_ascii=False, indent=2))
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format=f"{PROG}: %(message)s")
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            if argv[0] == "info":
+                return _run_info(argv[1:])
+            print(f"{PROG}: error: '{argv[0]}' (the async API client) is not available in this "
+                  "version; to convert a file of that name, write ./" + argv[0], file=sys.stderr)
+            return EXIT_USAGE
+        return _convert(argv)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:
+        if debug:
+            raise
+        import traceback
+
+        last = traceback.format_exc().strip().splitlines()[-1]
+        print(f"{PROG}: error: internal error ({last}); rerun with --debug and report it",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _convert(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_formats:
+        return _list_formats()
+    if not args.inputs:
+        parser.error("no input given")
+    if not args.to:
+        parser.error("--to FMT is required (see --list-formats)")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    options = _collect_options(args)
+    formats = [f.strip() for f in args.to.split(",") if f.strip()]
+    to_stdout = args.output_dir == "-"
+    if to_stdout and (len(args.inputs) != 1 or os.path.isdir(args.inputs[0])):
+        parser.error("-o - (standard output) takes exactly one input")
+    interactive = sys.stderr.isatty() and not args.quiet
+    failures = 0
+    warnings = 0
+
+    def report_done(report: Any) -> None:
+        nonlocal failures, warnings
+        if report.error:
+            failures += 1
+            where = f"{report.error_where}: " if report.error_where else ""
+            _say("error", report.source, f"{where}{report.error}")
+        if report.warning_count:
+            warnings += report.warning_count
+            if not args.quiet:
+                for line in report.warnings:
+                    _say("warning", report.source, line)
+
+    stdin_inputs = [s for s in args.inputs if s == "-"]
+    file_inputs = [s for s in args.inputs if s != "-"]
+    if len(stdin_inputs) > 1:
+        parser.error("stdin (-) can be read only once")
+    out_dir = None if to_stdout else args.output_dir
+    for src in stdin_inputs:
+        report_done(_convert_one(src, formats, out_dir, options, args.name, to_stdout,
+                                 interactive))
+    if file_inputs:
+        if len(file_inputs) == 1 and not os.path.isdir(file_inputs[0]) and args.jobs == 1:
+            report_done(_convert_one(file_inputs[0], formats, out_dir, options, None,
+                                     to_stdout, interactive))
+        else:
+            bar = _progress_bar(None, "file", interactive)
+            try:
+                def tick(report: Any) -> None:
+                    if bar is not None:
+                        bar.update(1)
+                    report_done(report)
+
+                convert_many(file_inputs, formats, out_dir, options, jobs=args.jobs,
+                             on_report=tick)
+            finally:
+                if bar is not None:
+                    bar.close()
+    if failures:
+        return EXIT_FAILED
+    if warnings and args.strict:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _convert_one(src: str, formats: list[str], out_dir: str | None, options: dict[str, Any],
+                 name: str | None, to_stdout: bool, interactive: bool) -> Any:
+    from .convert import Report
+
+    size = os.path.getsize(src) if src != "-" and os.path.isfile(src) else None
+    bar = _progress_bar(size, "B", interactive)
+    done = 0
+
+    def progress(consumed: int) -> None:
+        nonlocal done
+        if bar is not None:
+            bar.update(consumed - done)
+            done = consumed
+
+    try:
+        return convert(src, formats, out_dir, options, name=name, stdout=to_stdout,
+                       progress=progress if bar is not None else None)
+    except UsageError:
+        raise
+    except XParseError as exc:
+        return Report(source=exc.source or src, error=exc.message, error_where=exc.where)
+    except OSError as exc:
+        return Report(source=src, error=f"{exc.strerror or exc}")
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Conversion options: the shared ones and each writer's own, checked in one place so the
+command line and the library accept exactly the same things."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import UsageError
+from .stages import PageSet
+from .writers import Option, Writer
+
+IMAGE_MODES = ("embed", "files", "url", "none")
+
+COMMON: tuple[Option, ...] = (
+    Option("pages", "only these pages, e.g. 1-5,9,12-"),
+    Option("types", "only these element types (comma-separated)", kind=list),
+    Option("exclude_types", "leave out these element types (comma-separated)", kind=list),
+    Option("furniture", "keep page furniture (Header, Footer, PageNumber)", False, kind=bool),
+    Option("page_breaks", "page breaks from PageBreak elements and source page boundaries",
+           False, kind=bool),
+    Option("images", "how pictures are written: embed (in the file), files (in <stem>_files/), "
+           "url (link to the source URL) or none; each format has its own default",
+           choices=IMAGE_MODES),
+)
+
+
+def writer_option_key(writer: type[Writer], option: Option) -> str:
+    return f"{writer.name}_{option.name}".replace("-", "_")
+
+
+def _coerce(key: str, option: Option, value: Any) -> Any:
+    if value is None:
+        return option.default
+    if option.kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
+                                                        "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise UsageError(f"option {key} takes true or false, not {value!r}")
+    if option.kind is list:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        items = [str(i).strip() for i in items if str(i).strip()]
+        if option.choices:
+            bad = [i for i in items if i not in option.choices]
+            if bad:
+                raise UsageError(f"option {key}: {', '.join(bad)} not among "
+                                 f"{', '.join(option.choices)}")
+        return items
+    if option.kind is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"option {key} takes a number, not {value!r}") from None
+    if option.choices and value not in option.choices:
+        raise UsageError(f"option {key} must be one of {', '.join(option.choices)}, "
+                         f"not {value!r}")
+    return value
+
+
+def normalise(options: dict[str, Any] | None, writers: Iterable[type[Writer]]) -> dict[str, Any]:
+    """Defaults filled in, values checked and coerced, unknown keys refused."""
+    options = dict(options or {})
+    known: dict[str, Option] = {o.name: o for o in COMMON}
+    for writer in writers:
+        for option in writer.options:
+            known[writer_option_key(writer, option)] = option
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        norm = key.replace("-", "_")
+        if norm not in known:
+            # options of formats not requested this time are accepted and ignored
+            if any(norm.startswith(f"{w}_") for w in _all_writer_names()):
+                continue
+            raise UsageError(f"unknown option {key!r}")
+        out[norm] = _coerce(norm, known[norm], value)
+    for key, option in known.items():
+        out.setdefault(key, option.default)
+    pages = out.get("pages")
+    if isinstance(pages, str):
+        try:
+            out["pages"] = PageSet.parse(pages)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    for key in ("types", "exclude_types"):
+        if out.get(key) is not None:
+            out[key] = frozenset(out[key])
+    return out
+
+
+def _all_writer_names() -> list[str]:
+    from .writers import available
+
+    return list(available())

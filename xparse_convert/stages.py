@@ -1,0 +1,264 @@
+"""Generator stages between the reader and the writers.
+
+``select`` applies the user's filters (pages, types, furniture); it is the only stage that
+drops elements, and only on request.  ``logical`` turns the element stream into the logical
+document: continuation chains joined (one table over many pages, one paragraph split by a
+page break), table grids built, captions attached to their table or picture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .diagnostics import Diagnostics
+from .model import CAPTION_TYPES, FURNITURE_TYPES, Element
+from .tables import Table, TableTooLarge, build_table, table_from_text
+
+HOLD_LIMIT = 64  # furniture elements held while a chain may still continue
+
+
+@dataclass(frozen=True)
+class PageSet:
+    """Pages chosen with ``1-5,9,12-``: closed ranges, single pages, open-ended ranges."""
+
+    ranges: tuple[tuple[int, int | None], ...]
+
+    @classmethod
+    def parse(cls, spec: str) -> PageSet:
+        ranges: list[tuple[int, int | None]] = []
+        for part in spec.replace(" ", "").split(","):
+            if not part:
+                continue
+            match = re.fullmatch(r"(\d+)(?:-(\d*))?", part)
+            if not match:
+                raise ValueError(f"bad page range {part!r} (use forms like 1-5,9,12-)")
+            start = int(match.group(1))
+            if match.group(2) is None:
+                end: int | None = start
+            else:
+                end = int(match.group(2)) if match.group(2) else None
+            if start < 1 or (end is not None and end < start):
+                raise ValueError(f"bad page range {part!r}")
+            ranges.append((start, end))
+        if not ranges:
+            raise ValueError("empty page range")
+        return cls(tuple(ranges))
+
+    def __contains__(self, page: object) -> bool:
+        if not isinstance(page, int):
+            return False
+        return any(start <= page and (end is None or page <= end) for start, end in self.ranges)
+
+
+def select(elements: Iterable[Element], *, pages: PageSet | None = None,
+           types: frozenset[str] | None = None, exclude_types: frozenset[str] | None = None,
+           furniture: bool = True, dropped: set[str] | None = None) -> Iterator[Element]:
+    """The elements the user asked for.  Ids of elements left out go to ``dropped`` so later
+    stages can tell a cut chain from a broken one.  Elements without a page number are kept
+    by a page filter (they cannot be placed)."""
+    for element in elements:
+        keep = True
+        if pages is not None and element.page is not None and element.page not in pages:
+            keep = False
+        elif types is not None and element.type not in types:
+            keep = False
+        elif exclude_types is not None and element.type in exclude_types:
+            keep = False
+        elif not furniture and element.type in FURNITURE_TYPES:
+            keep = False
+        if keep:
+            yield element
+        elif dropped is not None:
+            dropped.add(element.id)
+
+
+def table_of(element: Element, diag: Diagnostics) -> Table:
+    """The grid of a Table element, with provenance; repairs are reported once here."""
+    try:
+        table = build_table(element.raw, element.text)
+    except TableTooLarge as exc:
+        diag.warn("table-too-large", f"{exc}; kept as text", element.where)
+        table = table_from_text(element.text[:100_000])
+    table.set_provenance(element.page, element.id)
+    _apply_source_regions(table, element)
+    for note in table.repairs:
+        diag.warn("table-repair", note, element.where)
+    return table
+
+
+def _apply_source_regions(table: Table, element: Element) -> None:
+    """Per-row source pages of a schema 1.4.0 merged table (``metadata.source_regions``) or of
+    cells that name their page."""
+    regions = element.metadata.get("source_regions")
+    if isinstance(regions, list):
+        for region in regions:
+            if not isinstance(region, dict):
+                continue
+            page = region.get("page_number")
+            span = region.get("rows") or region.get("row_range")
+            start = region.get("row_start", region.get("start_row"))
+            end = region.get("row_end", region.get("end_row"))
+            if isinstance(span, list) and len(span) == 2:
+                start, end = span
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (page, start, end)):
+                continue
+            for row in range(max(start, 1) - 1, min(end, table.n_rows)):
+                table.row_pages[row] = page
+    for cell in table.cells:
+        if cell.page is not None and cell.page != element.page and cell.row < table.n_rows:
+            table.row_pages[cell.row] = cell.page
+
+
+def _joins_without_space(left: str, right: str) -> bool:
+    if not left or not right:
+        return True
+    a, b = left[-1], right[0]
+    if a == "-" or a.isspace() or b.isspace():
+        return True
+    return ord(a) > 0x2E7F or ord(b) > 0x2E7F  # CJK and fullwidth text has no spaces
+
+
+def _kind_matches(caption: Element, target: Element) -> bool:
+    return (caption.type == "TableCaption" and target.type == "Table") or \
+        (caption.type == "FigureCaption" and target.type == "Image")
+
+
+def _linked(caption: Element, target: Element) -> bool:
+    return caption.ref_id == target.id or target.ref_id == caption.id
+
+
+def _has_other_link(caption: Element) -> bool:
+    return caption.ref_id is not None
+
+
+class _Logical:
+    """State of the logical stage: at most one held block (a chain that may continue or take
+    a following caption), the furniture met while it is held (at most ``HOLD_LIMIT``), and one
+    caption waiting for the object after it."""
+
+    def __init__(self, diag: Diagnostics, dropped: set[str] | None) -> None:
+        self.diag = diag
+        self.dropped = dropped or set()
+        self.held: Element | None = None
+        self.last_id: str | None = None  # id of the held chain's last fragment
+        self.furniture: list[Element] = []
+        self.caption: Element | None = None  # waiting for the object after it
+        self.caption_after: Element | None = None  # the held object it may belong to instead
+
+    def flush(self) -> Iterator[Element]:
+        if self.caption is not None and self.caption_after is None:
+            yield self.caption
+            self.caption = None
+        if self.held is not None:
+            if self.caption is not None and self.caption_after is self.held:
+                self.held.caption = self.caption
+                self.caption = self.caption_after = None
+            yield self.held
+            self.held = None
+            self.last_id = None
+        yield from self.furniture
+        self.furniture = []
+
+    def feed(self, element: Element) -> Iterator[Element]:
+        held = self.held
+        if held is not None and (element.type in FURNITURE_TYPES or element.type == "PageBreak"):
+            self.furniture.append(element)
+            if len(self.furniture) > HOLD_LIMIT:
+                yield from self.flush()
+            return
+        if element.is_continuation and element.continuation_of:
+            if held is not None and element.continuation_of == self.last_id and \
+                    held.type == element.type:
+                self._join(held, element)
+                return
+            if element.continuation_of not in self.dropped:
+                self.diag.warn("continuation", f"continues {element.continuation_of}, which is not "
+                               "the open table or paragraph; kept on its own", element.where)
+        if element.type in CAPTION_TYPES:
+            yield from self._caption(element)
+            return
+        if element.type == "Table":
+            element.table = table_of(element, self.diag)
+        if element.type in ("Table", "Image"):
+            yield from self._object(element)
+            return
+        yield from self.flush()
+        self._hold(element)
+
+    def _hold(self, element: Element) -> None:
+        self.held = element
+        self.last_id = element.id
+
+    def _join(self, head: Element, fragment: Element) -> None:
+        if not head.parts:
+            head.parts = [head]
+        head.parts.append(fragment)
+        if head.type == "Table":
+            assert head.table is not None
+            fragment_table = table_of(fragment, self.diag)
+            head.table.extend(fragment_table)
+        else:
+            glue = "" if _joins_without_space(head.text, fragment.text) else " "
+            head.text = head.text + glue + fragment.text
+        self.last_id = fragment.id
+        if head.caption is None and fragment.caption is not None:
+            head.caption = fragment.caption
+
+    def _caption(self, caption: Element) -> Iterator[Element]:
+        held = self.held
+        if held is not None and held.type in ("Table", "Image") and held.caption is None:
+            if _linked(caption, held):
+                held.caption = caption
+                return
+            if not _has_other_link(caption) and _kind_matches(caption, held):
+                # after the held object and maybe before the next one: decide on the next
+                yield from self._release_caption()
+                self.caption = caption
+                self.caption_after = held
+                return
+        yield from self.flush()
+        self.caption = caption
+        self.caption_after = None
+
+    def _release_caption(self) -> Iterator[Element]:
+        if self.caption is not None:
+            if self.caption_after is not None and self.caption_after.caption is None:
+                self.caption_after.caption = self.caption
+            else:
+                yield self.caption
+            self.caption = self.caption_after = None
+
+    def _object(self, element: Element) -> Iterator[Element]:
+        caption = self.caption
+        if caption is not None:
+            linked = _linked(caption, element)
+            adjacent = not _has_other_link(caption) and _kind_matches(caption, element) and \
+                (element.ref_id is None or element.ref_id == caption.id)
+            prefer_next = caption.type == "TableCaption" or self.caption_after is None
+            if linked or (adjacent and prefer_next):
+                element.caption = caption
+                self.caption = self.caption_after = None
+        yield from self._release_caption()
+        yield from self.flush()
+        self._hold(element)
+
+    def finish(self) -> Iterator[Element]:
+        yield from self._release_caption()
+        yield from self.flush()
+
+
+def logical(elements: Iterable[Element], diag: Diagnostics,
+            dropped: set[str] | None = None) -> Iterator[Element]:
+    """The logical document: every element once, in reading order, except that continuation
+    fragments are folded into their chain's first element (``parts``), a Table element carries
+    its stitched ``table``, and a caption attached to a table or picture travels in its
+    ``caption`` instead of standing alone.
+
+    Holds at most one open chain, the furniture met while it is open (bounded), and one caption.
+    """
+    state = _Logical(diag, dropped)
+    for element in elements:
+        yield from state.feed(element)
+    yield from state.finish()

@@ -1,0 +1,208 @@
+"""Markdown regenerated from the logical document, or the engine's own markdown as it is."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from ..markup import table_html
+from ..model import DocumentInfo, Element
+from ..tables import Table
+from .base import Option, Writer
+
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+_DISPLAY_DELIMS = re.compile(r"^\s*(\$\$|\\\[)\s*(.*?)\s*(\$\$|\\\])\s*$", re.S)
+_INLINE_DELIMS = re.compile(r"^\s*\$\s*(.*?)\s*\$\s*$", re.S)
+
+
+def _escape_html(text: str) -> str:
+    """Keep raw HTML in OCR text from turning into markup: ``<tag`` -> ``&lt;tag``."""
+    return _TAG_START.sub("&lt;", text)
+
+
+def _pipe_cell(text: str) -> str:
+    return _escape_html(text).replace("|", "\\|").replace("\n", "<br>").strip()
+
+
+def strip_math_delimiters(text: str) -> str:
+    """LaTeX without ``$$``/``\\[``/``$`` around it."""
+    match = _DISPLAY_DELIMS.match(text)
+    if match:
+        return match.group(2)
+    match = _INLINE_DELIMS.match(text)
+    if match:
+        return match.group(1)
+    return text.strip()
+
+
+class MarkdownWriter(Writer):
+    name = "md"
+    extension = "md"
+    description = "Markdown (GFM tables; HTML tables where cells span)"
+    options = (
+        Option("source", "regenerate from the elements (model) or copy the engine's own "
+               "markdown (engine)", "model", choices=("model", "engine")),
+    )
+
+    @classmethod
+    def wants_engine_markdown(cls, options: dict[str, Any]) -> bool:
+        return options.get("md_source") == "engine"
+
+    def begin(self, info: DocumentInfo) -> None:
+        self._engine = self.option("md_source") == "engine"
+        self._images = self.option("images") or "files"
+        self._page_breaks = bool(self.option("page_breaks"))
+        self._blocks = 0
+        self._in_list = False
+        self._counters: dict[int, int] = {}
+        self._last_page: int | None = None
+
+    # -- output helpers ----------------------------------------------------------------
+    def _block(self, text: str) -> None:
+        if self._blocks:
+            self.out.write("\n")
+        self.out.write(text.rstrip("\n") + "\n")
+        self._blocks += 1
+        self._in_list = False
+
+    def write(self, element: Element) -> None:
+        if self._engine:
+            return
+        if self._page_breaks and element.page is not None:
+            if self._last_page is not None and element.page != self._last_page:
+                self._block("---")
+            self._last_page = element.page
+        super().write(element)
+
+    # -- element methods ---------------------------------------------------------------
+    def title(self, el: Element) -> None:
+        level = min(el.heading_level, 6)
+        text = " ".join(self.clean(el.text).split())
+        if text:
+            self._block(f"{'#' * level} {_escape_html(text)}")
+
+    def narrative_text(self, el: Element) -> None:
+        text = self.clean(el.text).strip()
+        if text:
+            self._block(_escape_html(text))
+
+    uncategorized_text = narrative_text
+    chemical = narrative_text
+    default = narrative_text
+
+    def header(self, el: Element) -> None:
+        self.narrative_text(el)
+
+    footer = header
+    page_number = header
+
+    def page_break(self, el: Element) -> None:
+        if self._page_breaks:
+            self._block("---")
+
+    def list_item(self, el: Element) -> None:
+        info = el.list
+        body = _escape_html(" ".join(self.clean(info.body).split()))
+        if not self._in_list:
+            self._counters = {}
+        for level in [lv for lv in self._counters if lv > info.level]:
+            del self._counters[level]
+        if info.ordered:
+            number = self._counters.get(info.level, 0) + 1
+            self._counters[info.level] = number
+            marker = f"{number}."
+        else:
+            self._counters.pop(info.level, None)
+            marker = "-"
+        indent = "   " * info.level
+        if self._in_list:
+            self.out.write(f"{indent}{marker} {body}\n")
+        else:
+            self._block(f"{indent}{marker} {body}")
+            self._in_list = True
+
+    def code_snippet(self, el: Element) -> None:
+        text = self.clean(el.text).strip("\n")
+        longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+        fence = "`" * max(3, longest + 1)
+        self._block(f"{fence}\n{text}\n{fence}")
+
+    def formula(self, el: Element) -> None:
+        latex = strip_math_delimiters(self.clean(el.text))
+        if latex:
+            self._block(f"$$\n{latex}\n$$")
+
+    def _caption_text(self, el: Element) -> str:
+        return " ".join(self.clean(el.caption.text).split()) if el.caption else ""
+
+    def table(self, el: Element) -> None:
+        table = el.table
+        if table is None:
+            return
+        caption = self._caption_text(el)
+        caption_first = el.caption is not None and el.caption.index < el.index
+        if caption and caption_first:
+            self._block(_escape_html(caption))
+        if table.has_spans or table.header_rows > 1:
+            self._block(table_html(table, clean=self.clean))
+        else:
+            self._block(self._pipe_table(table))
+        if caption and not caption_first:
+            self._block(_escape_html(caption))
+
+    def _pipe_table(self, table: Table) -> str:
+        rows = table.text_grid()
+        header = rows[0] if table.header_rows else [""] * table.n_cols
+        body = rows[1:] if table.header_rows else rows
+        lines = ["| " + " | ".join(_pipe_cell(self.clean(c)) for c in header) + " |",
+                 "|" + "|".join(["---"] * table.n_cols) + "|"]
+        lines.extend("| " + " | ".join(_pipe_cell(self.clean(c)) for c in row) + " |"
+                     for row in body)
+        return "\n".join(lines)
+
+    def image(self, el: Element) -> None:
+        caption = self._caption_text(el)
+        caption_first = el.caption is not None and el.caption.index < el.index
+        if caption and caption_first:
+            self._block(_escape_html(caption))
+        target = self._image_target(el)
+        alt = caption.replace("[", "(").replace("]", ")") or "image"
+        if target:
+            self._block(f"![{alt}]({target})")
+        elif self._images != "none":
+            self._block(f"*[{alt}: not available]*")
+        if caption and not caption_first:
+            self._block(_escape_html(caption))
+
+    def _image_target(self, el: Element) -> str | None:
+        """Where the picture is for the chosen ``--images`` mode, or None."""
+        ref = el.image
+        if ref is None or self._images == "none":
+            return None
+        if self._images == "url":
+            return ref.safe_url
+        info, data = ref.info(), ref.data()
+        if info is None or data is None:
+            return ref.safe_url
+        if self._images == "embed":
+            return f"data:{info.mime_type};base64,{base64.b64encode(data).decode('ascii')}"
+        path = self.context.assets.add(data, info.extension)
+        ref.release()
+        return path.replace(" ", "%20")
+
+    def table_caption(self, el: Element) -> None:
+        self.narrative_text(el)
+
+    figure_caption = table_caption
+
+    def end(self, info: DocumentInfo) -> None:
+        if self._engine:
+            markdown = self.context.engine_markdown()
+            if markdown is None:
+                self.diag.warn("no-markdown", "the input has no engine markdown; the output is "
+                               "empty")
+                return
+            self.out.write(self.clean(markdown))
+            if markdown and not markdown.endswith("\n"):
+                self.out.write("\n")
