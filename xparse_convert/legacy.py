@@ -39,9 +39,10 @@ class LegacyPages:
     spilled to a temporary file so memory stays flat however many pictures the pages hold.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_images: bool = True) -> None:
         self.pages: dict[int, PageInfo] = {}
         self._images: dict[int, _PageImages] = {}
+        self._keep_images = keep_images
         self._spill = tempfile.TemporaryFile()
         self._offset = 0
         self.zero_based: bool | None = None
@@ -67,7 +68,7 @@ class LegacyPages:
         )
         content = page.get("content")
         structured = page.get("structured")
-        if not isinstance(content, list) or not isinstance(structured, list):
+        if not self._keep_images or not isinstance(content, list) or not isinstance(structured, list):
             return
         by_id: dict[Any, str] = {}
         for item in content:

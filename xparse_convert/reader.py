@@ -31,6 +31,7 @@ from .errors import ApiError, InputError
 from .legacy import LegacyPages, map_detail
 from .model import KNOWN_TYPES, DocumentInfo, Element, PageInfo
 from .source import Source, SourceLike, open_source
+from .text import clean_text
 
 CHUNK = 1 << 20
 
@@ -54,6 +55,14 @@ _LIST_KEY = {"envelope": "elements", "data": "elements", "legacy": "detail"}
 # -- byte level ----------------------------------------------------------------------------
 _MARKDOWN_KEY = re.compile(rb'"markdown"\s*:\s*"')
 _CARRY = 64
+# A \uD800-\uDFFF escape that is not half of a valid pair.  yajl turns a lone high surrogate
+# into "?" and a lone low one into bytes Python cannot decode (the whole parse fails), so both
+# become U+FFFD here.  The leading group keeps an even run of backslashes (an escaped
+# backslash followed by the letters "ud800" is text, not an escape).
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)(?:\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
 
 
 class _MarkdownSkipper:
@@ -75,12 +84,56 @@ class _MarkdownSkipper:
         self.values_skipped = 0
         self.bytes_skipped = 0
         self.bytes_in = 0
+        self.surrogates_replaced = 0
+        self._held = b""  # a possibly unfinished escape, kept for the surrogate check
+        self._context = b""  # the last bytes handed out
         self._eof = False
 
     def read_chunk(self, size: int = CHUNK) -> bytes:
         """Up to about ``size`` filtered bytes; ``b""`` only at the end of input."""
         if size == 0:  # ijson probes with read(0) to tell bytes from text
             return b""
+        while True:
+            out = self._held + self._read_filtered(size)
+            self._held = b""
+            if not out:
+                return b""
+            cut = len(out)
+            if not self._eof and b"\\" in out[-11:]:
+                # An escape starting in the last 11 bytes may be cut short, or be the first
+                # half of a pair: hold it (with the backslash run it ends) for the next read.
+                cut = out.find(b"\\", max(len(out) - 11, 0))
+                while cut > 0 and out[cut - 1] == 0x5C:
+                    cut -= 1
+            out, self._held = self._fix_surrogates(out, cut), out[cut:]
+            if out or self._eof:
+                return out
+
+    def _fix_surrogates(self, data: bytes, cut: int) -> bytes:
+        """``data[:cut]`` with lone surrogate escapes replaced; the bytes after ``cut`` serve
+        as lookahead, those handed out before as lookbehind."""
+        if b"\\u" in data:
+            buf = self._context + data
+            start = len(self._context)
+            end = start + cut
+            parts: list[bytes] = []
+            last = start
+            for match in _LONE_SURROGATE.finditer(buf, start):
+                if match.start() >= end:
+                    break
+                parts.append(buf[last:match.start()])
+                parts.append(match.group(1) + b"\\ufffd")
+                last = match.end()
+                self.surrogates_replaced += 1
+            parts.append(buf[last:end])
+            data = b"".join(parts)
+        else:
+            data = data[:cut]
+        if data:
+            self._context = (self._context + data[-16:])[-16:]
+        return data
+
+    def _read_filtered(self, size: int) -> bytes:
         while True:
             if self._eof:
                 out, self._carry = self._carry, b""
@@ -164,7 +217,13 @@ class _MarkdownSkipper:
         if self.captured is None:
             return "" if self._capture and self.values_skipped else None
         self.captured.seek(0)
-        return orjson.loads(b'"' + self.captured.read() + b'"')
+        raw = b'"' + self.captured.read() + b'"'
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:  # lone surrogate escapes: the stdlib decodes them
+            import json
+
+            return clean_text(json.loads(raw.decode("utf-8", "replace")))
 
 
 class _ChunkLog:
@@ -440,6 +499,7 @@ class Reader:
         self._progress = progress
         self._log = _ChunkLog()
         self._legacy_pages: LegacyPages | None = None
+        self._tail_pages: LegacyPages | None = None
         self._head_buffer = tempfile.SpooledTemporaryFile(max_size=32 << 20)
         self._consumed = False
         self._closed = False
@@ -461,12 +521,16 @@ class Reader:
         self._closed = True
         self.source.close()
         self._head_buffer.close()
-        if self._legacy_pages is not None:
-            self._legacy_pages.close()
+        for pages in (self._legacy_pages, self._tail_pages):
+            if pages is not None:
+                pages.close()
 
     # -- errors ----------------------------------------------------------------------
     def _json_error(self, exc: Exception, *, position: int, chunk: bytes, chunk_start: int
                     ) -> InputError:
+        if isinstance(exc, UnicodeDecodeError):
+            return InputError("the text is not valid UTF-8", source=self.source.name,
+                              where=f"near byte {self._source_offset(chunk_start)}")
         message = str(exc).strip()
         first = message.split("\n", 1)[0]
         if "premature EOF" in message or "Incomplete JSON" in message:
@@ -505,7 +569,10 @@ class Reader:
         events = ijson.parse(_HeadStream(), use_float=True, buf_size=CHUNK)
         try:
             found = collector.feed(events)
-        except ijson.JSONError as exc:
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            if position == 0:
+                raise InputError("the input is empty", source=self.source.name,
+                                 where="byte 0") from None
             raise self._json_error(exc, position=position, chunk=last_chunk,
                                    chunk_start=last_start) from None
         if collector.root_type is None:
@@ -656,11 +723,14 @@ class Reader:
                 if element.page is not None:
                     seen_pages.add(element.page)
                 yield element
-        except ijson.JSONError as exc:
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise self._json_error(exc, position=stream.position, chunk=stream.last_chunk,
                                    chunk_start=stream.last_start) from None
         self.info.element_count = index
         self.info.page_count_seen = max(seen_pages) if seen_pages else 0
+        if self._skipper.surrogates_replaced:
+            self.diag.warn("text-cleaned", f"{self._skipper.surrogates_replaced} lone surrogate "
+                           "escape(s) in the input replaced by U+FFFD")
         self._read_tail()
 
     def _read_tail(self) -> None:
@@ -685,14 +755,11 @@ class Reader:
                        "(pages, title_tree, summary) are ignored")
 
     def _tail_legacy_page(self, page: Any) -> None:
-        if isinstance(page, dict):
-            pages = LegacyPages()
-            try:
-                pages.add_page(page)
-                for number, info in pages.pages.items():
-                    self.info.pages.setdefault(number, info)
-            finally:
-                pages.close()
+        if self._tail_pages is None:
+            self._tail_pages = LegacyPages(keep_images=False)
+        self._tail_pages.add_page(page)
+        for number, info in self._tail_pages.pages.items():
+            self.info.pages.setdefault(number, info)
 
     def markdown(self) -> str | None:
         """The engine's whole-document markdown (``want_markdown=True``), after the stream.
@@ -741,7 +808,8 @@ def _yajl_error_offset(message: str, chunk: bytes) -> int | None:
     found = normalised.find(probe)
     if found < 0:
         return None
-    return found + before
+    # yajl's offset counts the byte it stopped on; the error is at that byte
+    return max(found + before - 1, 0)
 
 
 def iter_elements(src: SourceLike, *, name: str | None = None) -> Iterator[Element]:
