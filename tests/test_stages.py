@@ -1,0 +1,158 @@
+"""Stages: filters, continuation chains, captions."""
+
+from __future__ import annotations
+
+from conftest import SAMPLE, element, structure
+
+from xparse_convert import Diagnostics, Reader
+from xparse_convert.reader import make_element
+from xparse_convert.stages import PageSet, logical, select
+
+
+def elements(*raws):
+    diag = Diagnostics("t")
+    return [make_element(raw, i, diag) for i, raw in enumerate(raws)]
+
+
+def run(*raws, dropped=None):
+    diag = Diagnostics("t")
+    out = list(logical(elements(*raws), diag, dropped))
+    return out, diag
+
+
+def table(id_, rows, page=1, **meta):
+    cells = [(r + 1, c + 1, 1, 1, t) for r, row in enumerate(rows) for c, t in enumerate(row)]
+    return element(id_, "Table", "", page, table_structure=structure(cells),
+                   metadata=meta)
+
+
+def cont(id_, of, rows, page):
+    return table(id_, rows, page, is_continuation=True, continuation_of=of)
+
+
+def test_page_sets():
+    pages = PageSet.parse("1-3, 7,10-")
+    assert [p for p in range(1, 13) if p in pages] == [1, 2, 3, 7, 10, 11, 12]
+    for bad in ("0", "3-1", "x", ""):
+        try:
+            PageSet.parse(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_select_filters_and_records_what_it_dropped():
+    els = elements(element("a", page=1), element("b", "Header", page=2),
+                   element("c", "Title", page=3), element("d", page=None))
+    dropped: set[str] = set()
+    kept = list(select(els, pages=PageSet.parse("2-"), furniture=False, dropped=dropped))
+    assert [e.id for e in kept] == ["c", "d"]
+    assert dropped == {"a", "b"}
+    kept = list(select(els, types=frozenset({"Title", "Header"})))
+    assert [e.id for e in kept] == ["b", "c"]
+    kept = list(select(els, exclude_types=frozenset({"Title"})))
+    assert [e.id for e in kept] == ["a", "b", "d"]
+
+
+def test_continuation_chain_is_one_table_with_furniture_after_it():
+    out, diag = run(
+        table("t1", [["h", "v"], ["a", "1"]], 1),
+        element("f1", "Footer", page=1), element("h2", "Header", page=2),
+        cont("t2", "t1", [["h", "v"], ["b", "2"]], 2),
+        element("n2", "PageNumber", page=2),
+        cont("t3", "t2", [["c", "3"]], 3),
+        element("p", text="after", page=3),
+    )
+    assert [e.id for e in out] == ["t1", "f1", "h2", "n2", "p"]
+    stitched = out[0]
+    assert [p.id for p in stitched.parts] == ["t1", "t2", "t3"]
+    assert stitched.table.text_grid() == [["h", "v"], ["a", "1"], ["b", "2"], ["c", "3"]]
+    assert stitched.table.row_pages == [1, 1, 2, 3]
+    assert not diag
+
+
+def test_text_split_across_pages_is_joined():
+    out, _ = run(element("a", text="The quick", page=1), element("f", "Footer", page=1),
+                 element("b", text="brown fox", page=2,
+                         metadata={"is_continuation": True, "continuation_of": "a"}),
+                 element("c", text="中文段落", page=2),
+                 element("d", text="继续", page=3,
+                         metadata={"is_continuation": True, "continuation_of": "c"}))
+    assert [(e.id, e.text) for e in out] == [("a", "The quick brown fox"), ("f", "text"),
+                                             ("c", "中文段落继续")]
+
+
+def test_continuation_of_nothing_open_warns_and_stands_alone():
+    out, diag = run(table("t1", [["a"]]), element("x"), cont("t2", "t1", [["b"]], 2))
+    assert [e.id for e in out] == ["t1", "x", "t2"]
+    assert diag.groups["continuation"].count == 1
+    # a chain cut by --pages is not a warning
+    out, diag = run(cont("t2", "t1", [["b"]], 2), cont("t3", "t2", [["c"]], 3),
+                    dropped={"t1"})
+    assert [e.id for e in out] == ["t2"] and out[0].table.n_rows == 2
+    assert not diag
+
+
+def test_held_furniture_is_bounded():
+    many = [element(f"f{i}", "Footer") for i in range(100)]
+    out, _ = run(table("t1", [["a"]]), *many, cont("t2", "t1", [["b"]], 2))
+    assert [e.id for e in out][:2] == ["t1", "f0"]
+    assert out[-1].id == "t2"  # the chain was closed by the flood: the fragment stands alone
+
+
+def test_captions_by_reference_in_either_direction():
+    out, _ = run(element("c1", "TableCaption", "Table 1", metadata={"ref_element_id": "t1"}),
+                 table("t1", [["a"]]),
+                 element("i1", "Image", ""),
+                 element("p", text="between"),
+                 table("t2", [["b"]], ref_element_id="c2"),
+                 element("c2", "TableCaption", "Table 2"))
+    by_id = {e.id: e for e in out}
+    assert "c1" not in by_id and by_id["t1"].caption.id == "c1"
+    assert by_id["t2"].caption.id == "c2"
+    assert [e.id for e in out] == ["t1", "i1", "p", "t2"]
+
+
+def test_table_pointing_at_its_caption_and_at_a_title():
+    t = table("t1", [["a"]])
+    t["metadata"]["ref_element_id"] = "cap"
+    out, _ = run(t, element("cap", "TableCaption", "Table 1"))
+    assert [e.id for e in out] == ["t1"] and out[0].caption.id == "cap"
+    t = table("t2", [["a"]])
+    t["metadata"]["ref_element_id"] = "title"
+    out, _ = run(element("title", "Title", "Heading"), t)
+    assert [e.id for e in out] == ["title", "t2"] and out[1].caption is None
+
+
+def test_captions_by_adjacency():
+    out, _ = run(element("c1", "TableCaption", "above"), table("t1", [["a"]]),
+                 element("i1", "Image", ""), element("c2", "FigureCaption", "below"),
+                 element("p", text="x"))
+    by_id = {e.id: e for e in out}
+    assert by_id["t1"].caption.id == "c1" and by_id["i1"].caption.id == "c2"
+    assert [e.id for e in out] == ["t1", "i1", "p"]
+    # a table caption between two tables goes with the one below it
+    out, _ = run(table("t1", [["a"]]), element("c", "TableCaption", "mid"), table("t2", [["b"]]))
+    assert out[0].caption is None and out[1].caption.id == "c"
+    # a figure caption between two images goes with the one above it
+    out, _ = run(element("i1", "Image", ""), element("c", "FigureCaption", "mid"),
+                 element("i2", "Image", ""))
+    assert out[0].caption.id == "c" and out[1].caption is None
+    # kinds must match for adjacency
+    out, _ = run(element("c", "FigureCaption", "fig"), table("t1", [["a"]]))
+    assert [e.id for e in out] == ["c", "t1"] and out[1].caption is None
+
+
+def test_sample_logical_document():
+    with Reader(SAMPLE) as reader:
+        out = list(logical(select(reader.elements(), furniture=False), reader.diag))
+    tables = [e for e in out if e.type == "Table"]
+    assert [t.id for t in tables] == ["el_011", "el_025"]
+    assert (tables[0].table.n_rows, tables[0].table.n_cols) == (6, 6)
+    assert (tables[1].table.n_rows, tables[1].table.n_cols) == (38, 4)
+    assert tables[1].table.pages == [2, 3, 4]
+    assert [t.caption.id for t in tables] == ["el_010", "el_024"]
+    image = next(e for e in out if e.type == "Image")
+    assert image.caption.id == "el_021"
+    assert not any(e.type in ("TableCaption", "FigureCaption") for e in out)
+    assert not any(e.type in ("Header", "Footer", "PageNumber") for e in out)
