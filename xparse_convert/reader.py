@@ -493,7 +493,7 @@ class Reader:
                  diagnostics: Diagnostics | None = None,
                  progress: Callable[[int], None] | None = None) -> None:
         self.source: Source = open_source(src, name=name)
-        self.diag = diagnostics or Diagnostics(self.source.name)
+        self.diag = diagnostics if diagnostics is not None else Diagnostics(self.source.name)
         self.info = DocumentInfo(name=self.source.stem, source=self.source.name)
         self._skipper = _MarkdownSkipper(self.source.stream, want_markdown)
         self._progress = progress
@@ -540,6 +540,9 @@ class Reader:
         where = f"byte {self._source_offset(chunk_start + offset)}" if offset is not None else \
             f"near byte {self._source_offset(position)}"
         what = first.replace("lexical error: ", "").replace("parse error: ", "")
+        if "integer overflow" in what:
+            return InputError("a number too large to read (more than 64 bits)",
+                              source=self.source.name, where=where)
         return InputError(f"malformed JSON: {what}", source=self.source.name, where=where)
 
     def _source_offset(self, filtered: int) -> int:
