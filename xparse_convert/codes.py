@@ -20,7 +20,8 @@ API_CODES: dict[int, str] = {
     40301: "image type not supported",
     40302: "file size out of range (at most 500 MB)",
     40303: "file type not supported",
-    40304: "image dimensions out of range (20-10000 px; 20-20000 px when the aspect ratio is under 2)",
+    40304: "image dimensions out of range (20-10000 px; 20-20000 px when the aspect ratio "
+           "is under 2)",
     40305: "no file was uploaded",
     40306: "rate limit exceeded (too many requests per second)",
     40307: "today's free quota is used up",

@@ -68,7 +68,8 @@ class LegacyPages:
         )
         content = page.get("content")
         structured = page.get("structured")
-        if not self._keep_images or not isinstance(content, list) or not isinstance(structured, list):
+        if not (self._keep_images and isinstance(content, list)
+                and isinstance(structured, list)):
             return
         by_id: dict[Any, str] = {}
         for item in content:

@@ -451,7 +451,8 @@ def make_element(raw: Any, index: int, diag: Diagnostics, coord_unit: str = "nor
         id_ = str(id_)
     if not isinstance(id_, str) or not id_:
         id_ = f"#{index}"
-        diag.warn("missing-id", "element has no element_id; using its position", f"element #{index}")
+        diag.warn("missing-id", "element has no element_id; using its position",
+                  f"element #{index}")
     where = f"element {id_} (#{index})"
     type_ = raw.get("type")
     if not isinstance(type_, str) or not type_:

@@ -9,11 +9,11 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Union
+from typing import IO
 
 from .errors import InputError
 
-SourceLike = Union[str, os.PathLike, IO[bytes]]
+SourceLike = str | os.PathLike | IO[bytes]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = codecs.BOM_UTF8
