@@ -156,3 +156,18 @@ def test_sample_logical_document():
     assert image.caption.id == "el_021"
     assert not any(e.type in ("TableCaption", "FigureCaption") for e in out)
     assert not any(e.type in ("Header", "Footer", "PageNumber") for e in out)
+
+
+def test_merged_mode_table_rows_know_their_pages():
+    """Schema 1.4.0 merged mode: one Table spanning pages, header rows from the layout."""
+    cells = [{"row": r, "col": 1, "text": f"r{r}", "role": "header" if r == 1 else "body"}
+             for r in range(1, 6)]
+    raw = element("t", "Table", "", 2, table_structure={"cells": cells},
+                  metadata={"source_regions": [{"page_number": 2, "rows": [1, 3]},
+                                               {"page_number": 3, "row_start": 4,
+                                                "row_end": 5}]})
+    out, _ = run(raw)
+    table = out[0].table
+    assert table.header_rows == 1
+    assert table.row_pages == [2, 2, 2, 3, 3]
+    assert table.pages == [2, 3]
