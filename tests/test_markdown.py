@@ -129,3 +129,12 @@ def test_legacy_results(tmp_path, path):
     tables = list(iter_tables(path))
     assert text.count("<table>") + text.count("\n|---") == len(tables)
     assert text.count("\n#") + text.startswith("#") >= 1
+
+
+def test_page_breaks_once_per_page(tmp_path):
+    convert(SAMPLE, "md", tmp_path, {"page_breaks": True, "furniture": True})
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert text.count("\n---\n") == 3  # four source pages; the PageBreak element folds in
+    convert(SAMPLE, "md", tmp_path, {"page_breaks": True})
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert text.count("\n---\n") == 2  # page 3 holds only the middle of the stitched table

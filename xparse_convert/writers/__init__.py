@@ -7,17 +7,19 @@ from importlib import metadata
 
 from ..errors import UsageError
 from .base import Assets, Option, Writer, WriterContext
+from .docx import DocxWriter
 from .jsonl import JsonlWriter
 from .markdown import MarkdownWriter
 
 ENTRY_POINT_GROUP = "xparse_convert.writers"
 
 BUILTIN: dict[str, type[Writer]] = {
+    DocxWriter.name: DocxWriter,
     JsonlWriter.name: JsonlWriter,
     MarkdownWriter.name: MarkdownWriter,
 }
 
-ALIASES = {"markdown": "md", "json-lines": "jsonl"}
+ALIASES = {"markdown": "md", "json-lines": "jsonl", "word": "docx"}
 
 
 def _plugins() -> dict[str, type[Writer]]:

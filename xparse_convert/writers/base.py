@@ -24,6 +24,43 @@ class Option:
     kind: type = str
 
 
+class PageBreaks:
+    """Where ``--page-breaks`` puts breaks, for every writer that has them: at each source page
+    boundary and at PageBreak elements, one break however many reasons ask for it, and the
+    page furniture of the page that ends still goes before the break."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._pending = False
+        self._hold_page: int | None = None  # furniture of this page stays before the break
+        self._last_page: int | None = None
+        self._current: Element | None = None
+
+    def see(self, element: Element) -> None:
+        """Call for every element before writing it."""
+        self._current = element
+        if self.enabled and element.page is not None:
+            if self._last_page is not None and element.page != self._last_page:
+                self._pending = True
+                self._hold_page = None
+            self._last_page = element.page
+
+    def page_break(self, element: Element) -> None:
+        """Call for a PageBreak element."""
+        if self.enabled:
+            self._pending = True
+            self._hold_page = element.page
+
+    def due(self) -> bool:
+        """True (once) when a break belongs before the block about to be written."""
+        current = self._current
+        if not self._pending or (current is not None and current.is_furniture
+                                 and current.page == self._hold_page):
+            return False
+        self._pending = False
+        return True
+
+
 class Assets:
     """Where a writer puts the extra files it makes (pictures).  Files land in one folder,
     ``<stem>_files/`` beside the outputs, renamed into place with them."""

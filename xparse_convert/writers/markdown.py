@@ -9,7 +9,7 @@ from typing import Any
 from ..markup import table_html
 from ..model import DocumentInfo, Element
 from ..tables import Table
-from .base import Option, Writer
+from .base import Option, PageBreaks, Writer
 
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 _DISPLAY_DELIMS = re.compile(r"^\s*(\$\$|\\\[)\s*(.*?)\s*(\$\$|\\\])\s*$", re.S)
@@ -52,14 +52,15 @@ class MarkdownWriter(Writer):
     def begin(self, info: DocumentInfo) -> None:
         self._engine = self.option("md_source") == "engine"
         self._images = self.option("images") or "files"
-        self._page_breaks = bool(self.option("page_breaks"))
+        self.breaks = PageBreaks(bool(self.option("page_breaks")))
         self._blocks = 0
         self._in_list = False
         self._counters: dict[int, int] = {}
-        self._last_page: int | None = None
 
     # -- output helpers ----------------------------------------------------------------
     def _block(self, text: str) -> None:
+        if self.breaks.due() and self._blocks:
+            self.out.write("\n---\n")
         if self._blocks:
             self.out.write("\n")
         self.out.write(text.rstrip("\n") + "\n")
@@ -69,10 +70,7 @@ class MarkdownWriter(Writer):
     def write(self, element: Element) -> None:
         if self._engine:
             return
-        if self._page_breaks and element.page is not None:
-            if self._last_page is not None and element.page != self._last_page:
-                self._block("---")
-            self._last_page = element.page
+        self.breaks.see(element)
         super().write(element)
 
     # -- element methods ---------------------------------------------------------------
@@ -98,8 +96,7 @@ class MarkdownWriter(Writer):
     page_number = header
 
     def page_break(self, el: Element) -> None:
-        if self._page_breaks:
-            self._block("---")
+        self.breaks.page_break(el)
 
     def list_item(self, el: Element) -> None:
         info = el.list

@@ -1,0 +1,271 @@
+"""DOCX: read back with python-docx and lxml as a user (and Word) would."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import zipfile
+
+import docx
+import pytest
+from conftest import LEGACY_RESULTS, SAMPLE, element, envelope
+from lxml import etree
+from PIL import Image
+
+from xparse_convert import convert, iter_tables
+from xparse_convert.writers.docx_package import W_NS
+
+W = f"{{{W_NS}}}"
+R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+WP = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}"
+
+
+def build(src, tmp_path, **options):
+    report = convert(src, "docx", tmp_path, options)
+    return tmp_path / os.path.basename(report.outputs["docx"])
+
+
+def document_xml(path):
+    with zipfile.ZipFile(path) as zf:
+        return etree.fromstring(zf.read("word/document.xml")), zf
+
+
+def merged_ranges(tbl):
+    """(row, col, row_span, col_span) of every merged cell, read from gridSpan/vMerge."""
+    anchors = {}
+    open_by_col = {}
+    for r, tr in enumerate(tbl.iter(f"{W}tr")):
+        col = 0
+        for tc in tr.iter(f"{W}tc"):
+            pr = tc.find(f"{W}tcPr")
+            span = pr.find(f"{W}gridSpan") if pr is not None else None
+            width = int(span.get(f"{W}val")) if span is not None else 1
+            vmerge = pr.find(f"{W}vMerge") if pr is not None else None
+            if vmerge is not None and vmerge.get(f"{W}val") != "restart":
+                anchor = open_by_col[col]
+                anchors[anchor][2] += 1
+            else:
+                anchors[(r, col)] = [r, col, 1, width]
+                open_by_col[col] = (r, col)
+            col += width
+    return sorted(tuple(v) for v in anchors.values() if v[2] > 1 or v[3] > 1)
+
+
+def check_word_rules(path):
+    """The known causes of Word's repair prompt."""
+    root, _ = document_xml(path)
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        rels = etree.fromstring(zf.read("word/_rels/document.xml.rels"))
+        types = zf.read("[Content_Types].xml").decode()
+    rel_ids = {rel.get("Id"): rel for rel in rels}
+    for tc in root.iter(f"{W}tc"):
+        assert tc.find(f"{W}p") is not None, "a w:tc without a w:p"
+    for tbl in root.iter(f"{W}tbl"):
+        grid = len(tbl.find(f"{W}tblGrid"))
+        for tr in tbl.iter(f"{W}tr"):
+            total = 0
+            for tc in tr.iter(f"{W}tc"):
+                span = tc.find(f"{W}tcPr/{W}gridSpan")
+                total += int(span.get(f"{W}val")) if span is not None else 1
+            assert total == grid, "a row whose spans do not add up to the grid"
+    ids = [d.get("id") for d in root.iter(f"{WP}docPr")]
+    assert len(ids) == len(set(ids)), "duplicate docPr ids"
+    for blip in root.iter("{http://schemas.openxmlformats.org/drawingml/2006/main}blip"):
+        rel = rel_ids[blip.get(f"{R}embed")]
+        assert "word/" + rel.get("Target") in names
+        ext = rel.get("Target").rsplit(".", 1)[1]
+        assert f'Extension="{ext}"' in types
+    for link in root.iter(f"{W}hyperlink"):
+        if link.get(f"{R}id"):
+            assert rel_ids[link.get(f"{R}id")].get("TargetMode") == "External"
+    for name in names:
+        if name.endswith(".xml") or name.endswith(".rels"):
+            with zipfile.ZipFile(path) as zf:
+                etree.fromstring(zf.read(name))  # every part is well-formed
+
+
+@pytest.fixture(scope="module")
+def sample_docx(tmp_path_factory):
+    return build(SAMPLE, tmp_path_factory.mktemp("docx"))
+
+
+def test_headings(sample_docx, sample_data):
+    document = docx.Document(sample_docx)
+    headings = [(p.style.name, p.text) for p in document.paragraphs
+                if p.style.name.startswith("Heading")]
+    titles = [e for e in sample_data["data"]["elements"] if e["type"] == "Title"]
+    assert headings == [(f"Heading {t['metadata']['category_depth'] + 1}",
+                         " ".join(t["text"].split())) for t in titles]
+
+
+def test_paragraph_texts_in_order(sample_docx, sample_data):
+    document = docx.Document(sample_docx)
+    texts = [p.text for p in document.paragraphs]
+    expected = [e["text"].strip() for e in sample_data["data"]["elements"]
+                if e["type"] in ("NarrativeText", "UncategorizedText", "Chemical")]
+    positions = [texts.index(t) for t in expected]
+    assert positions == sorted(positions)
+    furniture = [e["text"] for e in sample_data["data"]["elements"]
+                 if e["type"] in ("Header", "Footer")]
+    assert not set(furniture) & set(texts)
+
+
+def test_lists_are_word_lists(sample_docx):
+    root, _ = document_xml(sample_docx)
+    items = [p for p in root.iter(f"{W}p") if p.find(f"{W}pPr/{W}numPr") is not None]
+    assert len(items) == 7
+    levels = [int(p.find(f"{W}pPr/{W}numPr/{W}ilvl").get(f"{W}val")) for p in items]
+    assert levels == [0, 0, 0, 0, 0, 1, 0]
+    nums = [p.find(f"{W}pPr/{W}numPr/{W}numId").get(f"{W}val") for p in items]
+    assert nums[:3] == ["90"] * 3  # bullets
+    assert nums[3] == nums[4] == nums[6] != "90"  # one numbered run, restarting at 1
+    assert nums[5] == "90"  # the nested bullet
+
+
+def test_tables_and_merges_match_the_model(sample_docx):
+    document = docx.Document(sample_docx)
+    logical = list(iter_tables(SAMPLE))
+    assert len(document.tables) == len(logical) == 2
+    root, _ = document_xml(sample_docx)
+    for tbl, table in zip(root.iter(f"{W}tbl"), logical):
+        assert merged_ranges(tbl) == sorted(table.merged_ranges())
+        assert len(list(tbl.iter(f"{W}tr"))) == table.n_rows
+        headers = [tr for tr in tbl.iter(f"{W}tr") if tr.find(f"{W}trPr/{W}tblHeader") is not None]
+        assert len(headers) == table.header_rows
+    chain = document.tables[1]
+    assert chain.cell(37, 0).text == "合计 Total"
+    assert chain.cell(37, 0)._tc is chain.cell(37, 1)._tc  # python-docx sees the merge
+
+
+def test_picture_and_captions(sample_docx):
+    document = docx.Document(sample_docx)
+    assert len(document.inline_shapes) == 1
+    shape = document.inline_shapes[0]
+    assert shape.width / shape.height == pytest.approx(320 / 240, rel=0.01)
+    paragraphs = document.paragraphs
+    captions = [p.text for p in paragraphs if p.style.name == "Caption"]
+    assert [c[:3] for c in captions] == ["表1 ", "图1 ", "表2 "]
+    body = list(document.element.body)
+    cap1 = next(i for i, el in enumerate(body) if "表1 主要会计数据" in "".join(el.itertext()))
+    assert body[cap1 + 1].tag == f"{W}tbl"  # the caption sits right above its table
+    figure = next(i for i, el in enumerate(body) if el.findall(f".//{WP}inline"))
+    assert "图1" in "".join(body[figure + 1].itertext())  # and below its picture
+
+
+def test_formula_and_code_styles(sample_docx):
+    document = docx.Document(sample_docx)
+    styles = {p.style.name: p.text for p in document.paragraphs}
+    assert styles["Formula"] == "\\text{ROE} = \\frac{\\text{Net income}}{\\text{Equity}}"
+    code = [p.text for p in document.paragraphs if p.style.name == "Source Code"]
+    assert len(code) == 6 and code[4].startswith("    if") and code[5].startswith(" " * 8)
+
+
+def test_package_rules_and_properties(sample_docx):
+    check_word_rules(sample_docx)
+    document = docx.Document(sample_docx)
+    assert document.core_properties.title == "galaxy-q3-report"
+    assert "1.3.0" in document.core_properties.comments
+    section = document.sections[0]
+    assert round(section.page_width.cm, 1) == 21.0
+
+
+def test_byte_identical(tmp_path):
+    a = build(SAMPLE, tmp_path / "a")
+    b = build(SAMPLE, tmp_path / "b")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_toc_is_filled_from_the_titles(tmp_path, sample_data):
+    path = build(SAMPLE, tmp_path, docx_toc=True)
+    document = docx.Document(path)
+    toc = [p.text for p in document.paragraphs if p.style.name.startswith("toc ")]
+    titles = [" ".join(e["text"].split()) for e in sample_data["data"]["elements"]
+              if e["type"] == "Title"]
+    assert toc == titles  # every title is at depth <= 2 here
+    root, _ = document_xml(path)
+    instr = "".join(t.text for t in root.iter(f"{W}instrText"))
+    assert "TOC" in instr
+    anchors = {h.get(f"{W}anchor") for h in root.iter(f"{W}hyperlink")}
+    marks = {b.get(f"{W}name") for b in root.iter(f"{W}bookmarkStart")}
+    assert anchors and anchors <= marks
+    check_word_rules(path)
+
+
+def test_furniture_and_page_breaks_on_request(tmp_path, sample_data):
+    path = build(SAMPLE, tmp_path, furniture=True, page_breaks=True)
+    document = docx.Document(path)
+    footer = next(e["text"] for e in sample_data["data"]["elements"] if e["type"] == "Footer")
+    assert footer in [p.text for p in document.paragraphs]
+    root, _ = document_xml(path)
+    breaks = [b for b in root.iter(f"{W}br") if b.get(f"{W}type") == "page"]
+    assert len(breaks) == 3  # between the four source pages, PageBreak folded in
+    check_word_rules(path)
+
+
+def test_image_placeholders_never_break(tmp_path, write_json):
+    png = io.BytesIO()
+    Image.new("RGB", (2000, 500), "red").save(png, format="WEBP")
+    doc = envelope([
+        element("a", "Image", "", image_data={"image_url": "https://example.com/a.png"}),
+        element("b", "Image", "", image_data={"base64": base64.b64encode(
+            b"<html>not an image</html>").decode(), "image_url": "javascript:alert(1)"}),
+        element("c", "Image", "", image_data={"base64": base64.b64encode(png.getvalue())
+                                              .decode(), "mime_type": "image/png"}),
+    ])
+    path = build(write_json(doc), tmp_path)
+    document = docx.Document(path)
+    texts = [p.text for p in document.paragraphs]
+    assert "[Image: https://example.com/a.png]" in texts
+    assert "[Image not available]" in texts
+    assert len(document.inline_shapes) == 1  # the WebP, converted
+    shape = document.inline_shapes[0]
+    assert shape.width <= document.sections[0].page_width - document.sections[0].left_margin \
+        - document.sections[0].right_margin
+    check_word_rules(path)
+
+
+def test_hostile_text_is_cleaned_and_counted(tmp_path, write_json):
+    doc = envelope([element("a", text="bell\x07 and \x0b tab\x01 ok"),
+                    element("t", "Table", "<table><tr><td>x\x02y</td></tr></table>")])
+    report = convert(write_json(json.dumps(doc).encode()), "docx", tmp_path)
+    document = docx.Document(report.outputs["docx"])
+    assert "bell and  tab ok" in [p.text for p in document.paragraphs]
+    assert document.tables[0].cell(0, 0).text == "xy"
+    assert any("4 control character(s) removed" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("path", LEGACY_RESULTS, ids=lambda p: p.name[:40])
+def test_real_legacy_results(tmp_path, path):
+    out = build(path, tmp_path)
+    document = docx.Document(out)
+    tables = list(iter_tables(path))
+    assert len(document.tables) == len(tables)
+    root, _ = document_xml(out)
+    for tbl, table in zip(root.iter(f"{W}tbl"), tables):
+        assert merged_ranges(tbl) == sorted(table.merged_ranges())
+    raw = json.loads(path.read_text(encoding="utf-8"))["result"]["detail"]
+    titles = [d for d in raw if d.get("outline_level", -1) >= 0 and d["type"] == "paragraph"
+              and d.get("content") != 1 and d.get("sub_type") not in (
+                  "header", "footer", "table_title", "image_title")]
+    headings = [p for p in document.paragraphs if p.style.name.startswith("Heading")]
+    assert len(headings) == len([t for t in titles if t["text"].strip()])
+    check_word_rules(out)
+
+
+LIBREOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+
+
+@pytest.mark.skipif(not LIBREOFFICE and not os.environ.get("CI"), reason="no LibreOffice")
+def test_libreoffice_reads_it(sample_docx, tmp_path):
+    assert LIBREOFFICE, "CI must have LibreOffice (installed by .ci/run)"
+    proc = subprocess.run([LIBREOFFICE, "--headless", f"-env:UserInstallation=file://{tmp_path}/lo",
+                           "--convert-to", "pdf", "--outdir", str(tmp_path), str(sample_docx)],
+                          capture_output=True, text=True, timeout=180)
+    pdf = tmp_path / "report.pdf"
+    assert proc.returncode == 0 and pdf.is_file(), proc.stderr
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 20_000
