@@ -104,7 +104,7 @@ def _paragraph(style: str | None = None, text: str | None = None, *, keep_next: 
 
 
 # About one display column (half an em at 10.5 pt) and a cell's side margins, in twips.
-TWIPS_PER_COLUMN = 105
+TWIPS_PER_COLUMN = 125
 CELL_PADDING = 230
 _TOKEN = re.compile(r"[^\s\u2e80-\uffff]+")
 

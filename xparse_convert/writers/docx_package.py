@@ -1,9 +1,6 @@
 """The DOCX package around a streamed ``word/document.xml``: the fixed parts come from
 python-docx's default template (so styles are Word's own), pictures are stored as they arrive,
-and relationships, content types, numbering and properties are written at the end.
-
-Every zip entry carries a fixed timestamp, so the same input gives byte-identical files.
-"""
+and relationships, content types, numbering and properties are written at the end."""
 
 from __future__ import annotations
 
@@ -13,16 +10,27 @@ from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from typing import IO
-from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
+from .ooxml import (
+    APP_TYPE,
+    CORE_TYPE,
+    CUSTOM_TYPE,
+    DOC_REL,
+    Package,
+    Relationship,
+    app_xml,
+    content_types,
+    core_xml,
+    custom_xml,
+    relationships,
+    root_relationships,
+)
+
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
-_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
 _CT = "application/vnd.openxmlformats-officedocument."
 
 # Parts copied from the template unchanged: (part name, content type)
@@ -126,27 +134,18 @@ def numbering_xml(ordered_runs: int) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 
-class DocxPackage:
+class DocxPackage(Package):
     """Writes the zip: pictures and links as they come, everything else in ``finish``."""
 
     def __init__(self, out: IO[bytes]) -> None:
-        self.zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
-        self._rels: list[tuple[str, str, str, bool]] = []  # id, type, target, external
+        super().__init__(out)
+        self._rels: list[Relationship] = []
         self._media: dict[str, str] = {}  # sha1 -> relationship id
         self._links: dict[str, str] = {}
         self._extensions: set[str] = set()
 
     def _next_id(self) -> str:
         return f"rId{len(self._rels) + 10}"
-
-    def _info(self, name: str, compress: bool = True) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        info.external_attr = 0o644 << 16
-        return info
-
-    def write(self, name: str, data: bytes, compress: bool = True) -> None:
-        self.zip.writestr(self._info(name, compress), data)
 
     def add_image(self, data: bytes, extension: str) -> str:
         """Store a picture once (by content) and return its relationship id."""
@@ -156,7 +155,7 @@ class DocxPackage:
         rid = self._next_id()
         name = f"media/image{len(self._media) + 1}.{extension}"
         self.write(f"word/{name}", data, compress=False)  # already compressed formats
-        self._rels.append((rid, _REL + "image", name, False))
+        self._rels.append((rid, DOC_REL + "image", name, False))
         self._media[digest] = rid
         self._extensions.add(extension)
         return rid
@@ -165,7 +164,7 @@ class DocxPackage:
         """An external hyperlink relationship (one per distinct URL)."""
         if url not in self._links:
             rid = self._next_id()
-            self._rels.append((rid, _REL + "hyperlink", url, True))
+            self._rels.append((rid, DOC_REL + "hyperlink", url, True))
             self._links[url] = rid
         return self._links[url]
 
@@ -173,89 +172,29 @@ class DocxPackage:
                core: dict[str, str], custom: dict[str, str]) -> None:
         """Write ``word/document.xml`` (streamed by ``write_document``) and every other part,
         then close the zip."""
-        with self.zip.open(self._info("word/document.xml"), "w", force_zip64=True) as part:
+        with self.stream("word/document.xml") as part:
             write_document(part)
         template = _template()
         self.write("word/styles.xml", styles_xml())
         self.write("word/numbering.xml", numbering_xml(ordered_runs))
         for name, _, _ in _FIXED_PARTS:
             self.write(name, template[name])
-        self.write("docProps/core.xml", _core_xml(core))
-        self.write("docProps/app.xml", _APP_XML)
-        self.write("docProps/custom.xml", _custom_xml(custom))
-        self.write("word/_rels/document.xml.rels", self._document_rels())
-        self.write("_rels/.rels", _ROOT_RELS)
-        self.write("[Content_Types].xml", self._content_types())
-        self.zip.close()
-
-    def _document_rels(self) -> bytes:
-        rels = [("rId1", _REL + "styles", "styles.xml", False),
-                ("rId2", _REL + "numbering", "numbering.xml", False)]
-        rels += [(f"rId{3 + i}", _REL + kind, name.removeprefix("word/"), False)
+        self.write("docProps/core.xml", core_xml(core))
+        self.write("docProps/app.xml", app_xml())
+        self.write("docProps/custom.xml", custom_xml(custom))
+        rels: list[Relationship] = [("rId1", DOC_REL + "styles", "styles.xml", False),
+                                    ("rId2", DOC_REL + "numbering", "numbering.xml", False)]
+        rels += [(f"rId{3 + i}", DOC_REL + kind, name.removeprefix("word/"), False)
                  for i, (name, _, kind) in enumerate(_FIXED_PARTS)]
-        rels += self._rels
-        body = "".join(
-            f'<Relationship Id="{rid}" Type="{kind}" Target={quoteattr(target)}'
-            + (' TargetMode="External"' if external else "") + "/>"
-            for rid, kind, target, external in rels)
-        return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-                f'<Relationships xmlns="{REL_NS}">{body}</Relationships>').encode()
-
-    def _content_types(self) -> bytes:
-        defaults = [("rels", "application/vnd.openxmlformats-package.relationships+xml"),
-                    ("xml", "application/xml")]
-        defaults += [(ext, IMAGE_TYPES[ext]) for ext in sorted(self._extensions)]
+        self.write("word/_rels/document.xml.rels", relationships(rels + self._rels))
+        self.write("_rels/.rels", root_relationships("word/document.xml", "officeDocument",
+                                                     custom=True))
         overrides = [("/word/document.xml", _CT + "wordprocessingml.document.main+xml"),
                      ("/word/styles.xml", _CT + "wordprocessingml.styles+xml"),
                      ("/word/numbering.xml", _CT + "wordprocessingml.numbering+xml")]
         overrides += [(f"/{name}", ctype) for name, ctype, _ in _FIXED_PARTS]
-        overrides += [("/docProps/core.xml",
-                       "application/vnd.openxmlformats-package.core-properties+xml"),
-                      ("/docProps/app.xml", _CT + "extended-properties+xml"),
-                      ("/docProps/custom.xml", _CT + "custom-properties+xml")]
-        body = "".join(f'<Default Extension="{e}" ContentType="{t}"/>' for e, t in defaults)
-        body += "".join(f'<Override PartName="{p}" ContentType="{t}"/>' for p, t in overrides)
-        return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Types xmlns='
-                '"http://schemas.openxmlformats.org/package/2006/content-types">'
-                f"{body}</Types>").encode()
-
-
-_ROOT_RELS = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    f'<Relationships xmlns="{REL_NS}">'
-    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-    'relationships/officeDocument" Target="word/document.xml"/>'
-    '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/'
-    'metadata/core-properties" Target="docProps/core.xml"/>'
-    '<Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-    'relationships/extended-properties" Target="docProps/app.xml"/>'
-    '<Relationship Id="rId4" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-    'relationships/custom-properties" Target="docProps/custom.xml"/>'
-    "</Relationships>"
-).encode()
-
-_APP_XML = (
-    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    b'<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
-    b'extended-properties"><Application>xparse-convert</Application></Properties>'
-)
-
-
-def _core_xml(fields: dict[str, str]) -> bytes:
-    parts = "".join(f"<{tag}>{escape(value)}</{tag}>" for tag, value in fields.items() if value)
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
-            'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-            'xmlns:dcterms="http://purl.org/dc/terms/">'
-            f"{parts}</cp:coreProperties>").encode()
-
-
-def _custom_xml(props: dict[str, str]) -> bytes:
-    items = "".join(
-        '<property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" '
-        f'pid="{i + 2}" name={quoteattr(name)}><vt:lpwstr>{escape(value)}</vt:lpwstr></property>'
-        for i, (name, value) in enumerate(props.items()) if value)
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
-            'custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/'
-            f'docPropsVTypes">{items}</Properties>').encode()
+        overrides += [("/docProps/core.xml", CORE_TYPE), ("/docProps/app.xml", APP_TYPE),
+                      ("/docProps/custom.xml", CUSTOM_TYPE)]
+        self.write("[Content_Types].xml", content_types(
+            [(ext, IMAGE_TYPES[ext]) for ext in sorted(self._extensions)], overrides))
+        self.close()
