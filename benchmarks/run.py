@@ -471,7 +471,7 @@ def resolve_formats(names: str) -> list[str]:
         try:
             canonical = get(name).name
         except UsageError as exc:
-            raise SystemExit(f"run.py: {exc.message if hasattr(exc, 'message') else exc}")
+            raise SystemExit(f"run.py: {getattr(exc, 'message', exc)}") from None
         if canonical not in formats:
             formats.append(canonical)
     return formats
@@ -559,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "settings": {"pages": args.pages, "variants": args.variants, "formats": formats,
                          "runs": args.runs, "workdir": str(workdir)},
             "results": [
-                {**{k: v for k, v in asdict(row).items()}, "wall_s": row.wall,
+                {**asdict(row), "wall_s": row.wall,
                  "peak_rss_mb": row.rss_mb, "mb_per_s": row.mb_per_s,
                  "pages_per_s": row.pages_per_s, "ratio_to_floor": rat[id(row)][0],
                  "ratio_to_naive": rat[id(row)][1]}

@@ -10,6 +10,7 @@ from .base import Assets, Option, Writer, WriterContext
 from .docx import DocxWriter
 from .jsonl import JsonlWriter
 from .markdown import MarkdownWriter
+from .xlsx import XlsxWriter
 
 ENTRY_POINT_GROUP = "xparse_convert.writers"
 
@@ -17,9 +18,10 @@ BUILTIN: dict[str, type[Writer]] = {
     DocxWriter.name: DocxWriter,
     JsonlWriter.name: JsonlWriter,
     MarkdownWriter.name: MarkdownWriter,
+    XlsxWriter.name: XlsxWriter,
 }
 
-ALIASES = {"markdown": "md", "json-lines": "jsonl", "word": "docx"}
+ALIASES = {"markdown": "md", "json-lines": "jsonl", "word": "docx", "excel": "xlsx"}
 
 
 def _plugins() -> dict[str, type[Writer]]:

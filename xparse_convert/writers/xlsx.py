@@ -1,0 +1,350 @@
+"""XLSX: every logical table on its own sheet (merged cells from spans), an index sheet
+``Tables`` first, written as a stream: one table in memory at a time."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO
+from xml.sax.saxutils import escape, quoteattr
+
+from openpyxl.utils.cell import get_column_letter
+
+from ..model import DocumentInfo, Element
+from ..numbers import parse_number
+from ..tables import Cell, Table
+from ..text import display_width
+from .base import Option, Writer
+from .xlsx_package import FONT_BOLD, FONT_LINK, MAIN_NS, R_NS, Workbook, quote_sheet
+
+MAX_SHEET_ROWS = 1_048_576
+MAX_SHEET_COLS = 16_384
+MAX_CELL_CHARS = 32_767
+TRUNCATED = "… [truncated]"
+INDEX_SHEET = "Tables"
+SINGLE_SHEET = "All tables"
+_BAD_NAME_CHARS = re.compile(r"[\[\]:*?/\\]")
+RESERVED_NAMES = {"history"}
+INDEX_HEADER = ("No.", "Sheet", "Caption", "First page", "Last page", "Rows", "Columns",
+                "Merged cells", "Element ids", "Repairs")
+
+
+def col(index: int) -> str:
+    """Column letters of a 0-based column index."""
+    return get_column_letter(index + 1)
+
+
+@dataclass
+class _IndexRow:
+    number: int
+    sheet: str
+    anchor: str  # where the link goes: a cell of the sheet
+    caption: str
+    pages: list[int]
+    rows: int
+    cols: int
+    merged: int
+    element_ids: list[str]
+    repairs: list[str] = field(default_factory=list)
+
+
+class _SheetStream:
+    """One worksheet part, written top to bottom."""
+
+    def __init__(self, stream: IO[bytes], *, widths: list[float], freeze_rows: int) -> None:
+        self.stream = stream
+        view = ""
+        if freeze_rows:
+            view = (f'<pane ySplit="{freeze_rows}" topLeftCell="A{freeze_rows + 1}" '
+                    'activePane="bottomLeft" state="frozen"/>')
+        cols = "".join(f'<col min="{i + 1}" max="{i + 1}" width="{w:.1f}" customWidth="1"/>'
+                       for i, w in enumerate(widths))
+        stream.write(
+            f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f'<worksheet xmlns="{MAIN_NS}" xmlns:r="{R_NS}"><sheetViews>'
+            f'<sheetView workbookViewId="0">{view}</sheetView></sheetViews>'
+            f'<sheetFormatPr defaultRowHeight="15"/>'
+            f'{"<cols>" + cols + "</cols>" if cols else ""}<sheetData>'.encode())
+        self.merges: list[str] = []
+        self.links: list[str] = []
+
+    def row(self, number: int, cells: list[str]) -> None:
+        self.stream.write(f'<row r="{number}">{"".join(cells)}</row>'.encode())
+
+    def close(self) -> None:
+        tail = "</sheetData>"
+        if self.merges:
+            tail += f'<mergeCells count="{len(self.merges)}">' + "".join(
+                f'<mergeCell ref="{ref}"/>' for ref in self.merges) + "</mergeCells>"
+        if self.links:
+            tail += "<hyperlinks>" + "".join(self.links) + "</hyperlinks>"
+        tail += ('<pageMargins left="0.5" right="0.5" top="0.75" bottom="0.75" header="0.3" '
+                 'footer="0.3"/></worksheet>')
+        self.stream.write(tail.encode())
+        self.stream.close()
+
+
+def _string_cell(ref: str, text: str, style: int) -> str:
+    # Always an inline string: text that starts with = + - @ can never become a formula.
+    return (f'<c r="{ref}" s="{style}" t="inlineStr"><is><t xml:space="preserve">'
+            f"{escape(text)}</t></is></c>")
+
+
+def _number_cell(ref: str, value: int | float, style: int) -> str:
+    return f'<c r="{ref}" s="{style}"><v>{value!r}</v></c>'
+
+
+class XlsxWriter(Writer):
+    name = "xlsx"
+    extension = "xlsx"
+    binary = True
+    description = "Excel workbook: one sheet per table, merged cells, an index sheet"
+    options = (
+        Option("text", "keep every cell as text (no number conversion)", False, kind=bool),
+        Option("single_sheet", "all tables on one sheet, one under another", False, kind=bool),
+    )
+
+    def begin(self, info: DocumentInfo) -> None:
+        self.book = Workbook(self.out)
+        self.as_text = bool(self.option("xlsx_text"))
+        self.single = bool(self.option("xlsx_single_sheet"))
+        self.index: list[_IndexRow] = []
+        self._names: set[str] = {INDEX_SHEET.lower()}
+        self._single: _SheetStream | None = None
+        self._single_row = 0
+        self._truncated = 0
+
+    def default(self, el: Element) -> None:
+        """Only tables go into a workbook."""
+
+    # -- cells -------------------------------------------------------------------------
+    def _cell_xml(self, ref: str, cell: Cell, header: bool) -> str:
+        text = self.clean(cell.text)
+        if len(text) > MAX_CELL_CHARS:
+            text = text[: MAX_CELL_CHARS - len(TRUNCATED)] + TRUNCATED
+            self._truncated += 1
+        valign = "center" if cell.is_merged else "top"
+        font = FONT_BOLD if header else 0
+        if not self.as_text and not header:
+            number = parse_number(text)
+            if number is not None:
+                style = self.book.styles.get(font=font, valign=valign,
+                                             number_format=number.format)
+                return _number_cell(ref, number.value, style)
+        style = self.book.styles.get(font=font, valign=valign)
+        return _string_cell(ref, text, style)
+
+    def _covered_xml(self, ref: str, header: bool) -> str:
+        style = self.book.styles.get(font=FONT_BOLD if header else 0, valign="center")
+        return f'<c r="{ref}" s="{style}"/>'
+
+    # -- tables ------------------------------------------------------------------------
+    def table(self, el: Element) -> None:
+        table = el.table
+        if table is None:
+            return
+        number = len(self.index) + 1
+        caption = " ".join(self.clean(el.caption.text).split()) if el.caption else ""
+        pages = table.pages
+        page_column = len(pages) > 1 and table.n_cols < MAX_SHEET_COLS
+        entry = _IndexRow(number, "", "A1", caption, pages, table.n_rows, table.n_cols,
+                          len(table.merged_ranges()), list(table.element_ids),
+                          list(table.repairs))
+        if self.single:
+            self._append_to_single(table, entry, page_column)
+        else:
+            self._write_sheets(table, entry, page_column)
+        self.index.append(entry)
+
+    def _widths(self, table: Table, page_column: bool) -> list[float]:
+        need = [6.0] * table.n_cols
+        for cell in table.cells:
+            if cell.col_span == 1 and cell.text:
+                longest = max(display_width(line) for line in cell.text.split("\n"))
+                need[cell.col] = max(need[cell.col], min(longest, 60))
+        widths = [w + 2 for w in need]
+        if page_column:
+            widths.append(12.0)
+        return widths
+
+    def _row_parts(self, table: Table) -> list[range]:
+        """Body row ranges of each sheet: one, unless the table is longer than a sheet."""
+        room = MAX_SHEET_ROWS - table.header_rows
+        body = range(table.header_rows, table.n_rows)
+        if len(body) <= room or room <= 0:
+            return [body]
+        return [range(start, min(start + room, table.n_rows))
+                for start in range(table.header_rows, table.n_rows, room)]
+
+    def _write_sheets(self, table: Table, entry: _IndexRow, page_column: bool) -> None:
+        parts = self._row_parts(table)
+        if len(parts) > 1:
+            self.diag.warn("sheet-limit", f"table {entry.number} has {table.n_rows} rows, more "
+                           f"than a sheet holds; split onto {len(parts)} sheets")
+        widths = self._widths(table, page_column)
+        for i, body in enumerate(parts):
+            name = self._sheet_name(entry, part=i + 1 if len(parts) > 1 else 0)
+            if i == 0:
+                entry.sheet = name
+            sheet = _SheetStream(self.book.add_sheet(name, table.header_rows), widths=widths,
+                                 freeze_rows=table.header_rows)
+            rows = [*range(table.header_rows), *body]
+            self._table_rows(sheet, table, rows, first_row=1, page_column=page_column)
+            sheet.close()
+
+    def _table_rows(self, sheet: _SheetStream, table: Table, rows: list[int], *,
+                    first_row: int, page_column: bool) -> None:
+        """Write the given table rows (header rows first) from sheet row ``first_row``; merged
+        ranges are clipped to the rows written."""
+        grid = table.grid()
+        position = {r: first_row + i for i, r in enumerate(rows)}
+        for r in rows:
+            excel_row = position[r]
+            header = r < table.header_rows
+            cells: list[str] = []
+            for c, slot in enumerate(grid[r]):
+                ref = f"{col(c)}{excel_row}"
+                if isinstance(slot, Cell):
+                    cells.append(self._cell_xml(ref, slot, header))
+                elif slot.anchor.row not in position and slot.col == slot.anchor.col and \
+                        slot.row == _first_kept(slot.anchor, position):
+                    # the anchor is on the previous sheet of a split table: its text again
+                    cells.append(self._cell_xml(ref, slot.anchor, header))
+                else:
+                    cells.append(self._covered_xml(ref, header))
+            if page_column:
+                ref = f"{col(table.n_cols)}{excel_row}"
+                page = table.row_pages[r] if r < len(table.row_pages) else None
+                if r == 0:
+                    style = self.book.styles.get(font=FONT_BOLD)
+                    cells.append(_string_cell(ref, "Source page", style))
+                elif page is not None and not header:
+                    cells.append(_number_cell(ref, page, self.book.styles.get()))
+            sheet.row(excel_row, cells)
+        for cell in table.cells:
+            if not cell.is_merged:
+                continue
+            kept = [position[r] for r in range(cell.row, cell.row + cell.row_span)
+                    if r in position]
+            runs = _consecutive(kept)
+            for top, bottom in runs:
+                if top == bottom and cell.col_span == 1:
+                    continue
+                sheet.merges.append(f"{col(cell.col)}{top}:{col(cell.col + cell.col_span - 1)}"
+                                    f"{bottom}")
+
+    def _append_to_single(self, table: Table, entry: _IndexRow, page_column: bool) -> None:
+        if self._single is None:
+            # column widths come before the rows in a sheet: the first table sets them
+            self._single = _SheetStream(self.book.add_sheet(SINGLE_SHEET),
+                                        widths=self._widths(table, page_column), freeze_rows=0)
+        sheet = self._single
+        if self._single_row + 2 + table.n_rows > MAX_SHEET_ROWS:
+            self.diag.warn("sheet-limit", f"table {entry.number} does not fit on the single "
+                           "sheet; left out (use one sheet per table)")
+            entry.sheet = ""
+            return
+        title_row = self._single_row + 1 if not self._single_row else self._single_row + 2
+        label = f"Table {entry.number}" + (f": {entry.caption}" if entry.caption else "")
+        if entry.pages:
+            label += f" (page {_page_range(entry.pages)})"
+        sheet.row(title_row, [_string_cell(f"A{title_row}", label,
+                                           self.book.styles.get(font=FONT_BOLD, border=False))])
+        rows = list(range(table.n_rows))
+        self._table_rows(sheet, table, rows, first_row=title_row + 1, page_column=page_column)
+        self._single_row = title_row + table.n_rows
+        entry.sheet = SINGLE_SHEET
+        entry.anchor = f"A{title_row}"
+
+    def _sheet_name(self, entry: _IndexRow, part: int = 0) -> str:
+        """Excel's rules: at most 31 characters, none of []:*?/\\, not blank, no leading or
+        trailing apostrophe, unique ignoring case, not "History"; from the caption when there
+        is one, else "Table N", with a page hint."""
+        hint = f" p{_page_range(entry.pages)}" if entry.pages else ""
+        if part:
+            hint += f" ({part})"
+        base = _BAD_NAME_CHARS.sub(" ", entry.caption)
+        base = " ".join(base.split()).strip("'") or f"Table {entry.number}"
+        name = base[: 31 - len(hint)].rstrip() + hint
+        name = name.strip("'").strip() or f"Table {entry.number}"
+        candidate, n = name, 2
+        while candidate.lower() in self._names or candidate.lower() in RESERVED_NAMES:
+            suffix = f" ~{n}"
+            candidate = name[: 31 - len(suffix)].rstrip() + suffix
+            n += 1
+        self._names.add(candidate.lower())
+        return candidate
+
+    # -- the end -----------------------------------------------------------------------
+    def end(self, info: DocumentInfo) -> None:
+        if self._single is not None:
+            self._single.close()
+        if self._truncated:
+            self.diag.warn("cell-truncated", f"{self._truncated} cell(s) longer than Excel's "
+                           f"{MAX_CELL_CHARS} characters were truncated (marked "
+                           f"{TRUNCATED!r})")
+        self._write_index()
+        self.book.finish(
+            first=[INDEX_SHEET],
+            core={"dc:title": self.clean(info.title), "dc:creator": "xparse-convert",
+                  "dc:description": self.clean(
+                      f"Tables of a TextIn xParse result (schema {info.schema_version or '-'}, "
+                      f"file id {info.file_id or '-'})")},
+            custom={"xparse.schema_version": self.clean(info.schema_version or ""),
+                    "xparse.file_id": self.clean(info.file_id or ""),
+                    "xparse.filename": self.clean(info.filename or "")})
+
+    def _write_index(self) -> None:
+        header_style = self.book.styles.get(font=FONT_BOLD)
+        widths = [6.0, 34.0, 40.0, 10.0, 10.0, 8.0, 9.0, 13.0, 24.0, 40.0]
+        sheet = _SheetStream(self.book.add_sheet(INDEX_SHEET, 1), widths=widths, freeze_rows=1)
+        sheet.row(1, [_string_cell(f"{col(i)}1", text, header_style)
+                      for i, text in enumerate(INDEX_HEADER)])
+        plain = self.book.styles.get()
+        link = self.book.styles.get(font=FONT_LINK)
+        for i, entry in enumerate(self.index):
+            r = i + 2
+            cells = [_number_cell(f"A{r}", entry.number, plain)]
+            if entry.sheet:
+                cells.append(_string_cell(f"B{r}", entry.sheet, link))
+                location = f"{quote_sheet(entry.sheet)}!{entry.anchor}"
+                sheet.links.append(f'<hyperlink ref="B{r}" location={quoteattr(location)} '
+                                   f"display={quoteattr(entry.sheet)}/>")
+            else:
+                cells.append(_string_cell(f"B{r}", "(left out)", plain))
+            cells.append(_string_cell(f"C{r}", entry.caption, plain))
+            if entry.pages:
+                cells.append(_number_cell(f"D{r}", entry.pages[0], plain))
+                cells.append(_number_cell(f"E{r}", entry.pages[-1], plain))
+            cells += [_number_cell(f"F{r}", entry.rows, plain),
+                      _number_cell(f"G{r}", entry.cols, plain),
+                      _number_cell(f"H{r}", entry.merged, plain),
+                      _string_cell(f"I{r}", ", ".join(entry.element_ids), plain),
+                      _string_cell(f"J{r}", self.clean("; ".join(entry.repairs))[:2000],
+                                   plain)]
+            sheet.row(r, cells)
+        sheet.close()
+
+
+def _page_range(pages: list[int]) -> str:
+    return str(pages[0]) if len(pages) == 1 else f"{pages[0]}-{pages[-1]}"
+
+
+def _first_kept(anchor: Cell, position: dict[int, int]) -> int:
+    return next(r for r in range(anchor.row, anchor.row + anchor.row_span) if r in position)
+
+
+def _consecutive(rows: list[int]) -> Iterator[tuple[int, int]]:
+    """Runs of consecutive numbers as (first, last)."""
+    start = prev = None
+    for row in rows:
+        if start is None:
+            start = prev = row
+        elif row == prev + 1:
+            prev = row
+        else:
+            yield start, prev
+            start = prev = row
+    if start is not None:
+        yield start, prev
