@@ -7,10 +7,13 @@ byte-identical file.
 
 Every page has a Header, 1-2 Titles, 6-12 mixed Chinese/English paragraphs, a Footer and a
 PageNumber; some pages add a list run, a Formula or a CodeSnippet. Every 3rd page has a captioned
-Table with row/col spans. A table starts at the bottom of pages 1, 11, 21, ... and continues at the
-top of the next 2 pages (``is_continuation`` / ``continuation_of``, header row repeated). With
-``images`` every 2nd page has a captioned Image holding a real PNG; with ``char_details`` every text
-element and table cell carries one char_details entry per character.
+Table with row/col spans. A cross-page table runs over 3 pages the way engines emit one: its
+captioned first fragment ends the body of pages 1, 11, 21, ...; the second fragment is the only
+body content of the next page (between its Header and Footer); the third opens the body of the page
+after that, followed by that page's own content (``is_continuation`` / ``continuation_of``, header
+row repeated in every fragment). With ``images`` every 2nd page has a captioned Image holding a real
+PNG (except on the middle page of a chain); with ``char_details`` every text element and table cell
+carries one char_details entry per character.
 
     python benchmarks/generate.py --pages 1000 [--images] [--char-details] [--seed 0] -o out.json
 """
@@ -38,6 +41,7 @@ TABLE_EVERY = 3  # pages 3, 6, 9, ... carry a captioned table
 IMAGE_EVERY = 2  # pages 2, 4, 6, ... carry a captioned image (with images=True)
 CHAIN_EVERY = 10  # a cross-page table starts on pages 1, 11, 21, ...
 CHAIN_PAGES = 3  # ... and spans this many pages
+_CHAIN_FULL_ROWS = (34, 40)  # body rows of a fragment that fills a whole page (the middle pages)
 
 # Tuned so that a page holds about 3,600 characters: ~9 KB of markdown and ~0.9 MB of char_details
 # per page, the sizes of real results.
@@ -303,6 +307,18 @@ def _plan_page(seed: int, page: int, images: bool) -> list[_Block]:
     """The blocks of one page in reading order, laid out; a pure function of its arguments."""
     rng = _rng(seed, page, "plan")
     chain_step = (page - 1) % CHAIN_EVERY
+    if 0 < chain_step < CHAIN_PAGES - 1:
+        # A middle page of a chain: the table fills the page, nothing else is on it.
+        header = _chain_header(seed, page - chain_step)
+        grid = _grid(rng, header, rng.randint(*_CHAIN_FULL_ROWS))
+        blocks = [
+            _Block("Header", _HEADER),
+            _table(grid, chain=True, continuation=True),
+            _Block("Footer", _FOOTER),
+            _Block("PageNumber", str(page)),
+        ]
+        _layout(blocks)
+        return blocks
     groups: list[list[_Block]] = [
         [_Block("NarrativeText", _paragraph(rng, rng.randint(*_PARAGRAPH_CHARS)))]
         for _ in range(rng.randint(6, 12))
@@ -341,12 +357,14 @@ def _plan_page(seed: int, page: int, images: bool) -> list[_Block]:
             rng.randint(2, len(groups) - 1),
             [_Block("Title", _title(rng, page, depth + 1), depth=depth + 1)],
         )
-    if 0 < chain_step < CHAIN_PAGES:
+    if chain_step == CHAIN_PAGES - 1 > 0:
+        # The last page of a chain: the closing fragment first, then the page's own content.
         header = _chain_header(seed, page - chain_step)
         groups.insert(
             0, [_table(_grid(rng, header, rng.randint(8, 14)), chain=True, continuation=True)]
         )
     elif chain_step == 0:
+        # The first page of a chain: the captioned opening fragment ends the page's body.
         header = _chain_header(seed, page)
         caption = f"跨页表{page // CHAIN_EVERY + 1}：分季度经营数据 Quarterly data"
         groups.append(

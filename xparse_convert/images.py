@@ -12,8 +12,6 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image as _PILImage
-
 # Pillow format name -> (file extension, mime type)
 RASTER_FORMATS: dict[str, tuple[str, str]] = {
     "PNG": ("png", "image/png"),
@@ -48,8 +46,10 @@ def sniff(data: bytes) -> ImageInfo | None:
     """The format and pixel size of ``data`` if it is a supported raster image, else None."""
     if not data:
         return None
+    from PIL import Image  # imported on first use: most conversions never sniff a picture
+
     try:
-        with _PILImage.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data)) as img:
             fmt = img.format
             width, height = img.size
     except Exception:  # Pillow raises many types for junk; all mean "not an image"

@@ -90,6 +90,6 @@ def normalise(options: dict[str, Any] | None, writers: Iterable[type[Writer]]) -
 
 
 def _all_writer_names() -> list[str]:
-    from .writers import available
+    from .writers import names
 
-    return list(available())
+    return names()

@@ -372,10 +372,42 @@ def _list_end_candidates(buf: bytes, depth: int, key: str) -> Iterator[int]:
     value after the list lies wholly inside ``buf`` (it starts where the last element ended),
     so the list is an array at level ``depth`` whose key is ``key``, or the one that reaches
     past the start of ``buf``.  Callers confirm a candidate by parsing what follows it.
+
+    Only the end of ``buf`` is tokenised at first (the tail is usually small); the window
+    grows when the scan runs into its start.
     """
+    yielded: set[int] = set()
+    window = 1 << 16
+    while True:
+        start = max(len(buf) - window, 0)
+        outcome = _scan_back(buf, start, depth, key)
+        for pos in outcome.named:
+            if pos not in yielded:
+                yielded.add(pos)
+                yield pos
+        if outcome.complete:
+            return
+        if start == 0:
+            if outcome.open_list is not None and outcome.open_list not in yielded:
+                yield outcome.open_list
+            return
+        window *= 4
+
+
+class _ScanOutcome:
+    __slots__ = ("named", "complete", "open_list")
+
+    def __init__(self) -> None:
+        self.named: list[int] = []  # list ends identified by their key
+        self.complete = True  # False: the scan ran into the window's start
+        self.open_list: int | None = None  # the array still open at the window's start
+
+
+def _scan_back(buf: bytes, start: int, depth: int, key: str) -> _ScanOutcome:
     import orjson
 
-    tokens = [m.start() for m in re.finditer(rb'[\[\]{}"]', buf)]
+    outcome = _ScanOutcome()
+    tokens = [m.start() for m in _STRUCTURE.finditer(buf, start)]
     level = 0
     candidate: int | None = None  # the ']' at the list's level that we are inside or just left
     awaiting_key = False
@@ -394,7 +426,7 @@ def _list_end_candidates(buf: bytes, depth: int, key: str) -> Iterator[int]:
                     if (q - k) % 2 == 0:
                         break
                 j -= 1
-            if j < 0:  # the string began before the buffer
+            if j < 0:  # the string began before the window
                 break
             if awaiting_key:
                 awaiting_key = False
@@ -403,7 +435,7 @@ def _list_end_candidates(buf: bytes, depth: int, key: str) -> Iterator[int]:
                 except orjson.JSONDecodeError:
                     name = None
                 if name == key and candidate is not None:
-                    yield candidate
+                    outcome.named.append(candidate)
                 candidate = None
             i = j - 1
             continue
@@ -414,10 +446,17 @@ def _list_end_candidates(buf: bytes, depth: int, key: str) -> Iterator[int]:
             level += 1
         else:  # '[' or '{'
             level -= 1
+            if level < 0:  # left the document: the tail was not where expected
+                return outcome
             awaiting_key = level == depth and candidate is not None
         i -= 1
-    if level > depth and candidate is not None:
-        yield candidate
+    outcome.complete = False
+    if level > depth:
+        outcome.open_list = candidate
+    return outcome
+
+
+_STRUCTURE = re.compile(rb'[\[\]{}"]')
 
 
 # -- element construction ------------------------------------------------------------------
@@ -743,20 +782,33 @@ class Reader:
             return
         buf = self._log.data()
         for end in _list_end_candidates(buf, _LIST_DEPTH[shape], _LIST_KEY[shape]):
-            collector = _FieldCollector({"result.pages": self._tail_legacy_page})
-            events = ijson.parse(_BytesReader(_TAIL_OPENERS[shape] + buf[end + 1:]),
-                                 use_float=True)
+            document = _TAIL_OPENERS[shape] + buf[end + 1:]
             try:
-                if collector.feed(events):  # stops at the synthetic empty list; go on after it
-                    collector.feed(events)
-            except ijson.JSONError:
+                values = self._tail_values(shape, document)
+            except (ijson.JSONError, ValueError):
                 continue  # not the list's end after all
-            self._apply_fields({k: v for k, v in collector.values.items()
-                                if not k.endswith((".elements", ".detail"))})
+            self._apply_fields(values)
             self._check_code(final=True)
             return
         self.diag.warn("tail", "could not locate the end of the element list; fields after it "
                        "(pages, title_tree, summary) are ignored")
+
+    def _tail_values(self, shape: str, document: bytes) -> dict[str, Any]:
+        """The document fields in the tail, by prefix.  Raises on malformed JSON."""
+        import orjson
+
+        if shape == "legacy":  # legacy pages hold pictures: read them one page at a time
+            collector = _FieldCollector({"result.pages": self._tail_legacy_page})
+            events = ijson.parse(_BytesReader(document), use_float=True)
+            if collector.feed(events):  # stops at the synthetic empty list; go on after it
+                collector.feed(events)
+            return {k: v for k, v in collector.values.items() if not k.endswith(".detail")}
+        root = orjson.loads(document)
+        values = {k: v for k, v in root.items() if k not in ("data", "elements")}
+        data = root.get("data")
+        if shape == "envelope" and isinstance(data, dict):
+            values.update({f"data.{k}": v for k, v in data.items() if k != "elements"})
+        return values
 
     def _tail_legacy_page(self, page: Any) -> None:
         if self._tail_pages is None:

@@ -1,32 +1,39 @@
 """The writer registry: built-in formats plus plug-ins from the ``xparse_convert.writers``
-entry-point group."""
+entry-point group.  Writers are imported when first used, so a JSONL run never loads the
+DOCX machinery."""
 
 from __future__ import annotations
 
-from importlib import metadata
+from importlib import import_module, metadata
 
 from ..errors import UsageError
-from .base import Assets, Option, Writer, WriterContext
-from .docx import DocxWriter
-from .jsonl import JsonlWriter
-from .markdown import MarkdownWriter
-from .xlsx import XlsxWriter
+from .base import Assets, Option, PageBreaks, Writer, WriterContext
 
 ENTRY_POINT_GROUP = "xparse_convert.writers"
 
-BUILTIN: dict[str, type[Writer]] = {
-    DocxWriter.name: DocxWriter,
-    JsonlWriter.name: JsonlWriter,
-    MarkdownWriter.name: MarkdownWriter,
-    XlsxWriter.name: XlsxWriter,
+# name -> "module:Class" (or a Writer class registered at run time)
+BUILTIN: dict[str, str | type[Writer]] = {
+    "docx": "xparse_convert.writers.docx:DocxWriter",
+    "jsonl": "xparse_convert.writers.jsonl:JsonlWriter",
+    "md": "xparse_convert.writers.markdown:MarkdownWriter",
+    "xlsx": "xparse_convert.writers.xlsx:XlsxWriter",
 }
 
 ALIASES = {"markdown": "md", "json-lines": "jsonl", "word": "docx", "excel": "xlsx"}
 
 
+def _load(spec: str | type[Writer]) -> type[Writer]:
+    if isinstance(spec, str):
+        module, _, attr = spec.partition(":")
+        return getattr(import_module(module), attr)
+    return spec
+
+
 def _plugins() -> dict[str, type[Writer]]:
     found: dict[str, type[Writer]] = {}
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in BUILTIN:
+            continue  # a plug-in cannot replace a built-in
         try:
             cls = entry.load()
         except Exception as exc:  # a broken plug-in must not break the built-ins
@@ -40,22 +47,28 @@ def _plugins() -> dict[str, type[Writer]]:
 
 
 def available() -> dict[str, type[Writer]]:
-    """Every writer by its ``--to`` name: built-ins first, then plug-ins (which cannot replace a
-    built-in)."""
-    writers = dict(BUILTIN)
-    for name, cls in _plugins().items():
-        writers.setdefault(name, cls)
+    """Every writer by its ``--to`` name: built-ins first, then plug-ins."""
+    writers = {name: _load(spec) for name, spec in BUILTIN.items()}
+    writers.update(_plugins())
     return writers
 
 
 def get(name: str) -> type[Writer]:
     """The writer class for a format name; ``UsageError`` naming the choices when unknown."""
-    writers = available()
     key = ALIASES.get(name.lower(), name.lower())
-    if key in writers:
-        return writers[key]
-    raise UsageError(f"unknown format {name!r} (choose from {', '.join(sorted(writers))})")
+    if key in BUILTIN:
+        return _load(BUILTIN[key])
+    plugins = _plugins()
+    if key in plugins:
+        return plugins[key]
+    choices = sorted({*BUILTIN, *plugins})
+    raise UsageError(f"unknown format {name!r} (choose from {', '.join(choices)})")
 
 
-__all__ = ["Assets", "Option", "Writer", "WriterContext", "available", "get", "BUILTIN",
-           "ENTRY_POINT_GROUP"]
+def names() -> list[str]:
+    """Every format name, without importing the writers."""
+    return sorted({*BUILTIN, *(e.name for e in metadata.entry_points(group=ENTRY_POINT_GROUP))})
+
+
+__all__ = ["Assets", "Option", "PageBreaks", "Writer", "WriterContext", "available", "get",
+           "names", "BUILTIN", "ENTRY_POINT_GROUP"]

@@ -19,7 +19,6 @@ import tempfile
 from typing import IO
 
 from lxml import etree
-from PIL import Image as PILImage
 
 from ..images import ImageRef
 from ..model import DocumentInfo, Element
@@ -476,7 +475,9 @@ def _inline_picture(rid: str, cx: int, cy: int, drawing_id: int, description: st
 
 
 def _to_png(data: bytes) -> bytes:
-    with PILImage.open(io.BytesIO(data)) as img:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
         out = io.BytesIO()
         img.save(out, format="PNG")
         return out.getvalue()
