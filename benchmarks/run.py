@@ -8,6 +8,8 @@ subprocess; the table reports medians, because this machine's speed drifts by up
 Tasks
     ``floor``           a bare ``ijson.items`` loop over the element list: the least a streaming
                         converter has to do.
+    ``floor-nomd``      the same loop over a copy of the input whose top-level ``markdown`` value
+                        is emptied: the floor without lexing that one huge string.
     ``naive``           ``orjson.loads`` of the whole file, then a loop over ``data.elements``.
     ``baseline:<fmt>``  the function ``BASELINES[<fmt>]`` (a load-everything converter to that
                         format), for each format asked for that has one.
@@ -19,6 +21,7 @@ started by ``subprocess`` (vfork + exec) inherits its parent's ``ru_maxrss`` hig
 belongs to the address space that ``exec`` creates, so it is per run.
 
     python benchmarks/run.py                 # 100 and 1000 pages, 3 variants, jsonl and md
+    python benchmarks/run.py --formats jsonl,md,docx,xlsx --json out/results-full.json
     python benchmarks/run.py --quick         # 100 pages, 1 run: a smoke run
     python benchmarks/run.py --formats jsonl,md,docx --runs 5 --json results.json
 
@@ -28,9 +31,11 @@ See benchmarks/README.md for the columns and the targets.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -55,10 +60,24 @@ BUF_SIZE = 1 << 20
 WORKER_FLAG = "--_worker"
 RESULT_MARK = "@@bench-result@@ "
 
+NOMD_TASK = "floor-nomd"
+DEFAULT_TIMEOUT = 900.0
+
 # The targets the project holds itself to (see README.md).
 TARGET_FORMAT, TARGET_VARIANT, TARGET_PAGES = "jsonl", "char_details", 1000
 TARGET_RSS_MB = 150.0
 TARGET_FLOOR_RATIO = 1.5
+# Peak RSS < TARGET_RSS_MB at TARGET_PAGES: format -> the variants it is checked on (None: all).
+RSS_TARGETS: dict[str, tuple[str, ...] | None] = {
+    "jsonl": ("char_details",),
+    "docx": None,
+    "xlsx": None,
+}
+# "At least N times faster than the format's baseline": format -> (N, variants), every page count.
+SPEEDUP_TARGETS: dict[str, tuple[float, tuple[str, ...]]] = {
+    "docx": (10.0, ("plain", "images")),
+    "xlsx": (2.0, ("plain",)),
+}
 FLAT_TOLERANCE = 1.25  # "flat": peak RSS at the largest input at most this times the smallest
 
 
@@ -100,12 +119,89 @@ def baseline_jsonl(path: str, out_dir: str) -> dict[str, Any]:
     return {"elements": count}
 
 
+def baseline_docx(path: str, out_dir: str) -> dict[str, Any]:
+    """The naive DOCX way: load everything, build the document with python-docx's object API."""
+    import base64
+    import io
+
+    import docx
+    import orjson
+    from docx.shared import Inches
+
+    with open(path, "rb") as f:
+        data = orjson.loads(f.read())
+    doc = docx.Document()
+    counts = {"elements": 0, "tables": 0, "images": 0}
+    for element in data["data"]["elements"]:
+        counts["elements"] += 1
+        kind, text = element.get("type"), element.get("text") or ""
+        structure = element.get("table_structure")
+        image = (element.get("image_data") or {}).get("base64")
+        if kind == "Title":
+            depth = (element.get("metadata") or {}).get("category_depth") or 0
+            doc.add_heading(text, level=min(depth + 1, 9))
+        elif kind == "Table" and structure and structure.get("cells"):
+            table = doc.add_table(rows=structure["rows"], cols=structure["cols"])
+            for cell in structure["cells"]:
+                row, col = cell["row"] - 1, cell["col"] - 1
+                first = table.cell(row, col)
+                first.text = cell.get("text") or ""
+                row_span, col_span = cell.get("row_span") or 1, cell.get("col_span") or 1
+                if row_span > 1 or col_span > 1:
+                    first.merge(table.cell(row + row_span - 1, col + col_span - 1))
+            counts["tables"] += 1
+        elif kind == "Image" and image:
+            doc.add_picture(io.BytesIO(base64.b64decode(image)), width=Inches(5))
+            counts["images"] += 1
+        else:
+            doc.add_paragraph(text)
+    doc.save(str(Path(out_dir) / (Path(path).stem + ".docx")))
+    return counts
+
+
+def baseline_xlsx(path: str, out_dir: str) -> dict[str, Any]:
+    """The naive XLSX way: load everything, one openpyxl in-memory sheet per Table element."""
+    import openpyxl
+    import orjson
+
+    with open(path, "rb") as f:
+        data = orjson.loads(f.read())
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    counts = {"elements": 0, "tables": 0}
+    for element in data["data"]["elements"]:
+        counts["elements"] += 1
+        structure = element.get("table_structure")
+        if element.get("type") != "Table" or not structure:
+            continue
+        counts["tables"] += 1
+        sheet = workbook.create_sheet(f"Table {counts['tables']}")
+        for cell in structure.get("cells") or ():
+            row, col = cell["row"], cell["col"]
+            sheet.cell(row=row, column=col, value=cell.get("text"))
+            row_span, col_span = cell.get("row_span") or 1, cell.get("col_span") or 1
+            if row_span > 1 or col_span > 1:
+                sheet.merge_cells(start_row=row, start_column=col,
+                                  end_row=row + row_span - 1, end_column=col + col_span - 1)
+    if not workbook.worksheets:
+        workbook.create_sheet("Sheet1")
+    workbook.save(str(Path(out_dir) / (Path(path).stem + ".xlsx")))
+    return counts
+
+
 # A load-everything (or third-party) converter per output format: ``fn(path, out_dir)``, writing
 # its output into ``out_dir`` and returning a dict of extra facts (may be empty). Each one gets a
 # ``baseline:<fmt>`` row whenever <fmt> is benchmarked, and that format's "ratio to naive" is
-# measured against it instead of the plain ``naive`` task. Add DOCX/XLSX/HTML ones here.
+# measured against it instead of the plain ``naive`` task. Add an HTML one here.
 BASELINES: dict[str, Callable[[str, str], dict[str, Any]]] = {
     "jsonl": baseline_jsonl,
+    "docx": baseline_docx,
+    "xlsx": baseline_xlsx,
+}
+# Modules a baseline imports, imported before its clock starts (like ``xparse_convert`` is).
+BASELINE_IMPORTS: dict[str, tuple[str, ...]] = {
+    "docx": ("docx", "docx.shared"),
+    "xlsx": ("openpyxl",),
 }
 
 
@@ -145,12 +241,15 @@ def worker(task: str, path: str, out_dir: str) -> int:
     import orjson  # noqa: F401
 
     work: Callable[[str, str], dict[str, Any]]
-    if task == "floor":
+    if task in ("floor", NOMD_TASK):  # floor-nomd gets the copy without markdown as its input
         work = task_floor
     elif task == "naive":
         work = task_naive
     elif task.startswith("baseline:"):
-        work = BASELINES[task.partition(":")[2]]
+        fmt = task.partition(":")[2]
+        for module in BASELINE_IMPORTS.get(fmt, ()):
+            importlib.import_module(module)
+        work = BASELINES[fmt]
     else:
         import xparse_convert  # noqa: F401
 
@@ -169,12 +268,13 @@ def worker(task: str, path: str, out_dir: str) -> int:
 # -- the driver ------------------------------------------------------------------------------
 @dataclass
 class Input:
-    """One generated input file."""
+    """One generated input file (and its copy with the markdown emptied, for ``floor-nomd``)."""
 
     path: Path
     pages: int
     variant: str
     bytes: int = 0
+    nomd_path: Path | None = None
 
     @property
     def mb(self) -> float:
@@ -196,15 +296,38 @@ class Row:
     def _ok(self) -> list[dict[str, Any]]:
         return [r for r in self.runs if "seconds" in r]
 
+    def timed_out(self) -> list[dict[str, Any]]:
+        """The runs given up after ``--timeout`` seconds."""
+        return [r for r in self.runs if "timed_out_after" in r]
+
+    def _walls(self) -> list[tuple[float, bool]]:
+        """(seconds, is a lower bound) of every finished or timed-out run."""
+        return ([(r["seconds"], False) for r in self._ok()]
+                + [(r["timed_out_after"], True) for r in self.timed_out()])
+
+    def _rss_kb(self) -> list[tuple[float, bool]]:
+        return ([(r["peak_rss_kb"], False) for r in self._ok()]
+                + [(r["peak_rss_kb_so_far"], True) for r in self.timed_out()
+                   if r.get("peak_rss_kb_so_far")])
+
     @property
     def wall(self) -> float | None:
-        ok = self._ok()
-        return statistics.median(r["seconds"] for r in ok) if ok else None
+        """Median wall time; a timed-out run counts as its timeout (see ``wall_is_lower_bound``)."""
+        return _median_bound(self._walls())[0]
+
+    @property
+    def wall_is_lower_bound(self) -> bool:
+        """Whether timed-out runs reach the median: the true median is then larger."""
+        return _median_bound(self._walls())[1]
 
     @property
     def rss_mb(self) -> float | None:
-        ok = self._ok()
-        return statistics.median(r["peak_rss_kb"] for r in ok) / 1024 if ok else None
+        value = _median_bound(self._rss_kb())[0]
+        return value / 1024 if value is not None else None
+
+    @property
+    def rss_is_lower_bound(self) -> bool:
+        return _median_bound(self._rss_kb())[1]
 
     @property
     def mb_per_s(self) -> float | None:
@@ -215,6 +338,16 @@ class Row:
     def pages_per_s(self) -> float | None:
         wall = self.wall
         return self.pages / wall if wall else None
+
+
+def _median_bound(values: Sequence[tuple[float, bool]]) -> tuple[float | None, bool]:
+    """Median of (value, is a lower bound) pairs, and whether a lower bound reaches the median."""
+    if not values:
+        return None, False
+    ordered = sorted(values)
+    n = len(ordered)
+    middle = ordered[(n - 1) // 2: n // 2 + 1]
+    return statistics.median(v for v, _ in ordered), any(bound for _, bound in middle)
 
 
 def machine_info() -> dict[str, Any]:
@@ -268,7 +401,63 @@ def prepare_input(workdir: Path, pages: int, variant: str) -> Input:
         partial.replace(path)
         print(f"  {path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - started:.1f} s",
               file=sys.stderr, flush=True)
-    return Input(path, pages, variant, path.stat().st_size)
+    nomd = path.with_name(f"{path.stem}_nomd.json")
+    if not nomd.exists() or nomd.stat().st_mtime < path.stat().st_mtime:
+        partial = nomd.with_name(nomd.name + ".tmp")
+        started = time.perf_counter()
+        removed = strip_markdown(path, partial)
+        partial.replace(nomd)
+        print(f"made {nomd.name}: markdown value of {removed / 1e6:.1f} MB emptied in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return Input(path, pages, variant, path.stat().st_size, nomd)
+
+
+_MARKDOWN_KEY = b'"markdown":"'
+_STRING_STOP = re.compile(rb'["\\]')
+
+
+def strip_markdown(source: Path, target: Path, chunk: int = 8 << 20) -> int:
+    """Copy ``source`` to ``target`` with the first ``"markdown":"..."`` value emptied.
+
+    A streaming byte-level rewrite, nothing parsed: the key is found as bytes (in compact JSON a
+    quote that is not preceded by a backslash cannot be inside a string, so ``"markdown":"`` only
+    matches a real key; the generator writes ``data.markdown`` before the elements), the string
+    body is skipped up to its closing quote (a backslash skips the byte after it), and the rest
+    is copied. Returns the number of bytes dropped.
+    """
+    dropped = 0
+    with open(source, "rb") as src, open(target, "wb") as out:
+        carry = b""
+        while True:  # find the key, keeping a tail in case it straddles two chunks
+            block = src.read(chunk)
+            if not block:
+                raise ValueError(f"{source}: no {_MARKDOWN_KEY.decode()} found")
+            buffer = carry + block
+            found = buffer.find(_MARKDOWN_KEY)
+            if found >= 0:
+                out.write(buffer[: found + len(_MARKDOWN_KEY)])
+                rest = buffer[found + len(_MARKDOWN_KEY):]
+                break
+            keep = len(_MARKDOWN_KEY) - 1
+            out.write(buffer[:-keep])
+            carry = buffer[-keep:]
+        position = 0
+        while True:  # skip the string body
+            match = _STRING_STOP.search(rest, position)
+            while match is not None and match.group() == b"\\":
+                position = match.start() + 2
+                match = _STRING_STOP.search(rest, position)
+            if match is not None:
+                dropped += match.start()
+                out.write(rest[match.start():])  # the closing quote and what follows
+                break
+            dropped += len(rest)
+            position = max(0, position - len(rest))  # a backslash ended the chunk
+            rest = src.read(chunk)
+            if not rest:
+                raise ValueError(f"{source}: the markdown string does not end")
+        shutil.copyfileobj(src, out, chunk)
+    return dropped
 
 
 def warm_page_cache(path: Path) -> None:
@@ -283,28 +472,46 @@ def run_once(task: str, item: Input, workdir: Path, timeout: float) -> dict[str,
     runs_dir = workdir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     out_dir = tempfile.mkdtemp(prefix=f"{task.replace(':', '-')}-", dir=runs_dir)
+    source = item.nomd_path if task == NOMD_TASK and item.nomd_path else item.path
     command = [sys.executable, str(Path(__file__).resolve()), WORKER_FLAG, task,
-               str(item.path), out_dir]
+               str(source), out_dir]
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              cwd=str(HERE))
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=str(HERE))
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            peak_kb = _child_peak_rss_kb(proc.pid)  # before the kill: the peak so far
+            proc.kill()
+            proc.communicate()
+            return {"timed_out_after": timeout, "peak_rss_kb_so_far": peak_kb}
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    for line in reversed(proc.stdout.splitlines()):
+    for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_MARK):
             result: dict[str, Any] = json.loads(line[len(RESULT_MARK):])
-            if proc.stderr.strip():
-                result["stderr"] = proc.stderr.strip()[-2000:]
+            if stderr.strip():
+                result["stderr"] = stderr.strip()[-2000:]
             return result
-    tail = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
+    tail = (stderr.strip() or stdout.strip())[-2000:]
     return {"error": f"exit code {proc.returncode}: {tail}"}
+
+
+def _child_peak_rss_kb(pid: int) -> int | None:
+    """``VmHWM`` of a running child of ours, in KiB (None when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def task_list(formats: Sequence[str]) -> list[str]:
     """The tasks of one input, in run order."""
-    tasks = ["floor", "naive"]
+    tasks = ["floor", NOMD_TASK, "naive"]
     tasks += [f"baseline:{fmt}" for fmt in formats if fmt in BASELINES]
     tasks += list(formats)
     return tasks
@@ -324,6 +531,10 @@ def benchmark_input(item: Input, formats: Sequence[str], runs: int, workdir: Pat
             if "error" in result:
                 rows[task].errors.append(result["error"])
                 note = "ERROR " + result["error"].splitlines()[-1][:100]
+            elif "timed_out_after" in result:
+                so_far = result.get("peak_rss_kb_so_far")
+                note = (f"TIMEOUT after {result['timed_out_after']:.0f} s"
+                        + (f", {so_far / 1024:.1f} MB so far" if so_far else ""))
             else:
                 note = f"{result['seconds']:7.2f} s {result['peak_rss_kb'] / 1024:7.1f} MB"
             print(f"  {item.path.name:<32} run {number}/{runs} {task:<16} {note}",
@@ -331,8 +542,22 @@ def benchmark_input(item: Input, formats: Sequence[str], runs: int, workdir: Pat
     return list(rows.values())
 
 
-def _fmt(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int, mark: str = "") -> str:
+    """A number, "-" when missing; ``mark`` ">" / "<" flags a bound, "?" an unknown value."""
+    if value is None:
+        return "-"
+    return "?" if mark == "?" else f"{mark}{value:.{digits}f}"
+
+
+Ratio = tuple[float | None, str]  # (value, "" exact / ">" lower bound / "<" upper bound / "?")
+
+
+def _ratio(num: Row | None, den: Row | None) -> Ratio:
+    """num.wall / den.wall, with how exact it is when either side timed out."""
+    if num is None or den is None or not num.wall or not den.wall:
+        return None, ""
+    high, low = num.wall_is_lower_bound, den.wall_is_lower_bound
+    return num.wall / den.wall, "?" if high and low else ">" if high else "<" if low else ""
 
 
 def _table(headers: Sequence[str], lines: Sequence[Sequence[str]], left: int = 0) -> str:
@@ -348,24 +573,29 @@ def _table(headers: Sequence[str], lines: Sequence[Sequence[str]], left: int = 0
     return "\n".join([render(headers), rule, *(render(r) for r in lines)])
 
 
+def _reference_name(row: Row, rows: Sequence[Row]) -> str | None:
+    """The task a row's "x naive" divides by."""
+    by_task = {r.task: r for r in rows if r.input == row.input}
+    reference = naive_reference(row, by_task)
+    return reference.task if reference is not None else None
+
+
 def naive_reference(row: Row, by_task: dict[str, Row]) -> Row | None:
     """What a row's "ratio to naive" divides by: its format's baseline, else ``naive``."""
     baseline = by_task.get(f"baseline:{row.task}")
     return baseline if baseline is not None and baseline.wall else by_task.get("naive")
 
 
-def ratios(rows: Sequence[Row]) -> dict[int, tuple[float | None, float | None]]:
+def ratios(rows: Sequence[Row]) -> dict[int, tuple[Ratio, Ratio]]:
     """(ratio to floor, ratio to naive) of every row, keyed by ``id(row)``."""
-    out: dict[int, tuple[float | None, float | None]] = {}
+    out: dict[int, tuple[Ratio, Ratio]] = {}
     groups: dict[str, dict[str, Row]] = {}
     for row in rows:
         groups.setdefault(row.input, {})[row.task] = row
     for row in rows:
         by_task = groups[row.input]
-        floor, naive = by_task.get("floor"), naive_reference(row, by_task)
-        to_floor = row.wall / floor.wall if row.wall and floor and floor.wall else None
-        to_naive = row.wall / naive.wall if row.wall and naive and naive.wall else None
-        out[id(row)] = (to_floor, to_naive)
+        out[id(row)] = (_ratio(row, by_task.get("floor")),
+                        _ratio(row, naive_reference(row, by_task)))
     return out
 
 
@@ -376,15 +606,28 @@ def results_table(rows: Sequence[Row]) -> str:
     rat = ratios(rows)
     lines = []
     for row in rows:
-        to_floor, to_naive = rat[id(row)]
+        (to_floor, floor_mark), (to_naive, naive_mark) = rat[id(row)]
         failed = not row.wall
+        slow = ">" if row.wall_is_lower_bound else ""
         lines.append([
             row.input, row.variant, str(row.pages), f"{row.input_bytes / 1e6:.1f}", row.task,
-            "ERROR" if failed else _fmt(row.wall, 2), _fmt(row.rss_mb, 1),
-            _fmt(row.mb_per_s, 1), _fmt(row.pages_per_s, 1),
-            _fmt(to_floor, 2), _fmt(to_naive, 2),
+            "ERROR" if failed else _fmt(row.wall, 2, slow),
+            _fmt(row.rss_mb, 1, ">" if row.rss_is_lower_bound else ""),
+            _fmt(row.mb_per_s, 1, "<" if slow else ""),
+            _fmt(row.pages_per_s, 1, "<" if slow else ""),
+            _fmt(to_floor, 2, floor_mark), _fmt(to_naive, 2, naive_mark),
         ])
-    return _table(headers, lines, left=2)
+    table = _table(headers, lines, left=2)
+    timed_out = [row for row in rows if row.timed_out()]
+    if timed_out:
+        limit = max(r["timed_out_after"] for row in timed_out for r in row.timed_out())
+        table += (
+            f"\n'>' / '<': a run was stopped at the timeout ({limit:.0f} s), so that median is a "
+            "lower bound ('>'), and so are the ratios built on it: in 'x floor' and 'x naive' a "
+            "'>' is a lower bound, a '<' an upper bound (e.g. '<0.05' in 'x naive' = at least 20x "
+            "faster than the timed-out baseline). Peak RSS of a timed-out run is its peak so far."
+        )
+    return table
 
 
 def flatness(rows: Sequence[Row]) -> dict[str, dict[str, float | None]]:
@@ -415,29 +658,88 @@ def flatness_table(flat: dict[str, dict[str, float | None]], low: int, high: int
             + _table(["task", *variants], lines, left=1))
 
 
+def _verdict(ok: bool | None) -> str:
+    return {True: "PASS", False: "FAIL", None: "OPEN"}[ok]
+
+
 def target_lines(rows: Sequence[Row], flat: dict[str, dict[str, float | None]]) -> list[str]:
-    """PASS/FAIL against the project's targets, for what this run measured."""
+    """PASS/FAIL against the project's targets, for what this run measured.
+
+    OPEN: a timeout left the answer undecided (the bound measured does not settle it).
+    """
     out: list[str] = []
     rat = ratios(rows)
-    target = next((r for r in rows if r.task == TARGET_FORMAT and r.variant == TARGET_VARIANT
-                   and r.pages == TARGET_PAGES), None)
-    if target is not None and target.wall:
-        rss, to_floor = target.rss_mb or 0.0, rat[id(target)][0]
-        out.append(f"{'PASS' if rss < TARGET_RSS_MB else 'FAIL'}  {TARGET_FORMAT} "
-                   f"{TARGET_PAGES}p {TARGET_VARIANT}: peak RSS {rss:.1f} MB "
-                   f"(target < {TARGET_RSS_MB:.0f} MB)")
-        if to_floor is not None:
-            out.append(f"{'PASS' if to_floor <= TARGET_FLOOR_RATIO else 'FAIL'}  "
-                       f"{TARGET_FORMAT} {TARGET_PAGES}p {TARGET_VARIANT}: wall "
-                       f"{to_floor:.2f}x floor (target <= {TARGET_FLOOR_RATIO}x)")
+    by_key = {(r.task, r.variant, r.pages): r for r in rows}
+    groups: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        groups.setdefault(row.input, {})[row.task] = row
+    largest = max((r.pages for r in rows), default=0)
+    # Peak RSS at TARGET_PAGES.
+    for fmt, variants in RSS_TARGETS.items():
+        for variant in variants or VARIANTS:
+            row = by_key.get((fmt, variant, TARGET_PAGES))
+            if row is None:
+                continue
+            where = f"{fmt} {TARGET_PAGES}p {variant}"
+            if row.rss_mb is None:
+                out.append(f"FAIL  {where}: no finished run (target peak RSS < "
+                           f"{TARGET_RSS_MB:.0f} MB)")
+                continue
+            ok: bool | None = row.rss_mb < TARGET_RSS_MB
+            if row.rss_is_lower_bound and ok:
+                ok = None
+            out.append(f"{_verdict(ok)}  {where}: peak RSS "
+                       f"{'>' if row.rss_is_lower_bound else ''}{row.rss_mb:.1f} MB "
+                       f"(target < {TARGET_RSS_MB:.0f} MB)")
+            if fmt == TARGET_FORMAT and variant == TARGET_VARIANT:
+                to_floor, mark = rat[id(row)][0]
+                if to_floor is not None:
+                    ok = to_floor <= TARGET_FLOOR_RATIO
+                    if mark == "?" or (mark == "<" and not ok) or (mark == ">" and ok):
+                        ok = None
+                    out.append(f"{_verdict(ok)}  {where}: wall "
+                               f"{_fmt(to_floor, 2, mark)}x floor "
+                               f"(target <= {TARGET_FLOOR_RATIO}x)")
+    # Speed-ups over each format's own baseline, every page count.
+    for fmt, (factor, variants) in SPEEDUP_TARGETS.items():
+        for pages in sorted({r.pages for r in rows}):
+            for variant in variants:
+                row = by_key.get((fmt, variant, pages))
+                base = by_key.get((f"baseline:{fmt}", variant, pages))
+                if row is None or base is None:
+                    continue
+                where = f"{fmt} {pages}p {variant}"
+                if not row.wall or not base.wall:
+                    out.append(f"FAIL  {where}: no finished run to compare "
+                               f"(target >= {factor:.0f}x faster than baseline:{fmt})")
+                    continue
+                speedup = base.wall / row.wall
+                # The baseline timed out: the speed-up is a lower bound; ours timed out: upper.
+                mark = ("?" if base.wall_is_lower_bound and row.wall_is_lower_bound
+                        else ">=" if base.wall_is_lower_bound
+                        else "<=" if row.wall_is_lower_bound else "")
+                ok = speedup >= factor
+                if mark == "?" or (mark == ">=" and not ok) or (mark == "<=" and ok):
+                    ok = None
+                told = {"": "", "?": " (both timed out: unknown)",
+                        ">=": f" (a lower bound: baseline:{fmt} timed out after "
+                              f"{base.wall:.0f} s)",
+                        "<=": f" (an upper bound: {fmt} timed out)"}[mark]
+                shown = "?" if mark == "?" else f"{mark}{speedup:.1f}"
+                out.append(f"{_verdict(ok)}  {where}: {shown}x faster than baseline:{fmt}"
+                           f"{told} (target >= {factor:.0f}x)")
+    # Memory flat from the fewest to the most pages, every format and variant.
     for task, per in flat.items():
-        if task in ("floor", "naive") or task.startswith("baseline:"):
+        if task in ("floor", NOMD_TASK, "naive") or task.startswith("baseline:"):
             continue
         for variant, value in per.items():
             if value is not None:
                 out.append(f"{'PASS' if value <= FLAT_TOLERANCE else 'FAIL'}  {task} "
                            f"{variant}: memory {value:.2f}x from fewest to most pages "
                            f"(flat: <= {FLAT_TOLERANCE}x)")
+            else:
+                out.append(f"FAIL  {task} {variant}: memory flatness not measured "
+                           f"(a run failed at {largest}p or at the fewest pages)")
     return out
 
 
@@ -448,6 +750,15 @@ def notes(rows: Sequence[Row]) -> list[str]:
         where = f"{row.input} {row.task}"
         if row.errors:
             out.append(f"{where}: {len(row.errors)} failed run(s): {row.errors[0][-1500:]}")
+        stopped = row.timed_out()
+        if stopped:
+            so_far = [r["peak_rss_kb_so_far"] / 1024 for r in stopped
+                      if r.get("peak_rss_kb_so_far")]
+            out.append(f"{where}: {len(stopped)} of {len(row.runs)} run(s) timed out after "
+                       f"{stopped[0]['timed_out_after']:.0f} s"
+                       + (f" (peak RSS so far up to {max(so_far):.0f} MB)" if so_far else "")
+                       + ("; its median wall time is a lower bound" if row.wall_is_lower_bound
+                          else "; the median is still exact"))
         ok = [r for r in row.runs if "seconds" in r]
         if ok and ok[0].get("warning_count"):
             out.append(f"{where}: {ok[0]['warning_count']} warning(s): "
@@ -458,6 +769,14 @@ def notes(rows: Sequence[Row]) -> list[str]:
         counts = {r.get("elements") for r in ok}
         if len(counts) > 1:
             out.append(f"{where}: element counts differ between runs: {sorted(counts)}")
+    floors: dict[str, dict[str, set[Any]]] = {}
+    for row in rows:
+        if row.task in ("floor", NOMD_TASK):
+            floors.setdefault(row.input, {})[row.task] = {r.get("elements") for r in row._ok()}
+    for name, per in floors.items():
+        if len(per) == 2 and per["floor"] and per[NOMD_TASK] and per["floor"] != per[NOMD_TASK]:
+            out.append(f"{name}: {NOMD_TASK} saw {sorted(per[NOMD_TASK])} elements, floor "
+                       f"{sorted(per['floor'])}: the copy without markdown is broken")
     return out
 
 
@@ -497,8 +816,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="smoke run: 100 pages only, 1 run")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
                         help="cache of generated inputs (default benchmarks/out/)")
-    parser.add_argument("--timeout", type=float, default=1800.0,
-                        help="seconds before one run is given up (default 1800)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help="seconds before one run is stopped and reported as timed out "
+                             f"(default {DEFAULT_TIMEOUT:.0f})")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also save the results here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -557,12 +877,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload = {
             "machine": machine,
             "settings": {"pages": args.pages, "variants": args.variants, "formats": formats,
-                         "runs": args.runs, "workdir": str(workdir)},
+                         "runs": args.runs, "workdir": str(workdir),
+                         "timeout_s": args.timeout},
             "results": [
                 {**asdict(row), "wall_s": row.wall,
-                 "peak_rss_mb": row.rss_mb, "mb_per_s": row.mb_per_s,
-                 "pages_per_s": row.pages_per_s, "ratio_to_floor": rat[id(row)][0],
-                 "ratio_to_naive": rat[id(row)][1]}
+                 "wall_is_lower_bound": row.wall_is_lower_bound,
+                 "peak_rss_mb": row.rss_mb, "peak_rss_is_lower_bound": row.rss_is_lower_bound,
+                 "mb_per_s": row.mb_per_s, "pages_per_s": row.pages_per_s,
+                 "ratio_to_floor": rat[id(row)][0][0],
+                 "ratio_to_floor_bound": rat[id(row)][0][1],
+                 "ratio_to_naive": rat[id(row)][1][0],
+                 "ratio_to_naive_bound": rat[id(row)][1][1],
+                 "naive_reference": _reference_name(row, rows)}
                 for row in rows
             ],
             "flatness": flat,

@@ -11,9 +11,12 @@ from .tables import Cell, Table
 
 
 def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
-                  row_attrs: Callable[[int], dict[str, str]] | None = None) -> etree._Element:
+                  row_attrs: Callable[[int], dict[str, str]] | None = None,
+                  cell_extra: Callable[[etree._Element, Cell], None] | None = None
+                  ) -> etree._Element:
     """``<table>`` with ``<thead>`` for the header rows, ``rowspan``/``colspan`` from the
-    grid, ``<br>`` for line breaks inside cells."""
+    grid, ``<br>`` for line breaks inside cells.  ``row_attrs`` gives a row's attributes,
+    ``cell_extra`` may add to a cell (pictures)."""
     root = etree.Element("table")
     head = etree.SubElement(root, "thead") if table.header_rows else None
     body = None
@@ -33,6 +36,8 @@ def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
             if cell.col_span > 1:
                 td.set("colspan", str(cell.col_span))
             fill_text(td, clean(cell.text))
+            if cell_extra is not None:
+                cell_extra(td, cell)
     return root
 
 

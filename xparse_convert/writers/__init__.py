@@ -14,12 +14,13 @@ ENTRY_POINT_GROUP = "xparse_convert.writers"
 # name -> "module:Class" (or a Writer class registered at run time)
 BUILTIN: dict[str, str | type[Writer]] = {
     "docx": "xparse_convert.writers.docx:DocxWriter",
+    "html": "xparse_convert.writers.html:HtmlWriter",
     "jsonl": "xparse_convert.writers.jsonl:JsonlWriter",
     "md": "xparse_convert.writers.markdown:MarkdownWriter",
     "xlsx": "xparse_convert.writers.xlsx:XlsxWriter",
 }
 
-ALIASES = {"markdown": "md", "json-lines": "jsonl", "word": "docx", "excel": "xlsx"}
+ALIASES = {"markdown": "md", "json-lines": "jsonl", "word": "docx", "excel": "xlsx", "htm": "html"}
 
 
 def _load(spec: str | type[Writer]) -> type[Writer]:

@@ -1,0 +1,199 @@
+"""HTML: parsed with lxml like a crawler, rendered in headless Chromium like a reader."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+
+import lxml.html
+import pytest
+from conftest import LEGACY_RESULTS, SAMPLE, element, envelope, structure
+
+from xparse_convert import convert, iter_tables
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or \
+    shutil.which("google-chrome")
+PWNED = "document.documentElement.setAttribute('data-pwned','1')"
+
+
+def build(src, tmp_path, **options):
+    report = convert(src, "html", tmp_path, options)
+    path = report.outputs["html"]
+    return path, lxml.html.fromstring(open(path, encoding="utf-8").read())
+
+
+@pytest.fixture(scope="module")
+def sample_page(tmp_path_factory):
+    return build(SAMPLE, tmp_path_factory.mktemp("html"))
+
+
+def test_headings_and_blocks(sample_page, sample_data):
+    _, page = sample_page
+    titles = [e for e in sample_data["data"]["elements"] if e["type"] == "Title"]
+    headings = page.xpath("//main//*[self::h1 or self::h2 or self::h3]")
+    assert [(h.tag, h.text_content()) for h in headings] == [
+        (f"h{t['metadata']['category_depth'] + 1}", " ".join(t["text"].split())) for t in titles]
+    ids = {e["element_id"] for e in sample_data["data"]["elements"]}
+    for block in page.xpath("//main/*[@data-element-id]"):
+        assert block.get("data-element-id") in ids and block.get("data-page")
+    assert not page.xpath("//*[contains(@class,'furniture')]")  # left out by default
+
+
+def test_lists(sample_page):
+    _, page = sample_page
+    main = page.xpath("//main")[0]
+    assert len(main.xpath("./ul/li")) == 3
+    ordered = main.xpath("./ol")[0]
+    assert len(ordered.xpath("./li")) == 3
+    nested = ordered.xpath("./li[2]/ul/li")
+    assert len(nested) == 1 and "OPC UA" in nested[0].text_content()
+
+
+def test_tables_match_the_grid(sample_page):
+    _, page = sample_page
+    tables = page.xpath("//main//table")
+    logical = list(iter_tables(SAMPLE))
+    assert len(tables) == len(logical) == 2
+    for node, table in zip(tables, logical):
+        spans = []
+        for r, tr in enumerate(node.iter("tr")):
+            for td in tr:
+                rs, cs = int(td.get("rowspan", 1)), int(td.get("colspan", 1))
+                if rs > 1 or cs > 1:
+                    spans.append((r, td.text_content(), rs, cs))
+        assert spans == [(c.row, c.text, c.row_span, c.col_span) for c in table.cells
+                         if c.is_merged]
+        assert len(node.xpath("./thead/tr")) == table.header_rows
+        assert node.getparent().tag == "figure"  # captioned tables are figures
+        assert node.getparent().xpath("./figcaption")
+    chain = tables[1]
+    starts = chain.xpath(".//tr[contains(@class,'page-start')]")
+    assert [tr.get("data-page") for tr in starts] == ["3", "4"]
+
+
+def test_image_embedded_and_other_modes(sample_page, tmp_path):
+    _, page = sample_page
+    images = page.xpath("//main//figure/img")
+    assert len(images) == 1 and images[0].get("src").startswith("data:image/png;base64,")
+    assert images[0].getparent().xpath("./figcaption")[0].text_content().startswith("图1")
+    path, page = build(SAMPLE, tmp_path / "f", images="files")
+    src = page.xpath("//main//figure/img")[0].get("src")
+    assert src.startswith("report_files/") and (tmp_path / "f" / src).is_file()
+    _, page = build(SAMPLE, tmp_path / "u", images="url")
+    assert page.xpath("//main//figure/img")[0].get("src").startswith("https://")
+    _, page = build(SAMPLE, tmp_path / "n", images="none")
+    assert not page.xpath("//img")
+
+
+def test_formulas_are_mathml_with_the_latex_kept(sample_page):
+    path, _ = sample_page
+    text = open(path, encoding="utf-8").read()
+    assert text.count("<math") == 1
+    assert '<annotation encoding="application/x-tex">\\text{ROE} = ' in text
+    assert "<mfrac>" in text
+
+
+def test_toc_links_and_page_anchors_resolve(sample_page):
+    _, page = sample_page
+    ids = set(page.xpath("//@id"))
+    links = page.xpath("//nav[@id='toc']//a/@href")
+    assert len(links) == 9 and all(link[1:] in ids for link in links)
+    assert {f"page-{n}" for n in (1, 2, 3, 4)} <= ids
+    assert len(ids) == len(page.xpath("//@id"))  # unique
+
+
+def test_furniture_on_request(tmp_path, sample_data):
+    _, page = build(SAMPLE, tmp_path, furniture=True)
+    footers = page.xpath("//p[contains(@class,'footer')]")
+    assert len(footers) == sum(1 for e in sample_data["data"]["elements"]
+                               if e["type"] == "Footer")
+
+
+@pytest.mark.parametrize("path", LEGACY_RESULTS, ids=lambda p: p.name[:40])
+def test_real_legacy_results(tmp_path, path):
+    _, page = build(path, tmp_path)
+    tables = list(iter_tables(path))
+    nodes = page.xpath("//main//table")
+    assert len(nodes) == len(tables)
+    for node, table in zip(nodes, tables):
+        assert len(node.xpath(".//tr")) == table.n_rows
+
+
+HOSTILE_TEXT = f"<script>{PWNED}</script><img src=x onerror=\"{PWNED}\">"
+HOSTILE_CELL = (f"<table><tr><td onmouseover=\"{PWNED}\"><img src=x onerror=\"{PWNED}\">"
+                f"<a href=\"javascript:{PWNED}\">x</a><script>{PWNED}</script>"
+                f"<svg onload=\"{PWNED}\"></svg></td>"
+                "<td><img src=\"data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\">"
+                f"<iframe srcdoc=\"<script>{PWNED}</script>\"></iframe></td></tr></table>")
+
+
+def hostile_document():
+    html_bytes = base64.b64encode(f"<html><script>{PWNED}</script></html>".encode()).decode()
+    return envelope([
+        element("t1", "Title", f"\"><img src=x onerror=\"{PWNED}\">"),
+        element("p1", text=HOSTILE_TEXT),
+        element("x\" onmouseover=\"" + PWNED, text="quoted id"),
+        element("tab", "Table", HOSTILE_CELL),
+        element("cap", "TableCaption", f"<iframe srcdoc=\"<script>{PWNED}</script>\">",
+                metadata={"ref_element_id": "tab2"}),
+        element("tab2", "Table", "", table_structure=structure([(1, 1, 1, 1, HOSTILE_TEXT)])),
+        element("img1", "Image", "", image_data={"base64": html_bytes, "mime_type": "text/html",
+                                                 "image_url": f"javascript:{PWNED}"}),
+        element("img2", "Image", "", image_data={"image_url": f"vbscript:{PWNED}"}),
+        element("f1", "Formula", f"$$\\text{{<script>{PWNED}</script>}} "
+                                 f"\\href{{javascript:{PWNED}}}{{x}}$$"),
+        element("code", "CodeSnippet", HOSTILE_TEXT),
+        element("li", "ListItem", f"1. {HOSTILE_TEXT}"),
+    ])
+
+
+def test_hostile_input_has_no_active_markup(tmp_path, write_json):
+    path, page = build(write_json(hostile_document()), tmp_path)
+    assert not page.xpath("//script | //iframe | //svg | //object | //embed")
+    for node in page.iter():
+        for name, value in node.attrib.items():
+            assert not name.lower().startswith("on"), (node.tag, name)
+            assert "javascript:" not in value.lower() and "vbscript:" not in value.lower()
+            if name in ("src", "href"):
+                assert re.match(r"^(https?:|data:image/(png|jpeg|gif|webp|bmp|tiff);|#)",
+                                value), value
+    text = open(path, encoding="utf-8").read()
+    assert "data:text/html" not in text
+    assert "Content-Security-Policy" in text and "default-src 'none'" in text
+
+
+def dom_after_load(path, tmp_path):
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=3000", "--dump-dom", f"file://{path}"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "</html>" in proc.stdout
+    return proc.stdout
+
+
+def script_ran(dom: str) -> bool:
+    """The payloads mark the root element; escaped payload text does not count."""
+    return lxml.html.fromstring(dom).get("data-pwned") is not None
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="no Chromium")
+def test_no_script_runs_in_a_browser_with_or_without_the_csp(tmp_path, write_json):
+    assert CHROMIUM, "CI must have Chromium (installed by .ci/run)"
+    path, _ = build(write_json(hostile_document()), tmp_path)
+    # the probe works: a page that does run a script is caught
+    canary = tmp_path / "canary.html"
+    canary.write_text(f"<html><body><script>{PWNED}</script></body></html>", encoding="utf-8")
+    assert script_ran(dom_after_load(canary, tmp_path))
+    assert not script_ran(dom_after_load(path, tmp_path))
+    bare = tmp_path / "no-csp.html"
+    text = open(path, encoding="utf-8").read()
+    bare.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text),
+                    encoding="utf-8")
+    assert "Content-Security-Policy" not in bare.read_text(encoding="utf-8")
+    assert not script_ran(dom_after_load(bare, tmp_path))

@@ -1,0 +1,425 @@
+"""HTML: one safe, self-contained, navigable page, written as elements arrive.
+
+Safe by construction: no markup from the input is ever copied.  Text is escaped by lxml (or
+``html.escape`` for the few tags written by hand), tables are rebuilt from the model's grid,
+formula MathML is rebuilt from an allow-list, and every URL passes one policy
+(``safe_url``).  A Content-Security-Policy that forbids scripts backs it up.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import Any
+
+from lxml import etree
+
+from ..images import ImageRef
+from ..markup import fill_text, table_element
+from ..model import DocumentInfo, Element
+from ..tables import Cell, Table
+from .base import Writer
+from .markdown import strip_math_delimiters
+
+CSP = ("default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+MATHML_NS = "http://www.w3.org/1998/Math/MathML"
+MATHML_ELEMENTS = frozenset({
+    "math", "semantics", "annotation", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace",
+    "msub", "msup", "msubsup", "mfrac", "msqrt", "mroot", "munder", "mover", "munderover",
+    "mtable", "mtr", "mtd", "mlabeledtr", "mstyle", "mpadded", "mphantom", "menclose", "mfenced",
+    "merror", "mmultiscripts", "mprescripts", "none",
+})
+MATHML_ATTRIBUTES = frozenset({
+    "display", "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "accent",
+    "accentunder", "columnalign", "rowalign", "columnspacing", "rowspacing", "width", "height",
+    "depth", "linethickness", "displaystyle", "scriptlevel", "notation", "open", "close",
+    "separators", "minsize", "maxsize", "movablelimits", "symmetric", "largeop", "form",
+    "columnlines", "rowlines", "frame", "align", "encoding", "voffset", "columnspan",
+    "rowspan",
+})
+
+STYLE = """
+:root{color-scheme:light dark;--fg:#1d1d1f;--bg:#fff;--muted:#6e6e73;--line:#d2d2d7;
+--accent:#0b63c5;--head:#f2f2f5}
+@media (prefers-color-scheme:dark){:root{--fg:#e8e8ed;--bg:#161617;--muted:#a1a1a6;
+--line:#3a3a3c;--accent:#6cb4ff;--head:#242426}}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--fg);font:16px/1.6 system-ui,-apple-system,
+"Segoe UI","PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;display:flex;
+flex-direction:column}
+main{max-width:52rem;width:100%;margin:0 auto;padding:1rem 1.25rem 4rem}
+#toc{order:-1;padding:1rem 1.25rem;border-bottom:1px solid var(--line);font-size:.9rem}
+#toc h2{font-size:1rem;margin:0 0 .5rem}#toc ol{list-style:none;margin:0;padding-left:1rem}
+#toc>ol{padding-left:0}#toc a{color:var(--fg);text-decoration:none}
+#toc a:hover{color:var(--accent);text-decoration:underline}
+@media (min-width:70rem){body{display:grid;grid-template-columns:18rem minmax(0,1fr);
+align-items:start}#toc{order:0;grid-column:1;grid-row:1;position:sticky;top:0;
+max-height:100vh;overflow:auto;border-bottom:0;border-right:1px solid var(--line)}
+main{grid-column:2;grid-row:1;margin:0}}
+h1,h2,h3,h4,h5,h6{line-height:1.3;margin:1.6em 0 .5em}
+a{color:var(--accent)}
+.page-marker{margin:2rem 0 1rem;border-top:1px dashed var(--line);color:var(--muted);
+font-size:.75rem;text-align:right}
+.page-marker span{position:relative;top:-.8em;background:var(--bg);padding-left:.5em}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem;display:block;overflow-x:auto}
+th,td{border:1px solid var(--line);padding:.3rem .5rem;vertical-align:top;text-align:left}
+thead th{background:var(--head)}
+tr.page-start>*{border-top:2px dashed var(--muted)}
+figure{margin:1.2rem 0}figcaption{color:var(--muted);font-size:.9rem;margin:.3rem 0}
+img{max-width:100%;height:auto}
+pre{background:var(--head);padding:.8rem 1rem;overflow-x:auto;border-radius:6px}
+code{font-family:ui-monospace,SFMono-Regular,Consolas,monospace;font-size:.9em}
+.formula{overflow-x:auto;margin:1rem 0;text-align:center}
+.formula .latex{display:block;color:var(--muted)}
+.furniture{color:var(--muted);font-size:.85rem}
+.missing{color:var(--muted);font-style:italic}
+footer.source{color:var(--muted);font-size:.8rem;padding:1rem 1.25rem}
+@media print{#toc{display:none}body{display:block}main{max-width:none}
+.page-marker{break-before:page;border:0}.page-marker span{top:0}
+a{color:inherit}table{display:table}}
+"""
+
+
+def safe_url(url: str | None) -> str | None:
+    """The one URL policy: http(s) links pass, everything else (javascript:, vbscript:,
+    data:, file:, relative paths) does not.  Pictures become ``data:`` URIs only after
+    their bytes were sniffed as a raster image (``_image_src``)."""
+    if not url:
+        return None
+    url = url.strip()
+    if url.lower().startswith(("http://", "https://")) and not any(
+            ch in url for ch in ('"', "<", ">", "\\", "\n", "\r", "\t", " ")):
+        return url
+    return None
+
+
+def _attrs(el: Element) -> dict[str, str]:
+    attrs = {"data-element-id": el.id}
+    if el.page is not None:
+        attrs["data-page"] = str(el.page)
+    return attrs
+
+
+def _clean_mathml(node: Any, out_parent: etree._Element | None) -> etree._Element | None:
+    """A copy of a MathML tree with only allowed elements and attributes; the text of
+    anything else is kept as text."""
+    tag = etree.QName(node).localname if isinstance(node.tag, str) else None
+    if tag in MATHML_ELEMENTS:
+        copy = etree.Element(tag) if out_parent is None else etree.SubElement(out_parent, tag)
+        for name, value in node.attrib.items():
+            local = etree.QName(name).localname
+            if local in MATHML_ATTRIBUTES and "javascript" not in value.lower():
+                copy.set(local, value)
+        copy.text = node.text
+        for child in node:
+            _clean_mathml(child, copy)
+            if child.tail:
+                last = copy[-1] if len(copy) else None
+                if last is not None:
+                    last.tail = (last.tail or "") + child.tail
+                else:
+                    copy.text = (copy.text or "") + child.tail
+        return copy
+    if out_parent is not None:  # not allowed: keep its text only
+        text = "".join(node.itertext()) if tag not in ("script", "style") else ""
+        if len(out_parent):
+            out_parent[-1].tail = (out_parent[-1].tail or "") + text
+        else:
+            out_parent.text = (out_parent.text or "") + text
+    return None
+
+
+def latex_to_mathml(latex: str, display: bool) -> etree._Element | None:
+    """MathML for ``latex`` with the LaTeX kept as an annotation; None if it cannot convert."""
+    try:
+        from latex2mathml.converter import convert
+
+        markup = convert(latex, display="block" if display else "inline")
+        parsed = etree.fromstring(markup.encode("utf-8"))
+    except Exception:  # the converter raises many kinds on bad LaTeX; all mean "cannot"
+        return None
+    math = _clean_mathml(parsed, None)
+    if math is None or etree.QName(parsed).localname != "math":
+        return None
+    semantics = etree.Element("semantics")
+    row = etree.SubElement(semantics, "mrow")
+    for child in list(math):
+        row.append(child)
+    row.text, math.text = math.text, None
+    annotation = etree.SubElement(semantics, "annotation", encoding="application/x-tex")
+    annotation.text = latex
+    math.append(semantics)
+    math.set("display", "block" if display else "inline")
+    return math
+
+
+class HtmlWriter(Writer):
+    name = "html"
+    extension = "html"
+    description = "one self-contained, safe HTML page with a table of contents"
+
+    def begin(self, info: DocumentInfo) -> None:
+        self.images = self.option("images") or "embed"
+        self.titles: list[tuple[int, str, str]] = []
+        self.pages_marked: set[int] = set()
+        self.last_page: int | None = None
+        self.lists: list[str] = []  # open list tags, innermost last
+        self.list_levels: list[int] = []
+        title = html.escape(self.clean(info.title))
+        self.out.write(
+            "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            '<meta name="generator" content="xparse-convert">\n'
+            f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n")
+
+    # -- plumbing --------------------------------------------------------------------
+    def _emit(self, node: etree._Element) -> None:
+        self.out.write(etree.tostring(node, method="html", encoding="unicode"))
+        self.out.write("\n")
+
+    def _mark_page(self, page: int) -> None:
+        """A visible page label with an ``#page-N`` anchor, once per page (pages without
+        content of their own get an empty marker so every anchor resolves)."""
+        start = (self.last_page + 1) if self.last_page is not None and page > self.last_page \
+            else page
+        for number in range(start, page + 1):
+            if number in self.pages_marked:
+                continue
+            self.pages_marked.add(number)
+            self.out.write(f'<div class="page-marker" id="page-{number}" '
+                           f'data-page="{number}"><span>Page {number}</span></div>\n')
+
+    def write(self, element: Element) -> None:
+        if element.page is not None and element.page != self.last_page:
+            self._close_lists(-1)
+            self._mark_page(element.page)
+            self.last_page = max(element.page, self.last_page or 0)
+        if element.type != "ListItem":
+            self._close_lists(-1)
+        super().write(element)
+
+    # -- text blocks -----------------------------------------------------------------
+    def title(self, el: Element) -> None:
+        text = " ".join(self.clean(el.text).split())
+        if not text:
+            return
+        level = el.heading_level
+        anchor = f"h-{len(self.titles) + 1}"
+        self.titles.append((level, text, anchor))
+        node = etree.Element(f"h{min(level, 6)}", id=anchor, **_attrs(el))
+        if level > 6:
+            node.set("class", f"level-{level}")
+        node.text = text
+        self._emit(node)
+
+    def narrative_text(self, el: Element) -> None:
+        text = self.clean(el.text).strip()
+        if text:
+            node = etree.Element("p", **_attrs(el))
+            fill_text(node, text)
+            self._emit(node)
+
+    default = narrative_text
+    uncategorized_text = narrative_text
+    chemical = narrative_text
+
+    def header(self, el: Element) -> None:
+        text = self.clean(el.text).strip()
+        if text:
+            node = etree.Element("p", {"class": f"furniture {el.type.lower()}"}, **_attrs(el))
+            node.text = text
+            self._emit(node)
+
+    footer = header
+    page_number = header
+
+    def page_break(self, el: Element) -> None:
+        """Pages are marked where they start; a PageBreak adds nothing."""
+
+    def list_item(self, el: Element) -> None:
+        info = el.list
+        tag = "ol" if info.ordered else "ul"
+        level = info.level
+        # close deeper lists, or a list of the other kind at this level
+        while self.list_levels and (self.list_levels[-1] > level or (
+                self.list_levels[-1] == level and self.lists[-1] != tag)):
+            self._close_one()
+        if self.list_levels and self.list_levels[-1] == level:
+            self.out.write("</li>\n")
+        else:
+            self.out.write(f"<{tag}>\n")
+            self.lists.append(tag)
+            self.list_levels.append(level)
+        attrs = " ".join(f'{k}="{html.escape(v)}"' for k, v in _attrs(el).items())
+        self.out.write(f"<li {attrs}>{html.escape(' '.join(self.clean(info.body).split()))}")
+
+    def _close_one(self) -> None:
+        self.out.write(f"</li>\n</{self.lists.pop()}>\n")
+        self.list_levels.pop()
+
+    def _close_lists(self, level: int) -> None:
+        while self.list_levels and self.list_levels[-1] > level:
+            self._close_one()
+
+    def code_snippet(self, el: Element) -> None:
+        pre = etree.Element("pre", **_attrs(el))
+        code = etree.SubElement(pre, "code")
+        code.text = self.clean(el.text).strip("\n")
+        self._emit(pre)
+
+    def formula(self, el: Element) -> None:
+        latex = strip_math_delimiters(self.clean(el.text))
+        if not latex:
+            return
+        node = etree.Element("div", {"class": "formula"}, **_attrs(el))
+        math = latex_to_mathml(latex, display=True)
+        if math is not None:
+            node.append(math)
+        else:  # shown as text when it cannot be converted
+            code = etree.SubElement(node, "code", {"class": "latex"})
+            code.text = latex
+        self._emit(node)
+
+    def table_caption(self, el: Element) -> None:
+        text = self.clean(el.text).strip()
+        if text:
+            node = etree.Element("p", {"class": "caption"}, **_attrs(el))
+            node.text = text
+            self._emit(node)
+
+    figure_caption = table_caption
+
+    # -- tables and pictures -----------------------------------------------------------
+    def table(self, el: Element) -> None:
+        table = el.table
+        if table is None:
+            return
+        node = table_element(table, clean=self.clean, row_attrs=self._row_attrs(table),
+                             cell_extra=self._cell_pictures)
+        node.set("data-element-id", el.id)
+        if el.page is not None:
+            node.set("data-page", str(el.page))
+        if el.caption is not None:
+            figure = etree.Element("figure", **_attrs(el))
+            caption = etree.Element("figcaption", {"data-element-id": el.caption.id})
+            caption.text = self.clean(el.caption.text).strip()
+            if el.caption.index < el.index:
+                figure.append(caption)
+                figure.append(node)
+            else:
+                figure.append(node)
+                figure.append(caption)
+            node = figure
+        self._emit(node)
+        self.last_page = max([self.last_page or 0, *table.pages])
+
+    def _row_attrs(self, table: Table):  # type: ignore[no-untyped-def]
+        """Rows know their source page and element; a row that starts a new page is marked
+        (and carries that page's anchor when the page has no marker yet)."""
+        def attrs(r: int) -> dict[str, str]:
+            out: dict[str, str] = {}
+            page = table.row_pages[r] if r < len(table.row_pages) else None
+            element_id = table.row_element_ids[r] if r < len(table.row_element_ids) else None
+            if page is not None:
+                out["data-page"] = str(page)
+                if r and table.row_pages[r - 1] != page:
+                    out["class"] = "page-start"
+                    if page not in self.pages_marked:
+                        self.pages_marked.add(page)
+                        out["id"] = f"page-{page}"
+            if element_id:
+                out["data-element-id"] = element_id
+            return out
+        return attrs
+
+    def _cell_pictures(self, td: etree._Element, cell: Cell) -> None:
+        for ref in cell.images:
+            src = self._image_src(ref)
+            if src:
+                etree.SubElement(td, "img", src=src, alt="")
+
+    def image(self, el: Element) -> None:
+        figure = etree.Element("figure", **_attrs(el))
+        caption_text = self.clean(el.caption.text).strip() if el.caption else ""
+        caption = None
+        if caption_text:
+            caption = etree.Element("figcaption", {"data-element-id": el.caption.id})
+            caption.text = caption_text
+            if el.caption.index < el.index:
+                figure.append(caption)
+        src = self._image_src(el.image) if el.image is not None else None
+        if src:
+            etree.SubElement(figure, "img", src=src, alt=caption_text or "image",
+                             loading="lazy")
+        elif self.images != "none":
+            note = etree.SubElement(figure, "p", {"class": "missing"})
+            url = safe_url(el.image.url) if el.image is not None else None
+            if url:
+                note.text = "Image: "
+                link = etree.SubElement(note, "a", href=url, rel="noopener noreferrer")
+                link.text = url
+            else:
+                note.text = "Image not available"
+        else:
+            return
+        if caption is not None and el.caption is not None and el.caption.index >= el.index:
+            figure.append(caption)
+        self._emit(figure)
+
+    def _image_src(self, ref: ImageRef) -> str | None:
+        """Where a picture comes from for the ``--images`` mode; None to leave it out."""
+        if self.images == "none":
+            return None
+        if self.images == "url":
+            return safe_url(ref.url)
+        data, info = ref.data(), ref.info()
+        if data is None or info is None:
+            return safe_url(ref.url) if self.images == "embed" else None
+        if self.images == "files":
+            path = self.context.assets.add(data, info.extension)
+            ref.release()
+            return path
+        ref.release()
+        return f"data:{info.mime_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+    # -- the end -----------------------------------------------------------------------
+    def end(self, info: DocumentInfo) -> None:
+        self._close_lists(-1)
+        self.out.write("</main>\n")
+        self._emit(self._toc())
+        source = html.escape(self.clean(info.filename or info.name))
+        details = []
+        if info.schema_version:
+            details.append(f"schema {html.escape(info.schema_version)}")
+        if info.file_id:
+            details.append(f"file id {html.escape(self.clean(info.file_id))}")
+        extra = f" ({', '.join(details)})" if details else ""
+        self.out.write(f'<footer class="source">Converted from {source}{extra} by '
+                       "xparse-convert.</footer>\n</body>\n</html>\n")
+
+    def _toc(self) -> etree._Element:
+        """Nested lists of links to the headings, built once every title is known; CSS puts
+        it before (narrow screens) or beside (wide screens) the body."""
+        nav = etree.Element("nav", id="toc", **{"aria-label": "Contents"})
+        heading = etree.SubElement(nav, "h2")
+        heading.text = "Contents"
+        root = etree.SubElement(nav, "ol")
+        # each frame: [level of its items, its <ol>, its last <li>]
+        stack: list[list[Any]] = []
+        for level, text, anchor in self.titles:
+            while stack and stack[-1][0] > level:
+                stack.pop()
+            if not stack:
+                stack.append([level, root, None])
+            elif stack[-1][0] < level:
+                parent = stack[-1][2]
+                nested = etree.SubElement(parent, "ol") if parent is not None else stack[-1][1]
+                stack.append([level, nested, None])
+            item = etree.SubElement(stack[-1][1], "li")
+            link = etree.SubElement(item, "a", href=f"#{anchor}")
+            link.text = text
+            stack[-1][2] = item
+        return nav
