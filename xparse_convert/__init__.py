@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .convert import Report, convert, convert_many
+from .batch import convert_many
+from .convert import Report, convert
 from .diagnostics import Diagnostics
 from .errors import ApiError, InputError, OutputError, UsageError, XParseError
 from .info import inspect

@@ -8,10 +8,12 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__, convert, convert_many, inspect, render_info
+from .batch import write_run_report
 from .errors import UsageError, XParseError
 from .options import COMMON, writer_option_key
 from .writers import available
@@ -52,8 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output-dir", metavar="OUTDIR",
                         help="folder for the outputs (default: beside each input); - for stdout")
     parser.add_argument("--name", metavar="STEM", help="output name for stdin input")
-    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
-                        help="convert N files in parallel processes")
+    batch = parser.add_argument_group("batches")
+    batch.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                       help="convert N files at once (default: one per core)")
+    batch.add_argument("--timeout", type=float, metavar="S",
+                       help="stop a file's conversion after S seconds (it fails alone)")
+    batch.add_argument("--memory-limit", type=int, metavar="MB",
+                       help="cap each file's conversion process at MB megabytes")
+    batch.add_argument("--skip-existing", action="store_true",
+                       help="skip inputs whose outputs are newer than the input (resume)")
+    batch.add_argument("--report", metavar="FILE", help="write a JSON report of every input")
+    batch.add_argument("--dask-scheduler", metavar="ADDRESS",
+                       default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
+                       help="run the batch on a Dask cluster (needs xparse-convert[dask]; "
+                            "default: $DASK_SCHEDULER_ADDRESS)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no warnings")
     parser.add_argument("--strict", action="store_true", help="exit 1 on any warning")
     parser.add_argument("--debug", action="store_true", help="tracebacks and debug logging")
@@ -161,8 +175,10 @@ def _convert(argv: list[str]) -> int:
         parser.error("no input given")
     if not args.to:
         parser.error("--to FMT is required (see --list-formats)")
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        parser.error("--timeout must be positive")
     options = _collect_options(args)
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
     to_stdout = args.output_dir == "-"
@@ -171,9 +187,12 @@ def _convert(argv: list[str]) -> int:
     interactive = sys.stderr.isatty() and not args.quiet
     failures = 0
     warnings = 0
+    reports: list[Any] = []
+    started = time.perf_counter()
 
     def report_done(report: Any) -> None:
         nonlocal failures, warnings
+        reports.append(report)
         if report.error:
             failures += 1
             where = f"{report.error_where}: " if report.error_where else ""
@@ -192,28 +211,68 @@ def _convert(argv: list[str]) -> int:
     for src in stdin_inputs:
         report_done(_convert_one(src, formats, out_dir, options, args.name, to_stdout,
                                  interactive))
-    if file_inputs:
-        if len(file_inputs) == 1 and not os.path.isdir(file_inputs[0]) and args.jobs == 1:
-            report_done(_convert_one(file_inputs[0], formats, out_dir, options, None,
-                                     to_stdout, interactive))
-        else:
-            bar = _progress_bar(None, "file", interactive)
-            try:
-                def tick(report: Any) -> None:
-                    if bar is not None:
-                        bar.update(1)
-                    report_done(report)
-
-                convert_many(file_inputs, formats, out_dir, options, jobs=args.jobs,
-                             on_report=tick)
-            finally:
-                if bar is not None:
-                    bar.close()
+    batch = len(file_inputs) > 1 or any(os.path.isdir(s) for s in file_inputs) or any(
+        v is not None for v in (args.jobs, args.timeout, args.memory_limit, args.dask_scheduler)
+    ) or args.skip_existing
+    if file_inputs and not batch:
+        report_done(_convert_one(file_inputs[0], formats, out_dir, options, None, to_stdout,
+                                 interactive))
+    elif file_inputs:
+        _run_batch(args, file_inputs, formats, out_dir, options, interactive, report_done)
+    if args.report:
+        write_run_report(args.report, reports, time.perf_counter() - started)
     if failures:
         return EXIT_FAILED
     if warnings and args.strict:
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _run_batch(args: argparse.Namespace, inputs: list[str], formats: list[str],
+               out_dir: str | None, options: dict[str, Any], interactive: bool,
+               report_done: Any) -> None:
+    """Many files: a local pool, or a Dask cluster; a progress bar over files."""
+    executor = None
+    client = None
+    if args.dask_scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UsageError("--dask-scheduler needs Dask: pip install "
+                             "'xparse-convert[dask]'") from None
+        try:
+            # connect timeout: Dask's own setting (distributed.comm.timeouts.connect)
+            client = Client(args.dask_scheduler)
+        except OSError as exc:
+            raise UsageError(f"cannot reach the Dask scheduler at {args.dask_scheduler}: "
+                             f"{exc}") from None
+        executor = client.get_executor()
+    bar = _progress_bar(None, "file", interactive)
+    pages = 0
+    started = time.perf_counter()
+
+    def tick(report: Any) -> None:
+        nonlocal pages
+        pages += report.pages or 0
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{pages / max(time.perf_counter() - started, 1e-9):.0f} pages/s")
+        report_done(report)
+
+    try:
+        from .batch import plan_jobs
+
+        if bar is not None:
+            bar.total = len(plan_jobs(inputs, formats, out_dir)[0])
+            bar.refresh()
+        convert_many(inputs, formats, out_dir, options, jobs=args.jobs, executor=executor,
+                     timeout=args.timeout, memory_limit_mb=args.memory_limit,
+                     skip_existing=args.skip_existing, on_report=tick)
+    finally:
+        if bar is not None:
+            bar.close()
+        if client is not None:
+            client.close()
 
 
 def _convert_one(src: str, formats: list[str], out_dir: str | None, options: dict[str, Any],

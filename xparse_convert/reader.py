@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import ijson
+import orjson
 
 from .codes import PARTIAL, SUCCESS, describe
 from .diagnostics import Diagnostics
@@ -212,8 +213,6 @@ class _MarkdownSkipper:
 
     def markdown(self) -> str | None:
         """The first skipped markdown value, decoded; None when none was captured."""
-        import orjson
-
         if self.captured is None:
             return "" if self._capture and self.values_skipped else None
         self.captured.seek(0)
@@ -404,8 +403,6 @@ class _ScanOutcome:
 
 
 def _scan_back(buf: bytes, start: int, depth: int, key: str) -> _ScanOutcome:
-    import orjson
-
     outcome = _ScanOutcome()
     tokens = [m.start() for m in _STRUCTURE.finditer(buf, start)]
     level = 0
@@ -795,8 +792,6 @@ class Reader:
 
     def _tail_values(self, shape: str, document: bytes) -> dict[str, Any]:
         """The document fields in the tail, by prefix.  Raises on malformed JSON."""
-        import orjson
-
         if shape == "legacy":  # legacy pages hold pictures: read them one page at a time
             collector = _FieldCollector({"result.pages": self._tail_legacy_page})
             events = ijson.parse(_BytesReader(document), use_float=True)

@@ -477,7 +477,7 @@ def table_from_html(markup: str) -> Table | None:
 
     try:
         root = lxml.html.fromstring(markup)
-    except (etree.ParserError, ValueError):
+    except (etree.LxmlError, ValueError):  # unparseable markup: the caller falls back
         return None
     table_el = root if root.tag == "table" else next(root.iter("table"), None)
     if table_el is None:

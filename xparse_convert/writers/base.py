@@ -104,6 +104,7 @@ class Writer:
         self.context = context
         self.diag = context.diag
         self._methods: dict[str, Callable[[Element], None]] = {}
+        self.begun = False  # set once ``begin`` has run (``abort`` is called only then)
 
     # -- the protocol ----------------------------------------------------------------
     @classmethod
@@ -133,6 +134,9 @@ class Writer:
 
     def end(self, info: DocumentInfo) -> None:
         """Called once after the last element; ``info`` now holds the fields after the list."""
+
+    def abort(self) -> None:
+        """Called instead of ``end`` when the conversion failed; the output is discarded."""
 
     # -- policies shared by subclasses ----------------------------------------------
     def option(self, key: str, default: Any = None) -> Any:

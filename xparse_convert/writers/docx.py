@@ -410,6 +410,10 @@ class DocxWriter(Writer):
                     "xparse.filename": self.clean(info.filename or "")})
         self.body.close()
 
+    def abort(self) -> None:
+        self.package.abandon()
+        self.body.close()
+
     def _toc_blocks(self) -> list[etree._Element]:
         """The table of contents: a real TOC field Word can update, its result already filled
         with links to the headings (so LibreOffice and a first look in Word show it)."""

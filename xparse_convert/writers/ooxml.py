@@ -40,6 +40,10 @@ class Package:
     def close(self) -> None:
         self.zip.close()
 
+    def abandon(self) -> None:
+        """Drop the half-written zip without finishing it (its file is being deleted)."""
+        self.zip.fp = None  # ZipFile.close() then writes nothing, now or when collected
+
 
 def relationships(rels: Iterable[Relationship]) -> bytes:
     body = "".join(
