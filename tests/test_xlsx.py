@@ -173,6 +173,13 @@ def test_three_thousand_tables(tmp_path, write_json):
     assert book.worksheets[3000]["A2"].value == 2999
 
 
+def test_column_letters_match_excel():
+    from openpyxl.utils.cell import get_column_letter
+
+    for index in (0, 1, 25, 26, 27, 51, 52, 701, 702, 703, 16_383):
+        assert xlsx_module.col(index) == get_column_letter(index + 1)
+
+
 def test_byte_identical(tmp_path):
     a = convert(SAMPLE, "xlsx", tmp_path / "a").outputs["xlsx"]
     b = convert(SAMPLE, "xlsx", tmp_path / "b").outputs["xlsx"]
