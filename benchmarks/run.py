@@ -350,6 +350,22 @@ def _median_bound(values: Sequence[tuple[float, bool]]) -> tuple[float | None, b
     return statistics.median(v for v, _ in ordered), any(bound for _, bound in middle)
 
 
+def package_stamp() -> str | None:
+    """The newest source file of the installed ``xparse_convert`` and its mtime, to notice
+    edits made to the package while a run is going (every run imports it afresh)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("xparse_convert")
+    if spec is None or not spec.origin:
+        return None
+    files = [(f.stat().st_mtime, f) for f in Path(spec.origin).parent.rglob("*.py")]
+    if not files:
+        return None
+    mtime, newest = max(files)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime))
+    return f"{newest.relative_to(Path(spec.origin).parent.parent)} {stamp}"
+
+
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
     import ijson
@@ -384,7 +400,22 @@ def machine_info() -> dict[str, Any]:
         "ijson_backend": ijson.backend,
         "orjson": orjson.__version__,
         "xparse_convert": version,
+        "xparse_convert_newest_file": package_stamp(),
+        "baseline_libraries": _library_versions(("python-docx", "openpyxl")),
     }
+
+
+def _library_versions(names: Sequence[str]) -> dict[str, str]:
+    """Installed versions of the baselines' third-party libraries (absent ones left out)."""
+    from importlib import metadata
+
+    out: dict[str, str] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 def prepare_input(workdir: Path, pages: int, variant: str) -> Input:
@@ -844,7 +875,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{machine['cpu_model']}, {machine['memory_gb']} GB RAM; "
               f"Python {machine['python']}; ijson {machine['ijson']} backend "
               f"{machine['ijson_backend']}; orjson {machine['orjson']}; "
-              f"xparse_convert {machine['xparse_convert']}")
+              f"xparse_convert {machine['xparse_convert']} (newest file "
+              f"{machine['xparse_convert_newest_file']}); "
+              + "; ".join(f"{k} {v}" for k, v in machine["baseline_libraries"].items()))
     print(header, flush=True)
     print(f"runs: {args.runs} per task, round-robin, medians; formats: {', '.join(formats)}",
           flush=True)
@@ -867,6 +900,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Targets:")
         print("\n".join("  " + c for c in checks))
     remarks = notes(rows)
+    stamp_after = package_stamp()
+    if stamp_after != machine["xparse_convert_newest_file"]:
+        remarks.append(f"the package changed during the run (newest file at the start: "
+                       f"{machine['xparse_convert_newest_file']}, at the end: {stamp_after}): "
+                       "rows measured before and after the edit are not comparable")
     if remarks:
         print()
         print("Notes:")

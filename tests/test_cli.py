@@ -140,8 +140,8 @@ def test_usage_errors_exit_2(args, capsys):
 
 
 def test_reserved_words_and_a_file_named_like_one(tmp_path):
-    proc = run(["parse", "--to", "md"], cwd=tmp_path)
-    assert proc.returncode == 2 and "./parse" in proc.stderr
+    proc = run(["parse", "--to", "md"], cwd=tmp_path)  # the API subcommand wants documents
+    assert proc.returncode == 2 and "xparse-convert parse" in proc.stderr
     shutil.copy(SAMPLE, tmp_path / "parse")
     proc = run(["./parse", "--to", "jsonl"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -73,8 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="tracebacks and debug logging")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--list-formats", action="store_true", help="list output formats")
+    _add_conversion_options(parser)
+    return parser
+
+
+def _add_conversion_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
+                            ) -> None:
     shared = parser.add_argument_group("conversion options")
     for option in COMMON:
+        if option.name in skip:
+            continue
         _add_option(shared, f"--{option.name.replace('_', '-')}", option.name, option)
     for name, writer in sorted(available().items()):
         if not writer.options:
@@ -83,7 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
         for option in writer.options:
             key = writer_option_key(writer, option)
             _add_option(group, f"--{key.replace('_', '-')}", key, option)
-    return parser
 
 
 def _collect_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -145,9 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             if argv[0] == "info":
                 return _run_info(argv[1:])
-            print(f"{PROG}: error: '{argv[0]}' (the async API client) is not available in this "
-                  "version; to convert a file of that name, write ./" + argv[0], file=sys.stderr)
-            return EXIT_USAGE
+            from .remote_cli import run_remote
+
+            return run_remote(argv[0], argv[1:])
         return _convert(argv)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

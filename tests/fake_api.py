@@ -1,0 +1,181 @@
+"""A local stand-in for TextIn's async parse API, following its documented contract
+(``parse-async-api.md``, ``parse-async-status.md``): it checks the credential headers and the
+multipart form, hands out job ids, moves jobs through pending -> in_progress -> completed, and
+serves results from a second host.  Attributes make it misbehave on purpose."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+APP_ID, SECRET = "test-app-id", "s3cr3t-code-never-printed"
+
+
+@dataclass
+class Job:
+    job_id: str
+    fields: dict[str, Any]
+    polls: int = 0
+
+
+@dataclass
+class Behaviour:
+    submit_codes: list[int] = field(default_factory=list)  # answered to the first submits
+    polls_before_done: int = 2
+    final_status: str = "completed"
+    fail_message: str = "the document could not be parsed"
+    result: bytes = b""
+    download: str = "ok"  # ok | truncated | short | drop
+    download_failures: int = 10**9  # how many downloads misbehave before one is served well
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.behaviour = Behaviour()
+        self.jobs: dict[str, Job] = {}
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # host, path, headers
+        self.api = self._serve(self._api_handler())
+        self.files = self._serve(self._file_handler())
+        self.base_url = f"http://127.0.0.1:{self.api.server_address[1]}"
+        self.files_url = f"http://127.0.0.1:{self.files.server_address[1]}"
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                         daemon=True).start()
+        return server
+
+    def close(self) -> None:
+        for server in (self.api, self.files):
+            server.shutdown()
+            server.server_close()
+
+    def submits(self) -> list[tuple[str, str, dict[str, str]]]:
+        return [r for r in self.requests if r[1].endswith("/parse/async") and r[0] == "api"]
+
+    # -- the API host ----------------------------------------------------------------
+    def _api_handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, body: dict[str, Any], status: int = 200) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorised(self) -> bool:
+                app, secret = self.headers.get("x-ti-app-id"), self.headers.get(
+                    "x-ti-secret-code")
+                if not app or not secret:
+                    self._answer({"code": 40101, "message": "x-ti-app-id or secret empty"})
+                    return False
+                if (app, secret) != (APP_ID, SECRET):
+                    self._answer({"code": 40102, "message": "invalid credentials"})
+                    return False
+                return True
+
+            def do_POST(self) -> None:  # noqa: N802
+                api.requests.append(("api", self.path, dict(self.headers)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path != "/api/v1/xparse/parse/async":
+                    self._answer({"code": 40400, "message": "no such path"}, 404)
+                    return
+                if not self._authorised():
+                    return
+                if api.behaviour.submit_codes:
+                    code = api.behaviour.submit_codes.pop(0)
+                    self._answer({"code": code, "message": f"simulated {code}",
+                                  "data": {"message": "details"}})
+                    return
+                ctype = self.headers.get("Content-Type", "")
+                if not ctype.startswith("multipart/form-data"):
+                    self._answer({"code": 40004, "message": "not multipart"})
+                    return
+                message = BytesParser().parsebytes(
+                    f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+                fields: dict[str, Any] = {}
+                for part in message.get_payload():
+                    name = part.get_param("name", header="content-disposition")
+                    fields[name] = {"filename": part.get_filename(),
+                                    "content_type": part.get_content_type(),
+                                    "data": part.get_payload(decode=True)}
+                if "file" not in fields and "file_url" not in fields:
+                    self._answer({"code": 40305, "message": "no file uploaded"})
+                    return
+                job_id = f"job{len(api.jobs) + 1:04d}"
+                api.jobs[job_id] = Job(job_id, fields)
+                self._answer({"code": 200, "message": "success", "data": {"job_id": job_id}})
+
+            def do_GET(self) -> None:  # noqa: N802
+                api.requests.append(("api", self.path, dict(self.headers)))
+                prefix = "/api/v1/xparse/parse/async/"
+                if not self.path.startswith(prefix):
+                    self._answer({"code": 40400, "message": "no such path"}, 404)
+                    return
+                if not self._authorised():
+                    return
+                job = api.jobs.get(self.path[len(prefix):])
+                if job is None:
+                    self._answer({"code": 40004, "message": "unknown job"})
+                    return
+                job.polls += 1
+                data: dict[str, Any] = {"job_id": job.job_id, "file_id": "f-" + job.job_id}
+                if job.polls <= api.behaviour.polls_before_done:
+                    data["status"] = "pending" if job.polls == 1 else "in_progress"
+                elif api.behaviour.final_status == "completed":
+                    data["status"] = "completed"
+                    data["result_url"] = f"{api.files_url}/file/xparse_result/{job.job_id}"
+                elif api.behaviour.final_status == "failed":
+                    data["status"] = "failed"
+                    data["message"] = api.behaviour.fail_message
+                else:
+                    data["status"] = api.behaviour.final_status
+                self._answer({"code": 200, "message": "success", "data": data})
+
+        return Handler
+
+    # -- the result host -----------------------------------------------------------------
+    def _file_handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                api.requests.append(("files", self.path, dict(self.headers)))
+                data = api.behaviour.result
+                mode = api.behaviour.download
+                if mode != "ok" and api.behaviour.download_failures > 0:
+                    api.behaviour.download_failures -= 1
+                else:
+                    mode = "ok"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if mode == "truncated":  # a well-framed response of broken JSON
+                    data = data[: len(data) // 2]
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif mode in ("short", "drop"):  # the connection dies mid-body
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 3])
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                else:
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+        return Handler

@@ -1,0 +1,242 @@
+"""The async API client against a local server that follows the documented contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import SAMPLE
+from fake_api import APP_ID, SECRET, FakeApi
+
+from xparse_convert.api import Backoff, Client, NetworkError, fetch_and_convert, parse_and_convert
+from xparse_convert.codes import API_CODES, RETRYABLE_CODES
+from xparse_convert.errors import ApiError
+
+pytest.importorskip("httpx")
+
+
+@pytest.fixture
+def api():
+    server = FakeApi()
+    server.behaviour.result = SAMPLE.read_bytes()
+    yield server
+    server.close()
+
+
+class Clock:
+    """Time that passes only when the client sleeps: retry tests run in milliseconds."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def client_for(api, clock=None, **kw):
+    clock = clock or Clock()
+    return Client(APP_ID, SECRET, api.base_url, clock=clock,
+                  backoff=Backoff(sleep=clock.sleep, rng=random.Random(1)), **kw)
+
+
+@pytest.fixture
+def document(tmp_path):
+    path = tmp_path / "galaxy report.pdf"
+    path.write_bytes(b"%PDF-1.7\n" + os.urandom(300_000))
+    return path
+
+
+def test_happy_path_end_to_end(api, document, tmp_path):
+    clock = Clock()
+    with client_for(api, clock) as client:
+        report = parse_and_convert(client, str(document), ["docx", "md"], str(tmp_path / "out"),
+                                   config={"capabilities": {"include_table_structure": True}},
+                                   page_range="1-4", password="pw", webhook="https://h/cb")
+    assert report.ok and report.pages == 4
+    assert (tmp_path / "out" / "galaxy report.docx").is_file()
+    assert (tmp_path / "out" / "galaxy report.json").read_bytes() == SAMPLE.read_bytes()
+    job = next(iter(api.jobs.values()))
+    assert job.fields["file"]["data"] == document.read_bytes()
+    assert job.fields["file"]["filename"] == "galaxy report.pdf"
+    config = json.loads(job.fields["config"]["data"])
+    assert job.fields["config"]["content_type"] == "application/json"
+    assert config == {"capabilities": {"include_table_structure": True},
+                      "scope": {"page_range": "1-4"}, "document": {"password": "pw"}}
+    assert job.fields["webhook"]["data"] == b"https://h/cb"
+    assert job.polls == 3 and len(clock.sleeps) == 2  # pending, in_progress, completed
+    # credentials went to the API host only, never to the result host
+    for host, _, headers in api.requests:
+        keys = {k.lower() for k in headers}
+        if host == "api":
+            assert headers.get("x-ti-app-id") == APP_ID
+        else:
+            assert "x-ti-app-id" not in keys and "x-ti-secret-code" not in keys
+
+
+def test_rate_limit_and_faults_are_retried(api, document, tmp_path):
+    api.behaviour.submit_codes = [40306, 30203, 500]
+    clock = Clock()
+    with client_for(api, clock) as client:
+        job_id = client.submit(document)
+    assert job_id == "job0001" and len(api.submits()) == 4
+    assert len(clock.sleeps) == 3 and clock.now < 30  # backed off, bounded
+
+
+def test_retries_are_bounded(api, document):
+    api.behaviour.submit_codes = [40306] * 10
+    with client_for(api, retries=3) as client, pytest.raises(ApiError) as info:
+        client.submit(document)
+    assert info.value.code == 40306 and len(api.submits()) == 4
+    assert "rate limit" in info.value.message
+
+
+@pytest.mark.parametrize("code", sorted(c for c in API_CODES if c not in (200, 50207)))
+def test_every_documented_code_is_one_line(api, document, code):
+    api.behaviour.submit_codes = [code] * 10
+    with client_for(api, retries=2) as client, pytest.raises(ApiError) as info:
+        client.submit(document)
+    message = info.value.one_line()
+    assert f"code {code}: {API_CODES[code]}" in message and "\n" not in message
+    assert SECRET not in message
+    assert len(api.submits()) == (3 if code in RETRYABLE_CODES else 1)
+
+
+def test_wrong_credentials(api, document):
+    with Client(APP_ID, "wrong", api.base_url) as client, pytest.raises(ApiError) as info:
+        client.submit(document)
+    assert info.value.code == 40102 and "wrong" not in info.value.message
+    with pytest.raises(ApiError, match="credentials missing"):
+        Client("", "", api.base_url)
+
+
+def test_failed_and_unknown_statuses_are_terminal(api, document):
+    api.behaviour.final_status = "failed"
+    with client_for(api) as client:
+        job = client.submit(document)
+        with pytest.raises(ApiError, match="failed: the document could not be parsed"):
+            client.wait(job)
+    api.behaviour.final_status = "stopped"
+    with client_for(api) as client:
+        job = client.submit(document)
+        with pytest.raises(ApiError, match="ended with status 'stopped'"):
+            client.wait(job)
+
+
+def test_poll_timeout(api, document):
+    api.behaviour.polls_before_done = 10**6
+    clock = Clock()
+    with client_for(api, clock) as client:
+        job = client.submit(document)
+        with pytest.raises(TimeoutError, match=f"fetch {job}"):
+            client.wait(job, poll_timeout=60)
+    assert 60 <= clock.now < 80
+
+
+@pytest.mark.parametrize("mode", ["truncated", "short", "drop"])
+def test_broken_downloads_leave_nothing(api, document, tmp_path, mode):
+    api.behaviour.download = mode
+    with client_for(api, retries=2) as client:
+        job = client.submit(document)
+        url = client.wait(job)
+        with pytest.raises(NetworkError):
+            client.download(url, tmp_path / "out" / "r.json")
+    assert list((tmp_path / "out").iterdir()) == []
+    api.behaviour.download_failures = 1  # one broken answer, then a good one: retried
+    with client_for(api, retries=2) as client:
+        path = client.download(url, tmp_path / "out" / "r.json")
+    assert path.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_partial_result_converts_with_a_warning(api, document, tmp_path):
+    doc = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    doc["code"] = 50207
+    api.behaviour.result = json.dumps(doc, ensure_ascii=False).encode()
+    with client_for(api) as client:
+        report = parse_and_convert(client, str(document), ["md"], str(tmp_path))
+    assert report.ok and any("50207" in w for w in report.warnings)
+
+
+def test_fetch_names_outputs_from_the_result(api, document, tmp_path):
+    with client_for(api) as client:
+        job = client.submit(document)
+        report = fetch_and_convert(client, job, ["xlsx"], str(tmp_path))
+    assert report.ok
+    assert (tmp_path / "galaxy-q3-report.json").is_file()
+    assert (tmp_path / "galaxy-q3-report.xlsx").is_file()
+
+
+def test_conversion_failure_keeps_the_paid_result(api, document, tmp_path):
+    api.behaviour.result = b'{"code": 200, "data": {"markdown": "no elements"}}'
+    with client_for(api) as client:
+        report = parse_and_convert(client, str(document), ["md"], str(tmp_path))
+    assert not report.ok and "no element list" in report.error
+    assert (tmp_path / "galaxy report.json").is_file()
+    assert not (tmp_path / "galaxy report.md").exists()
+
+
+def cli(args, api, env_extra=None, **kw):
+    env = dict(os.environ, XPARSE_APP_ID=APP_ID, XPARSE_SECRET_CODE=SECRET,
+               XPARSE_API_BASE=api.base_url)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "xparse_convert.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=120, **kw)
+
+
+def test_cli_parse_a_folder_and_fetch(api, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.pdf", "b.png"):
+        (docs / name).write_bytes(b"x" * 1000)
+    (docs / "notes.bin").write_bytes(b"ignored")
+    out = tmp_path / "out"
+    proc = cli(["parse", docs, "--to", "docx,xlsx", "-o", out, "--pages", "1-2",
+                "--poll-interval", "0.01"], api)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.endswith("_files")) == [
+        "a.docx", "a.json", "a.xlsx", "b.docx", "b.json", "b.xlsx"]
+    assert SECRET not in proc.stderr + proc.stdout and APP_ID not in proc.stderr + proc.stdout
+    job = next(iter(api.jobs))
+    proc = cli(["fetch", job, "--to", "md", "-o", tmp_path / "f", "--name", "mine"], api)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "f" / "mine.md").is_file()
+
+
+def test_cli_errors_are_one_line_without_secrets(api, tmp_path):
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    api.behaviour.submit_codes = [40003]
+    proc = cli(["parse", tmp_path / "a.pdf", "--to", "md"], api)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and "40003" in errors[0] and "insufficient balance" in errors[0]
+    assert SECRET not in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli(["parse", tmp_path / "a.pdf", "--to", "md"], api,
+               env_extra={"XPARSE_APP_ID": "", "XPARSE_SECRET_CODE": ""})
+    assert proc.returncode == 2 and "credentials missing" in proc.stderr
+
+
+def test_ctrl_c_while_polling_names_the_job(api, tmp_path):
+    api.behaviour.polls_before_done = 10**6
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    env = dict(os.environ, XPARSE_APP_ID=APP_ID, XPARSE_SECRET_CODE=SECRET)
+    proc = subprocess.Popen([sys.executable, "-m", "xparse_convert.cli", "parse",
+                             str(tmp_path / "a.pdf"), "--to", "md", "--api-base", api.base_url,
+                             "--poll-interval", "0.05"], stderr=subprocess.PIPE, text=True,
+                            env=env)
+    line = proc.stderr.readline()
+    assert "job job0001 submitted" in line
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 130
+    assert "fetch job0001 --to md" in rest
