@@ -147,7 +147,7 @@ class Element:
         self.text = text
         self.page = page
         self.id = id_
-        self.depth = _int_or_none(meta.get("category_depth"))
+        self.depth = as_int(meta.get("category_depth"))
         self.parent_id = _str_or_none(meta.get("parent_id"))
         children = meta.get("children_ids")
         self.children_ids = [c for c in children if isinstance(c, str)] if isinstance(
@@ -194,6 +194,11 @@ class Element:
         return self._image  # type: ignore[return-value]
 
     @property
+    def caption_first(self) -> bool:
+        """True when the attached caption came before its object in the input."""
+        return self.caption is not None and self.caption.index < self.index
+
+    @property
     def where(self) -> str:
         return f"element {self.id} (#{self.index})"
 
@@ -202,7 +207,9 @@ class Element:
         return f"<Element #{self.index} {self.type} {self.id!r} p{self.page} {text!r}>"
 
 
-def _int_or_none(value: object) -> int | None:
+def as_int(value: object) -> int | None:
+    """An integer from an int, an integral float or a string of digits; else None (booleans
+    are not numbers here)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -30,7 +30,7 @@ from .codes import PARTIAL, SUCCESS, describe
 from .diagnostics import Diagnostics
 from .errors import ApiError, InputError
 from .legacy import LegacyPages, map_detail
-from .model import KNOWN_TYPES, DocumentInfo, Element, PageInfo
+from .model import KNOWN_TYPES, DocumentInfo, Element, PageInfo, as_int
 from .source import Source, SourceLike, open_source
 from .text import clean_text
 
@@ -673,7 +673,7 @@ class Reader:
             container = prefix.rpartition(".")[0] if "." in prefix else ""
             if container == "" and key in ("code", "message", "location", "data", "result"):
                 if key == "code":
-                    info.code = _as_int(value)
+                    info.code = as_int(value)
                     info.extra["code"] = value
                 elif key == "message":
                     info.message = value if isinstance(value, str) else None
@@ -693,7 +693,7 @@ class Reader:
             elif key == "pages" and isinstance(value, list) and info.shape != "legacy":
                 for page in value:
                     if isinstance(page, dict):
-                        number = _as_int(page.get("page_number"))
+                        number = as_int(page.get("page_number"))
                         if number is not None:
                             width, height = page.get("page_width"), page.get("page_height")
                             info.pages[number] = PageInfo(
@@ -716,7 +716,7 @@ class Reader:
         code = self.info.extra.get("code")
         if code is None:
             return
-        number = _as_int(code)
+        number = as_int(code)
         if number == SUCCESS:
             return
         if number == PARTIAL:
@@ -827,18 +827,6 @@ class _BytesReader:
         chunk = self._data[self._pos:self._pos + size]
         self._pos += len(chunk)
         return chunk
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
 
 
 _CONTEXT = re.compile(r"\n( *)(.*)\n *\(right here\) ------\^")

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .images import ImageRef, image_ref_from
+from .model import as_int
 
 MAX_ROWS = 1_048_576
 MAX_COLS = 16_384
@@ -324,16 +325,18 @@ def _span(value: object, repairs: list[str], what: str) -> int:
     return value
 
 
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
+def _set_header_rows(table: Table, flags: list[bool] | None) -> None:
+    """Header rows: the leading rows whose flag is set, or the default when there are no
+    flags (the first row, grown to its tallest span, when more rows follow)."""
+    if flags is None:
+        count = _default_header_rows(table)
+    else:
+        count = 0
+        while count < min(len(flags), table.n_rows) and flags[count]:
+            count += 1
+    table.header_rows = count
+    for cell in table.cells:
+        cell.header = cell.row < count
 
 
 def _default_header_rows(table: Table) -> int:
@@ -358,7 +361,7 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         if not isinstance(item, dict):
             repairs.append("a cell that is not an object was skipped")
             continue
-        row, col = _int(item.get("row")), _int(item.get("col"))
+        row, col = as_int(item.get("row")), as_int(item.get("col"))
         if row is None or col is None:
             repairs.append("a cell without a row or column was skipped")
             continue
@@ -369,7 +372,7 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         ref = image_ref_from(item.get("image_datas") or item.get("image_data"), {})
         if ref is not None:
             images.append(ref)
-        page = _int(item.get("page_number"))
+        page = as_int(item.get("page_number"))
         cell = Cell(row - base, col - base, _span(item.get("row_span"), repairs, "row span"),
                     _span(item.get("col_span"), repairs, "column span"),
                     text if isinstance(text, str) else ("" if text is None else str(text)),
@@ -383,8 +386,8 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         c.row < MAX_ROWS for c in parsed) else 1
     extent_cols = max(c.col + 1 for c in parsed if c.col < MAX_COLS) if any(
         c.col < MAX_COLS for c in parsed) else 1
-    declared_rows = _int(structure.get("rows"))
-    declared_cols = _int(structure.get("cols"))
+    declared_rows = as_int(structure.get("rows"))
+    declared_cols = as_int(structure.get("cols"))
     n_rows = extent_rows
     n_cols = extent_cols
     if declared_rows is not None and declared_rows > 0:
@@ -404,20 +407,14 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         placer.place(cell)
     table = placer.finish("structure")
     layout = structure.get("table_layout")
-    declared_header = _int(layout.get("header_rows")) if isinstance(layout, dict) else None
+    declared_header = as_int(layout.get("header_rows")) if isinstance(layout, dict) else None
     if isinstance(layout, dict) and isinstance(layout.get("header_rows"), list):
         declared_header = len(layout["header_rows"])
     if declared_header is not None and 0 <= declared_header <= table.n_rows:
-        table.header_rows = declared_header
-    elif roles:
-        count = 0
-        while count in roles and all(roles[count]):
-            count += 1
-        table.header_rows = count
+        _set_header_rows(table, [True] * declared_header + [False])
     else:
-        table.header_rows = _default_header_rows(table)
-    for cell in table.cells:
-        cell.header = cell.row < table.header_rows
+        _set_header_rows(table, [bool(roles.get(r)) and all(roles[r])
+                                 for r in range(table.n_rows)] if roles else None)
     return table
 
 
@@ -512,15 +509,7 @@ def table_from_html(markup: str) -> Table | None:
     if placer.n_rows == 0 or placer.n_cols == 0:
         return None
     table = placer.finish("html")
-    if any(header_flags):
-        count = 0
-        while count < len(header_flags) and header_flags[count]:
-            count += 1
-        table.header_rows = count
-    else:
-        table.header_rows = _default_header_rows(table)
-    for cell in table.cells:
-        cell.header = cell.row < table.header_rows
+    _set_header_rows(table, header_flags if any(header_flags) else None)
     return table
 
 

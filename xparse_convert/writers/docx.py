@@ -262,7 +262,7 @@ class DocxWriter(Writer):
         if table is None:
             return
         caption = self.clean(el.caption.text).strip() if el.caption else ""
-        caption_first = el.caption is not None and el.caption.index < el.index
+        caption_first = el.caption_first
         if caption and caption_first:
             self._emit(_paragraph("Caption", caption, keep_next=True))
         self._emit(self._table_xml(table))
@@ -327,7 +327,7 @@ class DocxWriter(Writer):
     # -- pictures --------------------------------------------------------------------
     def image(self, el: Element) -> None:
         caption = self.clean(el.caption.text).strip() if el.caption else ""
-        caption_first = el.caption is not None and el.caption.index < el.index
+        caption_first = el.caption_first
         if caption and caption_first:
             self._emit(_paragraph("Caption", caption, keep_next=True))
         p = _paragraph(None, keep_next=bool(caption) and not caption_first)

@@ -306,7 +306,7 @@ class HtmlWriter(Writer):
             figure = etree.Element("figure", **_attrs(el))
             caption = etree.Element("figcaption", {"data-element-id": el.caption.id})
             caption.text = self.clean(el.caption.text).strip()
-            if el.caption.index < el.index:
+            if el.caption_first:
                 figure.append(caption)
                 figure.append(node)
             else:
@@ -348,7 +348,7 @@ class HtmlWriter(Writer):
         if caption_text:
             caption = etree.Element("figcaption", {"data-element-id": el.caption.id})
             caption.text = caption_text
-            if el.caption.index < el.index:
+            if el.caption_first:
                 figure.append(caption)
         src = self._image_src(el.image) if el.image is not None else None
         if src:
@@ -365,7 +365,7 @@ class HtmlWriter(Writer):
                 note.text = "Image not available"
         else:
             return
-        if caption is not None and el.caption is not None and el.caption.index >= el.index:
+        if caption is not None and el.caption is not None and not el.caption_first:
             figure.append(caption)
         self._emit(figure)
 

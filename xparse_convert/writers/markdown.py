@@ -138,7 +138,7 @@ class MarkdownWriter(Writer):
         if table is None:
             return
         caption = self._caption_text(el)
-        caption_first = el.caption is not None and el.caption.index < el.index
+        caption_first = el.caption_first
         if caption and caption_first:
             self._block(_escape_html(caption))
         if table.has_spans or table.header_rows > 1:
@@ -160,7 +160,7 @@ class MarkdownWriter(Writer):
 
     def image(self, el: Element) -> None:
         caption = self._caption_text(el)
-        caption_first = el.caption is not None and el.caption.index < el.index
+        caption_first = el.caption_first
         if caption and caption_first:
             self._block(_escape_html(caption))
         target = self._image_target(el)
