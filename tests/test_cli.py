@@ -218,3 +218,9 @@ def test_gzip_input_names_output_without_extensions(tmp_path):
     assert main([str(src), "--to", "md"]) == 0
     assert (tmp_path / "result.md").is_file()
     assert Path(tmp_path / "result_files").is_dir()
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path):
+    proc = subprocess.run(f"{sys.executable} -m xparse_convert.cli {SAMPLE} --to md -o - "
+                          "| head -1", shell=True, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.startswith("# ") and proc.stderr == ""

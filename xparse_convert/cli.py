@@ -159,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader of our stdout (head, less) has had enough: stop quietly, like cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except UsageError as exc:
         print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
         return EXIT_USAGE
@@ -303,6 +308,8 @@ def _convert_one(src: str, formats: list[str], out_dir: str | None, options: dic
         raise
     except XParseError as exc:
         return Report(source=exc.source or src, error=exc.message, error_where=exc.where)
+    except BrokenPipeError:
+        raise
     except OSError as exc:
         return Report(source=src, error=f"{exc.strerror or exc}")
     finally:
