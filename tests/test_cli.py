@@ -117,7 +117,8 @@ def test_stdin_and_stdout(tmp_path):
         encoding="utf-8"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# 星河科技")
-    assert (tmp_path / "piped_files").is_dir()  # pictures still go beside, under the name
+    assert "](data:image/png;base64," in proc.stdout  # a stream carries its pictures
+    assert not (tmp_path / "piped_files").exists()
     proc = run(["-", "--to", "jsonl"], input=SAMPLE.read_text(encoding="utf-8"), cwd=tmp_path)
     assert proc.returncode == 0 and (tmp_path / "stdin.jsonl").is_file()
 

@@ -83,6 +83,8 @@ def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | o
     opts = option_rules.normalise(options, writers_cls)
     if stdout and (len(writers_cls) != 1 or writers_cls[0].binary):
         raise UsageError("-o - (standard output) takes one input and one text format")
+    if stdout and opts["images"] is None:
+        opts["images"] = "embed"  # a stream cannot point at files beside it
     diag = Diagnostics(name or str(src))
     wants_markdown = any(w.wants_engine_markdown(opts) for w in writers_cls)
     with Reader(src, name=name, want_markdown=wants_markdown, diagnostics=diag,
