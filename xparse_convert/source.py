@@ -169,13 +169,3 @@ def open_source(src: SourceLike, *, name: str | None = None) -> Source:
         raise InputError(f"cannot read: {exc}", source=display) from None
     stem = name or stem_of(display)
     return Source(display, stem, stream, path, size, compressed, encoding, owned)
-
-
-def read_all(src: SourceLike) -> bytes:
-    """Every byte of ``src`` as UTF-8 JSON (for tests and small tools; never on the hot path)."""
-    source = open_source(src)
-    try:
-        return source.stream.read()
-    finally:
-        source.close()
-

@@ -27,7 +27,7 @@ tallest row span) when the table has more rows than that.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from .images import ImageRef, image_ref_from
@@ -153,9 +153,6 @@ class Table:
             if page is not None and page not in seen:
                 seen.append(page)
         return seen
-
-    def header_texts(self) -> list[list[str]]:
-        return self.text_grid()[: self.header_rows]
 
     # -- stitching -----------------------------------------------------------------------
     def set_provenance(self, page: int | None, element_id: str | None) -> None:
@@ -572,9 +569,3 @@ def build_table(raw: dict[str, Any], text: str, *, one_based: bool = True) -> Ta
     if table is None:
         table = table_from_text(text)
     return table
-
-
-def iter_cells(tables: Iterable[Table]) -> Iterator[tuple[Table, Cell]]:
-    for table in tables:
-        for cell in table.cells:
-            yield table, cell

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # XML 1.0 forbids C0 controls except tab/newline/CR, the noncharacters U+FFFE/U+FFFF; lone
 # surrogates cannot be encoded at all.  Python strings from JSON may hold all of these (a
@@ -40,23 +41,8 @@ def clean_text(value: str, stats: TextStats | None = None) -> str:
     return value
 
 
-def has_bad_chars(value: str) -> bool:
-    """True when ``clean_text`` would change ``value``."""
-    return _ANY_BAD.search(value) is not None
-
-
-_SPACE_RUN = re.compile(r"[ \t\r\f\v]+")
-
-
-def squash_spaces(value: str) -> str:
-    """Collapse runs of horizontal whitespace to one space and strip the ends; newlines stay."""
-    return "\n".join(_SPACE_RUN.sub(" ", line).strip() for line in value.split("\n")).strip()
-
-
 def display_width(value: str) -> int:
     """Width in monospace columns: East Asian wide and fullwidth characters count double."""
-    import unicodedata
-
     width = 0
     for ch in value:
         width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1

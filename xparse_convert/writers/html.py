@@ -24,7 +24,6 @@ from .markdown import strip_math_delimiters
 CSP = ("default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
-MATHML_NS = "http://www.w3.org/1998/Math/MathML"
 MATHML_ELEMENTS = frozenset({
     "math", "semantics", "annotation", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace",
     "msub", "msup", "msubsup", "mfrac", "msqrt", "mroot", "munder", "mover", "munderover",
