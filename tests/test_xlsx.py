@@ -150,6 +150,21 @@ def test_a_table_longer_than_a_sheet_is_split(tmp_path, write_json, monkeypatch)
     assert any("split onto 3 sheets" in w for w in report.warnings)
 
 
+def test_a_table_wider_than_a_sheet_is_split(tmp_path, write_json, monkeypatch):
+    monkeypatch.setattr(xlsx_module, "MAX_SHEET_COLS", 3)
+    cells = [(1, c, 1, 1, f"h{c}") for c in range(1, 8)] + \
+        [(2, c, 1, 1, f"v{c}") for c in range(1, 8) if c not in (3, 4)] + [(2, 3, 1, 2, "wide")]
+    doc = envelope([element("t", "Table", "", table_structure=structure(cells))])
+    report, book = build(write_json(doc), tmp_path)
+    parts = book.worksheets[1:]
+    assert len(parts) == 3
+    assert [[ws.cell(1, c).value for c in range(1, ws.max_column + 1)] for ws in parts] == [
+        ["h1", "h2", "h3"], ["h4", "h5", "h6"], ["h7"]]
+    assert parts[0]["C2"].value == "wide" and parts[1]["A2"].value == "wide"
+    assert merges(parts[0]) == [] and merges(parts[1]) == []  # each side of the cut is 1 cell
+    assert any("split onto 3 sheets" in w for w in report.warnings)
+
+
 def test_single_sheet_mode(tmp_path):
     _, book = build(SAMPLE, tmp_path, xlsx_single_sheet=True)
     assert book.sheetnames == ["Tables", "All tables"]

@@ -9,7 +9,7 @@ plain text (one row a line, cells split on tabs).
 Repair rules, applied while placing cells in input order:
 1. A span that is not a positive integer becomes 1.
 2. A cell whose position lies beyond the declared grid grows the grid (its text is kept); a
-   position beyond Excel's limits (1,048,576 rows, 16,384 columns) drops the cell.
+   position beyond ``MAX_ROWS``/``MAX_COLS`` (absurd for any document) drops the cell.
 3. A span that runs past the grid is clamped to it.
 4. Overlaps are resolved first-come: a cell whose anchor slot is already covered gives its text
    to the cell covering it; a cell whose span runs into covered slots shrinks (columns first,
@@ -33,9 +33,10 @@ from typing import Any
 from .images import ImageRef, image_ref_from
 from .model import as_int
 
-MAX_ROWS = 1_048_576
-MAX_COLS = 16_384
-MAX_GRID_SLOTS = 20_000_000
+# Bounds on any grid, whatever the output: positions beyond them are refused, not allocated.
+MAX_ROWS = 10_000_000
+MAX_COLS = 1_000_000
+MAX_GRID_SLOTS = 2_000_000
 HEADER_ROLES = frozenset({"header", "column_header", "col_header", "columnheader", "th", "head"})
 
 
@@ -243,8 +244,8 @@ class _Placer:
 
     def place(self, cell: Cell) -> None:
         if cell.row >= MAX_ROWS or cell.col >= MAX_COLS or cell.row < 0 or cell.col < 0:
-            self.repairs.append(f"cell at row {cell.row + 1}, column {cell.col + 1} is outside "
-                                "any sheet's limits and was dropped")
+            self.repairs.append(f"cell at row {cell.row + 1}, column {cell.col + 1} is beyond "
+                                "any plausible table and was dropped")
             return
         if cell.row >= self.n_rows or cell.col >= self.n_cols:
             self.repairs.append(f"cell at row {cell.row + 1}, column {cell.col + 1} lies "

@@ -182,43 +182,53 @@ class XlsxWriter(Writer):
                 for start in range(table.header_rows, table.n_rows, room)]
 
     def _write_sheets(self, table: Table, entry: _IndexRow, page_column: bool) -> None:
-        parts = self._row_parts(table)
+        row_parts = self._row_parts(table)
+        col_parts = [list(range(start, min(start + MAX_SHEET_COLS, table.n_cols)))
+                     for start in range(0, table.n_cols, MAX_SHEET_COLS)]
+        parts = [(body, cols) for body in row_parts for cols in col_parts]
         if len(parts) > 1:
-            self.diag.warn("sheet-limit", f"table {entry.number} has {table.n_rows} rows, more "
-                           f"than a sheet holds; split onto {len(parts)} sheets")
+            self.diag.warn("sheet-limit", f"table {entry.number} has {table.n_rows} rows and "
+                           f"{table.n_cols} columns, more than a sheet holds; split onto "
+                           f"{len(parts)} sheets")
         widths = self._widths(table, page_column)
-        for i, body in enumerate(parts):
+        for i, (body, cols) in enumerate(parts):
             name = self._sheet_name(entry, part=i + 1 if len(parts) > 1 else 0)
             if i == 0:
                 entry.sheet = name
-            sheet = _SheetStream(self.book.add_sheet(name, table.header_rows), widths=widths,
+            sheet = _SheetStream(self.book.add_sheet(name, table.header_rows),
+                                 widths=[widths[c] for c in cols] + widths[table.n_cols:],
                                  freeze_rows=table.header_rows)
             rows = [*range(table.header_rows), *body]
-            self._table_rows(sheet, table, rows, first_row=1, page_column=page_column)
+            self._table_rows(sheet, table, rows, first_row=1, page_column=page_column,
+                             cols=cols)
             sheet.close()
 
     def _table_rows(self, sheet: _SheetStream, table: Table, rows: list[int], *,
-                    first_row: int, page_column: bool) -> None:
-        """Write the given table rows (header rows first) from sheet row ``first_row``; merged
-        ranges are clipped to the rows written."""
+                    first_row: int, page_column: bool, cols: list[int] | None = None) -> None:
+        """Write the given table rows (header rows first) from sheet row ``first_row``, and
+        the given columns (default: all) from column A; merged ranges are clipped to what is
+        written, and a cell whose anchor went to another sheet part shows its text again."""
         grid = table.grid()
-        position = {r: first_row + i for i, r in enumerate(rows)}
+        cols = list(range(table.n_cols)) if cols is None else cols
+        row_at = {r: first_row + i for i, r in enumerate(rows)}
+        col_at = {c: i for i, c in enumerate(cols)}
         for r in rows:
-            excel_row = position[r]
+            excel_row = row_at[r]
             header = r < table.header_rows
             cells: list[str] = []
-            for c, slot in enumerate(grid[r]):
-                ref = f"{col(c)}{excel_row}"
+            for c in cols:
+                slot = grid[r][c]
+                ref = f"{col(col_at[c])}{excel_row}"
                 if isinstance(slot, Cell):
                     cells.append(self._cell_xml(ref, slot, header))
-                elif slot.anchor.row not in position and slot.col == slot.anchor.col and \
-                        slot.row == _first_kept(slot.anchor, position):
-                    # the anchor is on the previous sheet of a split table: its text again
+                elif (slot.anchor.row not in row_at or slot.anchor.col not in col_at) and \
+                        slot.row == _first_kept(slot.anchor.row, slot.anchor.row_span, row_at) \
+                        and c == _first_kept(slot.anchor.col, slot.anchor.col_span, col_at):
                     cells.append(self._cell_xml(ref, slot.anchor, header))
                 else:
                     cells.append(self._covered_xml(ref, header))
             if page_column:
-                ref = f"{col(table.n_cols)}{excel_row}"
+                ref = f"{col(len(cols))}{excel_row}"
                 page = table.row_pages[r] if r < len(table.row_pages) else None
                 if r == 0:
                     style = self.book.styles.get(font=FONT_BOLD)
@@ -229,14 +239,14 @@ class XlsxWriter(Writer):
         for cell in table.cells:
             if not cell.is_merged:
                 continue
-            kept = [position[r] for r in range(cell.row, cell.row + cell.row_span)
-                    if r in position]
-            runs = _consecutive(kept)
-            for top, bottom in runs:
-                if top == bottom and cell.col_span == 1:
-                    continue
-                sheet.merges.append(f"{col(cell.col)}{top}:{col(cell.col + cell.col_span - 1)}"
-                                    f"{bottom}")
+            kept_rows = [row_at[r] for r in range(cell.row, cell.row + cell.row_span)
+                         if r in row_at]
+            kept_cols = [col_at[c] for c in range(cell.col, cell.col + cell.col_span)
+                         if c in col_at]
+            for top, bottom in _consecutive(kept_rows):
+                for left, right in _consecutive(kept_cols):
+                    if (top, left) != (bottom, right):
+                        sheet.merges.append(f"{col(left)}{top}:{col(right)}{bottom}")
 
     def _append_to_single(self, table: Table, entry: _IndexRow, page_column: bool) -> None:
         if self._single is None:
@@ -338,8 +348,9 @@ def _page_range(pages: list[int]) -> str:
     return str(pages[0]) if len(pages) == 1 else f"{pages[0]}-{pages[-1]}"
 
 
-def _first_kept(anchor: Cell, position: dict[int, int]) -> int:
-    return next(r for r in range(anchor.row, anchor.row + anchor.row_span) if r in position)
+def _first_kept(start: int, span: int, position: dict[int, int]) -> int:
+    """The first of ``start .. start + span - 1`` that is written on this sheet part."""
+    return next(i for i in range(start, start + span) if i in position)
 
 
 def _consecutive(rows: list[int]) -> Iterator[tuple[int, int]]:
