@@ -12,7 +12,7 @@ import zipfile
 
 import docx
 import pytest
-from conftest import LEGACY_RESULTS, SAMPLE, element, envelope
+from conftest import LEGACY_RESULTS, SAMPLE, element, envelope, structure
 from lxml import etree
 from PIL import Image
 
@@ -269,3 +269,17 @@ def test_libreoffice_reads_it(sample_docx, tmp_path):
     pdf = tmp_path / "report.pdf"
     assert proc.returncode == 0 and pdf.is_file(), proc.stderr
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 20_000
+
+
+def test_tables_wider_than_word_allows_are_split(tmp_path, write_json):
+    cells = [(1, c, 1, 1, f"h{c}") for c in range(1, 71)] + \
+        [(2, 1, 1, 64, "left"), (2, 65, 1, 6, "right")]
+    doc = envelope([element("t", "Table", "", table_structure=structure(cells))])
+    path = build(write_json(doc), tmp_path)
+    document = docx.Document(path)
+    assert [len(t.columns) for t in document.tables] == [63, 7]
+    assert document.tables[0].cell(1, 0).text == "left"
+    assert document.tables[1].cell(1, 0).text == "left"  # the span continues past the cut
+    assert document.tables[1].cell(1, 2).text == "right"
+    assert "Columns 64–70 of 70" in [p.text for p in document.paragraphs]
+    check_word_rules(path)

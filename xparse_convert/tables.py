@@ -155,6 +155,24 @@ class Table:
                 seen.append(page)
         return seen
 
+    def slice_columns(self, start: int, stop: int) -> Table:
+        """The columns ``start:stop`` as a table of their own: spans are clipped at the cut,
+        and a cell whose anchor lies left of ``start`` reappears (text and all) at ``start``."""
+        cells = []
+        for cell in self.cells:
+            left, right = max(cell.col, start), min(cell.col + cell.col_span, stop)
+            if left >= right:
+                continue
+            cells.append(Cell(cell.row, left - start, cell.row_span, right - left, cell.text,
+                              header=cell.header, page=cell.page,
+                              element_id=cell.element_id, images=cell.images, raw=cell.raw))
+        part = Table(self.n_rows, stop - start, cells, header_rows=self.header_rows,
+                     source=self.source)
+        part.row_pages = list(self.row_pages)
+        part.row_element_ids = list(self.row_element_ids)
+        part.element_ids = list(self.element_ids)
+        return part
+
     # -- stitching -----------------------------------------------------------------------
     def set_provenance(self, page: int | None, element_id: str | None) -> None:
         self.row_pages = [page] * self.n_rows

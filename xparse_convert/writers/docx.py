@@ -40,6 +40,7 @@ TEXT_W, TEXT_H = PAGE_W - 2 * MARGIN, PAGE_H - 2 * MARGIN
 EMU_PER_TWIP = 635
 EMU_PER_PX = 9525  # at 96 dpi
 TOC_LEVELS = 3
+WORD_MAX_COLUMNS = 63
 
 # Pillow format -> media part extension Word knows (content types in docx_package.IMAGE_TYPES)
 MEDIA_EXTENSIONS = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
@@ -265,7 +266,16 @@ class DocxWriter(Writer):
         caption_first = el.caption_first
         if caption and caption_first:
             self._emit(_paragraph("Caption", caption, keep_next=True))
-        self._emit(self._table_xml(table))
+        if table.n_cols <= WORD_MAX_COLUMNS:
+            self._emit(self._table_xml(table))
+        else:  # Word cannot hold more columns in one table: consecutive tables, labelled
+            self.diag.warn("table-width", f"a table of {table.n_cols} columns is split into "
+                           f"tables of {WORD_MAX_COLUMNS} columns (Word's limit)", el.where)
+            for start in range(0, table.n_cols, WORD_MAX_COLUMNS):
+                stop = min(start + WORD_MAX_COLUMNS, table.n_cols)
+                self._emit(_paragraph(None, f"Columns {start + 1}–{stop} of {table.n_cols}",
+                                      keep_next=True))
+                self._emit(self._table_xml(table.slice_columns(start, stop)))
         if caption and not caption_first:
             self._emit(_paragraph("Caption", caption))
 
