@@ -171,3 +171,21 @@ def test_merged_mode_table_rows_know_their_pages():
     assert table.header_rows == 1
     assert table.row_pages == [2, 2, 2, 3, 3]
     assert table.pages == [2, 3]
+
+
+def test_no_caption_is_lost_when_two_compete():
+    out, _ = run(table("t", [["a"]]), element("c1", "TableCaption", "first"),
+                 element("c2", "TableCaption", "second", metadata={"ref_element_id": "t"}),
+                 element("p", text="after"))
+    assert [e.id for e in out] == ["t", "c1", "p"]
+    assert out[0].caption.id == "c2"
+
+
+def test_a_continuation_too_large_to_join_stands_alone(monkeypatch):
+    from xparse_convert import tables
+
+    monkeypatch.setattr(tables, "MAX_GRID_SLOTS", 6)
+    out, diag = run(table("t1", [["a", "b"], ["c", "d"]]),
+                    cont("t2", "t1", [["e", "f"], ["g", "h"]], 2))
+    assert [e.id for e in out] == ["t1", "t2"] and out[0].table.n_rows == 2
+    assert "table-too-large" in diag.groups

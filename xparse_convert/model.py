@@ -109,8 +109,11 @@ class ListInfo:
     body: str
 
 
+MAX_LIST_LEVEL = 8  # nine levels, as Word and most renderers allow
+
+
 def list_info(text: str, depth: int | None) -> ListInfo:
-    level = depth if depth is not None and depth >= 0 else 0
+    level = min(depth, MAX_LIST_LEVEL) if depth is not None and depth >= 0 else 0
     match = _ORDERED_MARKER.match(text)
     if match:
         return ListInfo(level, True, match.group(0).strip(), text[match.end():])
@@ -208,16 +211,19 @@ class Element:
 
 
 def as_int(value: object) -> int | None:
-    """An integer from an int, an integral float or a string of digits; else None (booleans
-    are not numbers here)."""
+    """An integer from an int, an integral float or a string of ASCII digits (at most 18,
+    optionally signed); else None.  Booleans are not numbers here."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text[:1] in "+-" else text
+        if digits.isascii() and digits.isdigit() and len(digits) <= 18:
+            return int(text)
     return None
 
 

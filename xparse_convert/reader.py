@@ -17,9 +17,11 @@ One pass, never the whole ``elements`` array in memory:
 
 from __future__ import annotations
 
+import gzip
 import re
 import tempfile
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -66,9 +68,14 @@ _LONE_SURROGATE = re.compile(
 )
 
 
+SMALL_VALUE = 64 << 10  # a "markdown" value this short costs yajl nothing: it stays
+
+
 class _MarkdownSkipper:
-    """Cuts the string value of every ``"markdown"`` key out of the byte stream (it becomes
-    ``""``), copying the first one aside when ``capture`` is set.
+    """Cuts the long string value of a ``"markdown"`` key out of the byte stream (it becomes
+    ``""``), copying the first one aside when ``capture`` is set.  Values under
+    ``SMALL_VALUE`` bytes pass through untouched (an element's own ``markdown`` field stays
+    lossless; a short document markdown reaches the reader's field collector).
 
     The key pattern cannot occur inside a JSON string (quotes there are escaped), except after
     an escaped quote, which is checked.  Holds at most ``_CARRY`` bytes between reads.
@@ -84,6 +91,8 @@ class _MarkdownSkipper:
         self.captured: IO[bytes] | None = None
         self.values_skipped = 0
         self.bytes_skipped = 0
+        self._value = bytearray()  # the start of the current value, until it proves long
+        self._eliding = False
         self.bytes_in = 0
         self.surrogates_replaced = 0
         self._held = b""  # a possibly unfinished escape, kept for the surrogate check
@@ -148,12 +157,27 @@ class _MarkdownSkipper:
             if out:
                 return out
 
-    def _sink(self, value: bytes) -> None:
-        self.bytes_skipped += len(value)
+    def _take(self, segment: bytes) -> None:
+        """Bytes of the current value: held while it may still be short, then cut."""
+        if not self._eliding:
+            self._value.extend(segment)
+            if len(self._value) <= SMALL_VALUE:
+                return
+            self._eliding = True
+            self.values_skipped += 1
+            segment = bytes(self._value)
+            self._value.clear()
+        self.bytes_skipped += len(segment)
         if self._capture and self.values_skipped == 1:
             if self.captured is None:
                 self.captured = tempfile.SpooledTemporaryFile(max_size=16 << 20)
-            self.captured.write(value)
+            self.captured.write(segment)
+
+    def _end_value(self, out: list[bytes]) -> None:
+        if not self._eliding:  # short after all: it goes through as it was
+            out.append(bytes(self._value))
+            self._value.clear()
+        self._eliding = False
 
     def _filter(self, buf: bytes) -> bytes:
         out: list[bytes] = []
@@ -167,7 +191,7 @@ class _MarkdownSkipper:
                     stripped = segment.rstrip(b"\\")
                     run = len(segment) - len(stripped)
                     self._backslashes = self._backslashes + run if not stripped else run
-                    self._sink(segment)
+                    self._take(segment)
                     pos = end
                     break
                 segment = buf[pos:quote]
@@ -176,11 +200,12 @@ class _MarkdownSkipper:
                 if not stripped:
                     run += self._backslashes
                 if run % 2:  # an escaped quote: still inside the value
-                    self._sink(buf[pos:quote + 1])
+                    self._take(buf[pos:quote + 1])
                     self._backslashes = 0
                     pos = quote + 1
                     continue
-                self._sink(segment)
+                self._take(segment)
+                self._end_value(out)
                 self._backslashes = 0
                 self._in_value = False
                 pos = quote  # the closing quote goes out with the next segment
@@ -199,7 +224,6 @@ class _MarkdownSkipper:
                 pos = match.start() + 1
                 continue
             out.append(buf[pos:match.end()])
-            self.values_skipped += 1
             self._in_value = True
             self._backslashes = 0
             pos = match.end()
@@ -214,7 +238,7 @@ class _MarkdownSkipper:
     def markdown(self) -> str | None:
         """The first skipped markdown value, decoded; None when none was captured."""
         if self.captured is None:
-            return "" if self._capture and self.values_skipped else None
+            return None
         self.captured.seek(0)
         raw = b'"' + self.captured.read() + b'"'
         try:
@@ -463,14 +487,13 @@ def _coerce_page(value: Any, where: str, diag: Diagnostics) -> int | None:
     if isinstance(value, bool):
         diag.warn("field-type", f"page_number {value!r} is not a number; ignored", where)
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    number = as_int(value)
+    if number is not None and not isinstance(value, str):
+        return number
+    if number is not None:
         diag.warn("field-type", f"page_number {value!r} is a string; read as a number", where)
-        return int(value.strip())
-    diag.warn("field-type", f"page_number {value!r} is not a number; ignored", where)
+        return number
+    diag.warn("field-type", f"page_number {str(value)[:40]!r} is not a number; ignored", where)
     return None
 
 
@@ -513,6 +536,11 @@ def make_element(raw: Any, index: int, diag: Diagnostics, coord_unit: str = "nor
     return Element(raw, index, type_=type_, text=text, page=page, id_=id_, coord_unit=coord_unit)
 
 
+# A gzip stream that ends early or is damaged fails inside the parser's read().
+_ARCHIVE_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+_READ_ERRORS = (ijson.JSONError, UnicodeDecodeError, *_ARCHIVE_ERRORS)
+
+
 # -- the reader ----------------------------------------------------------------------------
 class Reader:
     """Reads one input.  Use as a context manager::
@@ -537,6 +565,7 @@ class Reader:
         self._log = _ChunkLog()
         self._legacy_pages: LegacyPages | None = None
         self._tail_pages: LegacyPages | None = None
+        self._short_markdown: str | None = None  # a markdown short enough to stay in stream
         self._head_buffer = tempfile.SpooledTemporaryFile(max_size=32 << 20)
         self._consumed = False
         self._closed = False
@@ -565,6 +594,10 @@ class Reader:
     # -- errors ----------------------------------------------------------------------
     def _json_error(self, exc: Exception, *, position: int, chunk: bytes, chunk_start: int
                     ) -> InputError:
+        if isinstance(exc, _ARCHIVE_ERRORS):
+            return InputError("the compressed input is truncated or corrupt",
+                              source=self.source.name,
+                              where=f"near byte {self._source_offset(position)} (uncompressed)")
         if isinstance(exc, UnicodeDecodeError):
             return InputError("the text is not valid UTF-8", source=self.source.name,
                               where=f"near byte {self._source_offset(chunk_start)}")
@@ -609,8 +642,8 @@ class Reader:
         events = ijson.parse(_HeadStream(), use_float=True, buf_size=CHUNK)
         try:
             found = collector.feed(events)
-        except (ijson.JSONError, UnicodeDecodeError) as exc:
-            if position == 0:
+        except _READ_ERRORS as exc:
+            if position == 0 and not isinstance(exc, _ARCHIVE_ERRORS):
                 raise InputError("the input is empty", source=self.source.name,
                                  where="byte 0") from None
             raise self._json_error(exc, position=position, chunk=last_chunk,
@@ -663,7 +696,7 @@ class Reader:
             for page in ijson.items(_Filtered(), "result.pages.item", use_float=True,
                                     buf_size=CHUNK):
                 pages.add_page(page)
-        except ijson.JSONError:
+        except _READ_ERRORS:
             pass  # the main pass reports malformed JSON with its position
 
     def _apply_fields(self, values: dict[str, Any]) -> None:
@@ -708,7 +741,8 @@ class Reader:
             elif key == "summary" and isinstance(value, dict):
                 info.summary = value
             elif key == "markdown":
-                continue
+                if isinstance(value, str) and value:
+                    self._short_markdown = value
             else:
                 info.extra[key] = value
 
@@ -763,7 +797,7 @@ class Reader:
                 if element.page is not None:
                     seen_pages.add(element.page)
                 yield element
-        except (ijson.JSONError, UnicodeDecodeError) as exc:
+        except _READ_ERRORS as exc:
             raise self._json_error(exc, position=stream.position, chunk=stream.last_chunk,
                                    chunk_start=stream.last_start) from None
         self.info.element_count = index
@@ -815,7 +849,8 @@ class Reader:
     def markdown(self) -> str | None:
         """The engine's whole-document markdown (``want_markdown=True``), after the stream.
         None when the input had none."""
-        return self._skipper.markdown()
+        long_value = self._skipper.markdown()
+        return long_value if long_value is not None else self._short_markdown
 
 
 class _BytesReader:

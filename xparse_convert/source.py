@@ -6,12 +6,14 @@ from __future__ import annotations
 import codecs
 import gzip
 import os
+import zlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from .errors import InputError
+from .text import replace_surrogates
 
 SourceLike = str | os.PathLike | IO[bytes]
 
@@ -63,8 +65,8 @@ class _Utf8Recoder:
             chunk = self._raw.read(max(size, 1 << 16) if size > 0 else -1)
             final = not chunk
             text = self._decoder.decode(chunk, final=final)
-            # surrogatepass keeps lone surrogates so JSON escapes and raw text behave alike
-            self._pending += text.encode("utf-8", errors="surrogatepass")
+            # a raw lone surrogate becomes U+FFFD, as a lone "\ud800" escape does
+            self._pending += replace_surrogates(text).encode("utf-8")
             self._eof = final
             if size < 0 and not final:
                 continue
@@ -163,6 +165,11 @@ def open_source(src: SourceLike, *, name: str | None = None) -> Source:
         raise TypeError(f"cannot read from {type(src).__name__}")
     try:
         stream, compressed, encoding = _open_bytes(raw, display)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        for handle in owned:
+            handle.close()
+        raise InputError(f"the compressed input is truncated or corrupt ({exc})",
+                         source=display, where="byte 0") from None
     except OSError as exc:
         for handle in owned:
             handle.close()

@@ -152,10 +152,16 @@ class _Logical:
             yield self.caption
             self.caption = None
         if self.held is not None:
+            trailing = None  # a caption after the held object that it cannot take
             if self.caption is not None and self.caption_after is self.held:
-                self.held.caption = self.caption
+                if self.held.caption is None:
+                    self.held.caption = self.caption
+                else:
+                    trailing = self.caption
                 self.caption = self.caption_after = None
             yield self.held
+            if trailing is not None:
+                yield trailing
             self.held = None
             self.last_id = None
         yield from self.furniture
@@ -171,8 +177,12 @@ class _Logical:
         if element.is_continuation and element.continuation_of:
             if held is not None and element.continuation_of == self.last_id and \
                     held.type == element.type:
-                self._join(held, element)
-                return
+                try:
+                    self._join(held, element)
+                    return
+                except TableTooLarge as exc:
+                    self.diag.warn("table-too-large", f"{exc}; the continuation is kept as a "
+                                   "table of its own", element.where)
             if element.continuation_of not in self.dropped:
                 self.diag.warn("continuation", f"continues {element.continuation_of}, which is not "
                                "the open table or paragraph; kept on its own", element.where)
@@ -192,16 +202,17 @@ class _Logical:
         self.last_id = element.id
 
     def _join(self, head: Element, fragment: Element) -> None:
-        if not head.parts:
-            head.parts = [head]
-        head.parts.append(fragment)
+        """Fold a continuation into its chain (raises ``TableTooLarge`` before changing
+        anything when the stitched table would be too large)."""
         if head.type == "Table":
             assert head.table is not None
-            fragment_table = table_of(fragment, self.diag)
-            head.table.extend(fragment_table)
+            head.table.extend(table_of(fragment, self.diag))
         else:
             glue = "" if _joins_without_space(head.text, fragment.text) else " "
             head.text = head.text + glue + fragment.text
+        if not head.parts:
+            head.parts = [head]
+        head.parts.append(fragment)
         self.last_id = fragment.id
         if head.caption is None and fragment.caption is not None:
             head.caption = fragment.caption
@@ -223,12 +234,18 @@ class _Logical:
         self.caption_after = None
 
     def _release_caption(self) -> Iterator[Element]:
-        if self.caption is not None:
-            if self.caption_after is not None and self.caption_after.caption is None:
-                self.caption_after.caption = self.caption
-            else:
-                yield self.caption
+        """Settle the waiting caption: onto the object before it when that one is free,
+        else out in reading order (after that object when it came after one)."""
+        if self.caption is None:
+            return
+        if self.caption_after is not None and self.caption_after.caption is None:
+            self.caption_after.caption = self.caption
             self.caption = self.caption_after = None
+        elif self.caption_after is not None:
+            yield from self.flush()
+        else:
+            yield self.caption
+            self.caption = None
 
     def _object(self, element: Element) -> Iterator[Element]:
         caption = self.caption

@@ -193,12 +193,15 @@ class Table:
         Returns the notes of what was done (also added to ``repairs``).
         """
         notes: list[str] = []
+        width = max(self.n_cols, fragment.n_cols)
+        if (self.n_rows + fragment.n_rows) * width > MAX_GRID_SLOTS:
+            raise TableTooLarge(f"joining a continuation would make a table of "
+                                f"{self.n_rows + fragment.n_rows} x {width} cells")
         skip = 0
         if self.header_rows and fragment.n_rows > self.header_rows and \
                 _same_rows(self, fragment, self.header_rows):
             skip = self.header_rows
             notes.append(f"repeated header row{'s' if skip > 1 else ''} of a continuation dropped")
-        width = max(self.n_cols, fragment.n_cols)
         if fragment.n_cols != self.n_cols:
             notes.append(f"continuation with {fragment.n_cols} columns padded to {width}")
         _pad_columns(self, width)
@@ -278,6 +281,8 @@ class _Placer:
                                 f"the cell at row {holder.row + 1}, column {holder.col + 1}; "
                                 "its text was merged into that cell")
             return
+        if self.n_rows * self.n_cols > MAX_GRID_SLOTS:  # checked before anything is allocated
+            raise TableTooLarge(f"a table of {self.n_rows} x {self.n_cols} cells is too large")
         max_rows = self.n_rows - cell.row
         if cell.row_span > max_rows and self.fixed_rows:
             self.repairs.append(f"row span {cell.row_span} at row {cell.row + 1}, column "
@@ -303,6 +308,9 @@ class _Placer:
             cell.row_span, cell.col_span = height, width
         if not self.fixed_rows:
             self.n_rows = max(self.n_rows, cell.row + height)
+            if self.n_rows * self.n_cols > MAX_GRID_SLOTS:
+                raise TableTooLarge(f"a table of {self.n_rows} x {self.n_cols} cells is too "
+                                    "large")
         for r in range(cell.row, cell.row + height):
             for c in range(cell.col, cell.col + width):
                 self.owner[(r, c)] = cell
@@ -327,18 +335,13 @@ class _Placer:
 
 
 def _span(value: object, repairs: list[str], what: str) -> int:
-    if isinstance(value, bool):
-        value = None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
     if value is None:
         return 1
-    if not isinstance(value, int) or value < 1:
-        repairs.append(f"{what} {value!r} set to 1")
+    number = as_int(value)
+    if number is None or number < 1:
+        repairs.append(f"{what} {str(value)[:40]!r} set to 1")
         return 1
-    return value
+    return number
 
 
 def _set_header_rows(table: Table, flags: list[bool] | None) -> None:

@@ -41,6 +41,11 @@ def clean_text(value: str, stats: TextStats | None = None) -> str:
     return value
 
 
+def replace_surrogates(value: str) -> str:
+    """``value`` with every lone surrogate replaced by U+FFFD (it could not be encoded)."""
+    return _SURROGATE.sub(REPLACEMENT, value)
+
+
 def display_width(value: str) -> int:
     """Width in monospace columns: East Asian wide and fullwidth characters count double."""
     width = 0
