@@ -146,7 +146,10 @@ class _MarkdownSkipper:
     def _read_filtered(self, size: int) -> bytes:
         while True:
             if self._eof:
-                out, self._carry = self._carry, b""
+                # a value still held as "maybe short" when the input ends goes out as it was,
+                # so the parser sees (and reports) the truncation where it really is
+                out, self._carry = bytes(self._value) + self._carry, b""
+                self._value.clear()
                 return out
             data = self._stream.read(size)
             self.bytes_in += len(data)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import codecs
 import gzip
 import os
-import zlib
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
