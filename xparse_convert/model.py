@@ -133,9 +133,9 @@ class Element:
     """
 
     __slots__ = (
-        "type", "sub_type", "text", "page", "id", "index", "depth", "parent_id",
-        "children_ids", "ref_id", "is_continuation", "continuation_of", "coordinates",
-        "coord_unit", "objects", "raw", "table", "caption", "parts", "_image",
+        "type", "sub_type", "text", "page", "id", "index", "depth", "parent_id", "ref_id",
+        "is_continuation", "continuation_of", "coordinates", "coord_unit", "raw", "table",
+        "caption", "parts", "_image",
     )
 
     def __init__(self, raw: dict[str, Any], index: int, *, type_: str, text: str,
@@ -152,18 +152,12 @@ class Element:
         self.id = id_
         self.depth = as_int(meta.get("category_depth"))
         self.parent_id = _str_or_none(meta.get("parent_id"))
-        children = meta.get("children_ids")
-        self.children_ids = [c for c in children if isinstance(c, str)] if isinstance(
-            children, list) else []
         self.ref_id = _str_or_none(meta.get("ref_element_id"))
         self.is_continuation = meta.get("is_continuation") is True
         self.continuation_of = _str_or_none(meta.get("continuation_of"))
         coords = raw.get("coordinates")
         self.coordinates = coords if isinstance(coords, list) else None
         self.coord_unit = coord_unit
-        objects = raw.get("objects")
-        self.objects = [o for o in objects if isinstance(o, dict)] if isinstance(
-            objects, list) else []
         self.table: Table | None = None
         self.caption: Element | None = None
         self.parts: list[Element] = []
@@ -173,6 +167,17 @@ class Element:
     def metadata(self) -> dict[str, Any]:
         meta = self.raw.get("metadata")
         return meta if isinstance(meta, dict) else {}
+
+    @property
+    def children_ids(self) -> list[str]:
+        children = self.metadata.get("children_ids")
+        return [c for c in children if isinstance(c, str)] if isinstance(children, list) else []
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        """Inline objects (formulas, handwriting, checkboxes) with their ``text_range``."""
+        objects = self.raw.get("objects")
+        return [o for o in objects if isinstance(o, dict)] if isinstance(objects, list) else []
 
     @property
     def is_furniture(self) -> bool:
@@ -213,6 +218,8 @@ class Element:
 def as_int(value: object) -> int | None:
     """An integer from an int, an integral float or a string of ASCII digits (at most 18,
     optionally signed); else None.  Booleans are not numbers here."""
+    if type(value) is int:  # the common case first (bool is a subclass, not this type)
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

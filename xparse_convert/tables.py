@@ -27,7 +27,7 @@ tallest row span) when the table has more rows than that.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .images import ImageRef, image_ref_from
@@ -62,7 +62,7 @@ class Cell:
         self.header = header
         self.page = page
         self.element_id = element_id
-        self.images = images or []
+        self.images: Sequence[ImageRef] = images or ()
         self.raw = raw
 
     @property
@@ -204,7 +204,8 @@ class Table:
             notes.append(f"repeated header row{'s' if skip > 1 else ''} of a continuation dropped")
         if fragment.n_cols != self.n_cols:
             notes.append(f"continuation with {fragment.n_cols} columns padded to {width}")
-        _pad_columns(self, width)
+        if self.n_cols < width:
+            _pad_columns(self, width)
         offset = self.n_rows - skip
         kept_rows = fragment.n_rows - skip
         for cell in fragment.cells:
@@ -216,7 +217,8 @@ class Table:
         self.row_pages.extend(fragment.row_pages[skip:])
         self.row_element_ids.extend(fragment.row_element_ids[skip:])
         self.element_ids.extend(i for i in fragment.element_ids if i not in self.element_ids)
-        _pad_columns(self, width)  # fragment rows narrower than the table
+        if fragment.n_cols < width:
+            _pad_columns(self, width)  # fragment rows narrower than the table
         self._slots = None
         self.repairs.extend(notes)
         self.repairs.extend(fragment.repairs)
@@ -335,6 +337,8 @@ class _Placer:
 
 
 def _span(value: object, repairs: list[str], what: str) -> int:
+    if type(value) is int and value >= 1:
+        return value
     if value is None:
         return 1
     number = as_int(value)
@@ -387,11 +391,12 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         text = item.get("text")
         role = item.get("role")
         is_header = isinstance(role, str) and role.lower() in HEADER_ROLES
-        images: list[ImageRef] = []
-        ref = image_ref_from(item.get("image_datas") or item.get("image_data"), {})
-        if ref is not None:
-            images.append(ref)
-        page = as_int(item.get("page_number"))
+        images: list[ImageRef] | None = None
+        if "image_datas" in item or "image_data" in item:
+            ref = image_ref_from(item.get("image_datas") or item.get("image_data"), {})
+            if ref is not None:
+                images = [ref]
+        page = as_int(item["page_number"]) if "page_number" in item else None
         cell = Cell(row - base, col - base, _span(item.get("row_span"), repairs, "row span"),
                     _span(item.get("col_span"), repairs, "column span"),
                     text if isinstance(text, str) else ("" if text is None else str(text)),

@@ -48,6 +48,8 @@ def replace_surrogates(value: str) -> str:
 
 def display_width(value: str) -> int:
     """Width in monospace columns: East Asian wide and fullwidth characters count double."""
+    if value.isascii():
+        return len(value)
     width = 0
     for ch in value:
         width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
@@ -28,6 +29,7 @@ INDEX_HEADER = ("No.", "Sheet", "Caption", "First page", "Last page", "Rows", "C
                 "Merged cells", "Element ids", "Repairs")
 
 
+@lru_cache(maxsize=4096)
 def col(index: int) -> str:
     """Column letters of a 0-based column index: 0 -> A, 25 -> Z, 26 -> AA.  (openpyxl has
     this too, but importing it costs 50 ms in every batch worker process.)"""
@@ -118,30 +120,35 @@ class XlsxWriter(Writer):
         self._single: _SheetStream | None = None
         self._single_row = 0
         self._truncated = 0
+        self._styles: dict[tuple[bool, bool, str | None], int] = {}
 
     def default(self, el: Element) -> None:
         """Only tables go into a workbook."""
 
     # -- cells -------------------------------------------------------------------------
+    def _style(self, header: bool, merged: bool, number_format: str | None = None) -> int:
+        key = (header, merged, number_format)
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = self.book.styles.get(
+                font=FONT_BOLD if header else 0, valign="center" if merged else "top",
+                number_format=number_format)
+        return style
+
     def _cell_xml(self, ref: str, cell: Cell, header: bool) -> str:
         text = self.clean(cell.text)
         if len(text) > MAX_CELL_CHARS:
             text = text[: MAX_CELL_CHARS - len(TRUNCATED)] + TRUNCATED
             self._truncated += 1
-        valign = "center" if cell.is_merged else "top"
-        font = FONT_BOLD if header else 0
+        merged = cell.row_span > 1 or cell.col_span > 1
         if not self.as_text and not header:
             number = parse_number(text)
             if number is not None:
-                style = self.book.styles.get(font=font, valign=valign,
-                                             number_format=number.format)
-                return _number_cell(ref, number.value, style)
-        style = self.book.styles.get(font=font, valign=valign)
-        return _string_cell(ref, text, style)
+                return _number_cell(ref, number.value, self._style(False, merged, number.format))
+        return _string_cell(ref, text, self._style(header, merged))
 
     def _covered_xml(self, ref: str, header: bool) -> str:
-        style = self.book.styles.get(font=FONT_BOLD if header else 0, valign="center")
-        return f'<c r="{ref}" s="{style}"/>'
+        return f'<c r="{ref}" s="{self._style(header, True)}"/>'
 
     # -- tables ------------------------------------------------------------------------
     def table(self, el: Element) -> None:
@@ -164,9 +171,12 @@ class XlsxWriter(Writer):
     def _widths(self, table: Table, page_column: bool) -> list[float]:
         need = [6.0] * table.n_cols
         for cell in table.cells:
-            if cell.col_span == 1 and cell.text:
-                longest = max(display_width(line) for line in cell.text.split("\n"))
-                need[cell.col] = max(need[cell.col], min(longest, 60))
+            text = cell.text
+            if cell.col_span == 1 and text:
+                longest = display_width(text) if "\n" not in text else max(
+                    display_width(line) for line in text.split("\n"))
+                if longest > need[cell.col]:
+                    need[cell.col] = min(longest, 60)
         widths = [w + 2 for w in need]
         if page_column:
             widths.append(12.0)
@@ -212,13 +222,15 @@ class XlsxWriter(Writer):
         cols = list(range(table.n_cols)) if cols is None else cols
         row_at = {r: first_row + i for i, r in enumerate(rows)}
         col_at = {c: i for i, c in enumerate(cols)}
+        letters = [col(i) for i in range(len(cols))]
         for r in rows:
             excel_row = row_at[r]
             header = r < table.header_rows
             cells: list[str] = []
-            for c in cols:
-                slot = grid[r][c]
-                ref = f"{col(col_at[c])}{excel_row}"
+            grid_row = grid[r]
+            for i, c in enumerate(cols):
+                slot = grid_row[c]
+                ref = f"{letters[i]}{excel_row}"
                 if isinstance(slot, Cell):
                     cells.append(self._cell_xml(ref, slot, header))
                 elif (slot.anchor.row not in row_at or slot.anchor.col not in col_at) and \
