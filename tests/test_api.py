@@ -240,3 +240,41 @@ def test_ctrl_c_while_polling_names_the_job(api, tmp_path):
     rest = proc.stderr.read()
     assert proc.wait(timeout=30) == 130
     assert "fetch job0001 --to md" in rest
+
+
+def test_parse_never_overwrites_its_documents(api, tmp_path):
+    doc = tmp_path / "report.docx"
+    doc.write_bytes(b"original")
+    proc = cli(["parse", doc, "--to", "docx"], api)
+    assert proc.returncode == 2 and "overwrite the document" in proc.stderr
+    assert doc.read_bytes() == b"original" and not api.jobs  # nothing was even submitted
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    (tmp_path / "a.png").write_bytes(b"x")
+    proc = cli(["parse", tmp_path / "a.pdf", tmp_path / "a.png", "--to", "md", "-o",
+                tmp_path / "out"], api)
+    assert proc.returncode == 2 and "would both write" in proc.stderr
+
+
+def test_credentials_never_go_over_plain_http_to_the_same_host(api):
+    client = Client(APP_ID, SECRET, "https://api.example.com")
+    assert client._headers_for("https://api.example.com/x")["x-ti-secret-code"] == SECRET
+    assert client._headers_for("http://api.example.com/x") == {}
+    assert client._headers_for("https://files.example.com/x") == {}
+    client.close()
+
+
+def test_a_compressed_download_is_checked_by_its_wire_length(tmp_path):
+    import gzip as gz
+
+    import httpx
+
+    body = gz.compress(SAMPLE.read_bytes())
+
+    def handler(request):
+        return httpx.Response(200, stream=httpx.ByteStream(body), headers={
+            "Content-Encoding": "gzip", "Content-Length": str(len(body))})
+
+    with Client(APP_ID, SECRET, "https://api.example.com",
+                transport=httpx.MockTransport(handler)) as client:
+        path = client.download("https://files.example.com/r", tmp_path / "r.json")
+    assert path.read_bytes() == SAMPLE.read_bytes()

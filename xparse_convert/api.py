@@ -83,7 +83,8 @@ class Client:
                            "XPARSE_APP_ID and XPARSE_SECRET_CODE", code=40101)
         httpx = _httpx()
         self.base_url = base_url.rstrip("/")
-        self._api_host = urlsplit(self.base_url).netloc.lower()
+        parts = urlsplit(self.base_url)
+        self._api_origin = (parts.scheme.lower(), parts.netloc.lower())
         self._auth = {"x-ti-app-id": app_id, "x-ti-secret-code": secret_code}
         self.retries = retries
         self.backoff = backoff or Backoff()
@@ -105,8 +106,11 @@ class Client:
 
     # -- requests --------------------------------------------------------------------
     def _headers_for(self, url: str) -> dict[str, str]:
-        """Credentials for the API host only (a result URL may live elsewhere)."""
-        return dict(self._auth) if urlsplit(url).netloc.lower() == self._api_host else {}
+        """Credentials for the API's own origin only (scheme and host): a result URL may live
+        elsewhere, or be plain http where the API is https."""
+        parts = urlsplit(url)
+        same = (parts.scheme.lower(), parts.netloc.lower()) == self._api_origin
+        return dict(self._auth) if same else {}
 
     def _call(self, method: str, path: str, what: str,
               files: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -233,11 +237,11 @@ class Client:
                         raise ApiError(f"downloading the result: HTTP {response.status_code}",
                                        code=response.status_code)
                     expected = response.headers.get("content-length")
-                    received = 0
                     for chunk in response.iter_bytes(1 << 20):
                         out.write(chunk)
-                        received += len(chunk)
-                    if expected is not None and received != int(expected):
+                    # Content-Length counts the bytes on the wire (compressed, if so)
+                    received = response.num_bytes_downloaded
+                    if expected is not None and expected.isdigit() and received != int(expected):
                         raise NetworkError(f"downloading the result: got {received} of "
                                            f"{expected} bytes")
                 check_json(temp)
@@ -344,6 +348,31 @@ def parse_and_convert(client: Client, document: str, to: list[str], out_dir: str
     return _convert_result(result, to, folder, options)
 
 
+def check_targets(documents: list[str], to: list[str], out_dir: str | None) -> None:
+    """Refuse, before anything is submitted, a run whose outputs would overwrite one of its
+    documents or each other (``a.pdf`` and ``a.png`` both give ``a.json``)."""
+    from .convert import formats, output_paths
+
+    writers = formats(to)
+    inputs = {Path(d).resolve() for d in documents if "://" not in d}
+    seen: dict[Path, str] = {}
+    for document in documents:
+        is_url = "://" in document
+        stem = Path(urlsplit(document).path if is_url else document).stem
+        folder = Path(out_dir) if out_dir else (
+            Path(document).parent if not is_url else Path.cwd())
+        targets = [folder / f"{stem}.json", *output_paths(stem, folder, writers).values()]
+        for target in targets:
+            resolved = target.resolve()
+            if resolved in inputs:
+                raise XParseError(f"{document}: converting it would overwrite the document "
+                                  f"{target}; choose another folder with -o")
+            if resolved in seen and seen[resolved] != document:
+                raise XParseError(f"{document} and {seen[resolved]} would both write {target}; "
+                                  "convert them separately or rename one")
+            seen[resolved] = document
+
+
 def _convert_result(result: Path, to: list[str], folder: Path, options: dict[str, Any] | None
                     ) -> Any:
     """Convert a downloaded result; a failure is a report (the result file stays)."""
@@ -371,8 +400,8 @@ def fetch_and_convert(client: Client, job_id: str, to: list[str], out_dir: str |
     result = client.download(url, folder / f"{name or job_id}.json")
     if not name:
         found = result_name(result)
-        if found and found != job_id:
-            renamed = result.with_name(f"{found}.json")
-            os.replace(result, renamed)
+        renamed = result.with_name(f"{found}.json") if found else result
+        if found and found != job_id and not renamed.exists():
+            os.replace(result, renamed)  # never over a file that is already there
             result = renamed
     return _convert_result(result, to, folder, options)

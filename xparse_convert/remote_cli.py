@@ -67,7 +67,14 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 def run_remote(command: str, argv: list[str]) -> int:
     args = _parser(command).parse_args(argv)
-    from .api import DEFAULT_BASE_URL, Client, fetch_and_convert, find_documents, parse_and_convert
+    from .api import (
+        DEFAULT_BASE_URL,
+        Client,
+        check_targets,
+        fetch_and_convert,
+        find_documents,
+        parse_and_convert,
+    )
 
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
     options = _collect_options(args)
@@ -130,6 +137,12 @@ def run_remote(command: str, argv: list[str]) -> int:
     if not items:
         print(f"{PROG}: error: no documents found", file=sys.stderr)
         return EXIT_FAILED
+    if command == "parse":
+        try:
+            check_targets(items, formats, args.output_dir)
+        except XParseError as exc:
+            print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
+            return EXIT_USAGE
     failures = 0
     workers = max(1, args.concurrency) if command == "parse" else 1
     pool = ThreadPoolExecutor(workers)
