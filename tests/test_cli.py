@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -225,3 +226,23 @@ def test_a_closed_pipe_is_not_an_error(tmp_path):
     proc = subprocess.run(f"{sys.executable} -m xparse_convert.cli {SAMPLE} --to md -o - "
                           "| head -1", shell=True, capture_output=True, text=True, timeout=60)
     assert proc.stdout.startswith("# ") and proc.stderr == ""
+
+
+def test_pictures_folder_is_shared_not_replaced(tmp_path):
+    src = tmp_path / "report.json"
+    shutil.copy(SAMPLE, src)
+    assert main([str(src), "--to", "html", "--images", "files"]) == 0
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert main([str(src), "--to", "md", "--images", "none"]) == 0
+    for link in re.findall(r'src="(report_files/[^"]+)"', html):
+        assert (tmp_path / link).is_file()  # the HTML page still has its pictures
+
+
+def test_a_blocked_target_changes_nothing(tmp_path, capsys):
+    src = tmp_path / "report.json"
+    shutil.copy(SAMPLE, src)
+    (tmp_path / "report.md").mkdir()
+    assert main([str(src), "--to", "html,md"]) == 1
+    assert "a folder of that name" in capsys.readouterr().err
+    assert not (tmp_path / "report.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]

@@ -54,11 +54,11 @@ def targets_of(job: Job, to: Sequence[str]) -> dict[str, Path]:
 
 
 def plan_jobs(sources: Iterable[str | os.PathLike], to: Sequence[str],
-              out_dir: str | os.PathLike | None) -> tuple[list[Job], list[Report]]:
+              out_dir: str | os.PathLike | None) -> list[Job | Report]:
     """Expand folders (every ``*.json``/``*.json.gz`` below them, subfolders mirrored under
-    ``out_dir``) and refuse an input that would write the same outputs as an earlier one."""
-    jobs: list[Job] = []
-    refused: list[Report] = []
+    ``out_dir``), in order; an input that would write the same outputs as an earlier one is
+    a failed ``Report`` in its place."""
+    planned: list[Job | Report] = []
     claimed: dict[Path, str] = {}
     for src in sources:
         src_path = Path(src)
@@ -74,12 +74,12 @@ def plan_jobs(sources: Iterable[str | os.PathLike], to: Sequence[str],
             paths = [p.resolve() for p in targets_of(job, to).values()]
             clash = next((claimed[p] for p in paths if p in claimed), None)
             if clash is not None:
-                refused.append(Report(source=job.source, error=(
+                planned.append(Report(source=job.source, error=(
                     f"its output would overwrite the output of {clash} in this run")))
                 continue
             claimed.update((p, job.source) for p in paths)
-            jobs.append(job)
-    return jobs, refused
+            planned.append(job)
+    return planned
 
 
 def is_up_to_date(job: Job, to: Sequence[str]) -> bool:
@@ -110,7 +110,7 @@ def convert_many(sources: Iterable[str | os.PathLike], to: str | Sequence[str] =
 
     names = [w.name for w in formats(to)]
     option_rules.normalise(options, formats(names))  # fail fast on bad options
-    planned, refused = plan_jobs(sources, names, out_dir)
+    planned = plan_jobs(sources, names, out_dir)
     results: dict[int, Report] = {}
 
     def done(index: int, report: Report) -> None:
@@ -120,7 +120,9 @@ def convert_many(sources: Iterable[str | os.PathLike], to: str | Sequence[str] =
 
     pending: list[tuple[int, Job]] = []
     for index, job in enumerate(planned):
-        if skip_existing and is_up_to_date(job, names):
+        if isinstance(job, Report):
+            done(index, job)
+        elif skip_existing and is_up_to_date(job, names):
             done(index, Report(source=job.source, skipped=True, outputs={
                 k: str(v) for k, v in targets_of(job, names).items()}))
         else:
@@ -141,11 +143,7 @@ def convert_many(sources: Iterable[str | os.PathLike], to: str | Sequence[str] =
     finally:
         if own:
             pool.shutdown()
-    ordered = [results[i] for i in range(len(planned))]
-    for report in refused:
-        if on_report is not None:
-            on_report(report)
-    return ordered + refused
+    return [results[i] for i in range(len(planned))]
 
 
 def write_run_report(path: str | os.PathLike, reports: list[Report], seconds: float) -> None:

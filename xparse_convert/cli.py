@@ -275,7 +275,7 @@ def _run_batch(args: argparse.Namespace, inputs: list[str], formats: list[str],
         from .batch import plan_jobs
 
         if bar is not None:
-            bar.total = len(plan_jobs(inputs, formats, out_dir)[0])
+            bar.total = len(plan_jobs(inputs, formats, out_dir))
             bar.refresh()
         convert_many(inputs, formats, out_dir, options, jobs=args.jobs, executor=executor,
                      timeout=args.timeout, memory_limit_mb=args.memory_limit,

@@ -11,6 +11,7 @@ survives either way.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -82,7 +83,7 @@ def _remove_partial_outputs(job: Job, to: list[str]) -> None:
     folder = targets[0].parent
     targets.append(folder / f"{targets[0].stem}_files")
     for target in targets:
-        for leftover in folder.glob(f".{target.name}.*.tmp"):
+        for leftover in folder.glob(f".{glob.escape(target.name)}.*.tmp"):
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
             else:

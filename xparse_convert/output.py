@@ -52,16 +52,18 @@ class AssetFolder(Assets):
         return self._temp is not None
 
     def commit(self) -> None:
+        """Move the new pictures in.  An existing folder is added to, not replaced: another
+        output of the same stem (an HTML page beside this Markdown) may link to its files,
+        and names are content hashes, so a file of the same name has the same bytes."""
         if self._temp is None:
             return
-        old = None
-        if self.final.exists():
-            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
-            os.replace(self.final, old)
-        os.replace(self._temp, self.final)
+        if not self.final.exists():
+            os.replace(self._temp, self.final)
+        else:
+            for item in self._temp.iterdir():
+                os.replace(item, self.final / item.name)
+            shutil.rmtree(self._temp, ignore_errors=True)
         self._temp = None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         if self._temp is not None:
@@ -96,6 +98,13 @@ class OutputSet:
         return handle
 
     def commit(self) -> None:
+        """Rename every output into place.  Targets that cannot be replaced (a folder of
+        that name) are found first, so a failure changes nothing."""
+        for _, _, target in self._files:
+            if target is not None and target.is_dir():
+                raise OutputError(f"cannot write {target}: a folder of that name is there")
+        if self.assets.used and self.assets.final.exists() and not self.assets.final.is_dir():
+            raise OutputError(f"cannot write {self.assets.final}: a file of that name is there")
         for handle, _, _ in self._files:
             if handle is not sys.stdout.buffer:
                 handle.flush()
