@@ -197,3 +197,21 @@ def test_no_script_runs_in_a_browser_with_or_without_the_csp(tmp_path, write_jso
                     encoding="utf-8")
     assert "Content-Security-Policy" not in bare.read_text(encoding="utf-8")
     assert not script_ran(dom_after_load(bare, tmp_path))
+
+
+def test_odd_ids_and_page_numbers(tmp_path, write_json):
+    import json as _json
+
+    doc = envelope([element("a\x01b", text="one", page=1),
+                    element("c", text="two", page=2_000_000)])
+    path, page = build(write_json(_json.dumps(doc).encode()), tmp_path)
+    assert page.xpath("//p/@data-element-id")[0] == "ab"
+    assert os.path.getsize(path) < 100_000  # no marker for every missing page
+
+
+def test_a_link_that_could_break_out_is_refused(tmp_path, write_json):
+    url = "https://a.example/x.png) [click](javascript:alert(1)"
+    doc = envelope([element("i", "Image", "", image_data={"image_url": url})])
+    convert(write_json(doc), "md", tmp_path)
+    text = (tmp_path / "input.md").read_text(encoding="utf-8")
+    assert "javascript" not in text and "a.example" not in text

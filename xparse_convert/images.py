@@ -109,11 +109,41 @@ class ImageRef:
 
     @property
     def safe_url(self) -> str | None:
-        """The URL when it is http(s); anything else (javascript:, data:, file:) is None."""
-        url = (self.url or "").strip()
-        if url.lower().startswith(("http://", "https://")):
-            return url
+        """The picture's URL if ``safe_url`` lets it through."""
+        return safe_url(self.url)
+
+
+_URL_FORBIDDEN = frozenset('"<>\\ \t\r\n()[]{}`\'')
+
+
+def safe_url(url: str | None) -> str | None:
+    """The one URL policy of every writer: an absolute http(s) URL without characters that
+    could end it early in Markdown, HTML or XML passes; anything else (javascript:, vbscript:,
+    data:, file:, relative paths) is None.  Pictures become ``data:`` URIs only from bytes
+    that were sniffed as a raster image (``image_source``)."""
+    if not url:
         return None
+    url = url.strip()
+    if url.lower().startswith(("http://", "https://")) and not _URL_FORBIDDEN & set(url):
+        return url
+    return None
+
+
+def image_source(ref: ImageRef | None, mode: str, assets: Any) -> str | None:
+    """Where a picture is for the ``--images`` mode: a ``data:`` URI (``embed``), a file in
+    ``<stem>_files/`` (``files``), the source URL (``url``), nothing (``none``).  When the
+    bytes are not a usable image, ``embed`` and ``files`` fall back to the safe URL."""
+    if ref is None or mode == "none":
+        return None
+    if mode == "url":
+        return ref.safe_url
+    data, info = ref.data(), ref.info()
+    if data is None or info is None:
+        return ref.safe_url
+    ref.release()
+    if mode == "files":
+        return assets.add(data, info.extension)
+    return f"data:{info.mime_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def image_ref_from(image_data: Any, metadata: dict[str, Any]) -> ImageRef | None:

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from .errors import OutputError
 from .writers import Assets
@@ -45,7 +46,8 @@ class AssetFolder(Assets):
         if name not in self._names:
             (self._temp / name).write_bytes(data)
             self._names.add(name)
-        return f"{self.final.name}/{name}"
+        # a link, percent-encoded: a stem may hold spaces, '#', '?' or ':'
+        return quote(f"{self.final.name}/{name}")
 
     @property
     def used(self) -> bool:

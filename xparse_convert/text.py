@@ -41,6 +41,21 @@ def clean_text(value: str, stats: TextStats | None = None) -> str:
     return value
 
 
+_DISPLAY_DELIMS = re.compile(r"^\s*(\$\$|\\\[)\s*(.*?)\s*(\$\$|\\\])\s*$", re.S)
+_INLINE_DELIMS = re.compile(r"^\s*\$\s*(.*?)\s*\$\s*$", re.S)
+
+
+def strip_math_delimiters(text: str) -> str:
+    """LaTeX without ``$$``/``\\[``/``$`` around it."""
+    match = _DISPLAY_DELIMS.match(text)
+    if match:
+        return match.group(2)
+    match = _INLINE_DELIMS.match(text)
+    if match:
+        return match.group(1)
+    return text.strip()
+
+
 def replace_surrogates(value: str) -> str:
     """``value`` with every lone surrogate replaced by U+FFFD (it could not be encoded)."""
     return _SURROGATE.sub(REPLACEMENT, value)

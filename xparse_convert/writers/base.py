@@ -66,7 +66,8 @@ class Assets:
     ``<stem>_files/`` beside the outputs, renamed into place with them."""
 
     def add(self, data: bytes, extension: str) -> str:  # pragma: no cover - interface
-        """Store ``data``; return its path relative to the output file (POSIX separators)."""
+        """Store ``data``; return a relative link to it from the output file (percent-encoded,
+        POSIX separators)."""
         raise NotImplementedError
 
 

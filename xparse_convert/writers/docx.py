@@ -23,10 +23,9 @@ from lxml import etree
 from ..images import ImageRef
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Covered, Table
-from ..text import display_width
+from ..text import display_width, strip_math_delimiters
 from .base import Option, PageBreaks, Writer
 from .docx_package import BULLET_NUM, R_NS, W_NS, DocxPackage
-from .markdown import strip_math_delimiters
 
 WP_NS = "http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"
 A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"

@@ -3,24 +3,24 @@
 Safe by construction: no markup from the input is ever copied.  Text is escaped by lxml (or
 ``html.escape`` for the few tags written by hand), tables are rebuilt from the model's grid,
 formula MathML is rebuilt from an allow-list, and every URL passes one policy
-(``safe_url``).  A Content-Security-Policy that forbids scripts backs it up.
+(``images.safe_url``).  A Content-Security-Policy that forbids scripts backs it up.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 from typing import Any
 
 from lxml import etree
 
-from ..images import ImageRef
+from ..images import image_source, safe_url
 from ..markup import fill_text, table_element
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Table
+from ..text import clean_text, strip_math_delimiters
 from .base import Writer
-from .markdown import strip_math_delimiters
 
+MAX_EMPTY_MARKERS = 20
 CSP = ("default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
@@ -81,21 +81,8 @@ a{color:inherit}table{display:table}}
 """
 
 
-def safe_url(url: str | None) -> str | None:
-    """The one URL policy: http(s) links pass, everything else (javascript:, vbscript:,
-    data:, file:, relative paths) does not.  Pictures become ``data:`` URIs only after
-    their bytes were sniffed as a raster image (``_image_src``)."""
-    if not url:
-        return None
-    url = url.strip()
-    if url.lower().startswith(("http://", "https://")) and not any(
-            ch in url for ch in ('"', "<", ">", "\\", "\n", "\r", "\t", " ")):
-        return url
-    return None
-
-
 def _attrs(el: Element) -> dict[str, str]:
-    attrs = {"data-element-id": el.id}
+    attrs = {"data-element-id": clean_text(el.id)}  # ids come from the input too
     if el.page is not None:
         attrs["data-page"] = str(el.page)
     return attrs
@@ -180,10 +167,11 @@ class HtmlWriter(Writer):
         self.out.write("\n")
 
     def _mark_page(self, page: int) -> None:
-        """A visible page label with an ``#page-N`` anchor, once per page (pages without
-        content of their own get an empty marker so every anchor resolves)."""
-        start = (self.last_page + 1) if self.last_page is not None and page > self.last_page \
-            else page
+        """A visible page label with an ``#page-N`` anchor, once per page; a few pages
+        without content of their own get empty markers so their anchors resolve too (not a
+        page-number gap of millions)."""
+        start = (self.last_page + 1) if self.last_page is not None and \
+            0 < page - self.last_page <= MAX_EMPTY_MARKERS else page
         for number in range(start, page + 1):
             if number in self.pages_marked:
                 continue
@@ -298,12 +286,12 @@ class HtmlWriter(Writer):
             return
         node = table_element(table, clean=self.clean, row_attrs=self._row_attrs(table),
                              cell_extra=self._cell_pictures)
-        node.set("data-element-id", el.id)
+        node.set("data-element-id", self.clean(el.id))
         if el.page is not None:
             node.set("data-page", str(el.page))
         if el.caption is not None:
             figure = etree.Element("figure", **_attrs(el))
-            caption = etree.Element("figcaption", {"data-element-id": el.caption.id})
+            caption = etree.Element("figcaption", {"data-element-id": self.clean(el.caption.id)})
             caption.text = self.clean(el.caption.text).strip()
             if el.caption_first:
                 figure.append(caption)
@@ -330,13 +318,13 @@ class HtmlWriter(Writer):
                         self.pages_marked.add(page)
                         out["id"] = f"page-{page}"
             if element_id:
-                out["data-element-id"] = element_id
+                out["data-element-id"] = self.clean(element_id)
             return out
         return attrs
 
     def _cell_pictures(self, td: etree._Element, cell: Cell) -> None:
         for ref in cell.images:
-            src = self._image_src(ref)
+            src = image_source(ref, self.images, self.context.assets)
             if src:
                 etree.SubElement(td, "img", src=src, alt="")
 
@@ -345,11 +333,11 @@ class HtmlWriter(Writer):
         caption_text = self.clean(el.caption.text).strip() if el.caption else ""
         caption = None
         if caption_text:
-            caption = etree.Element("figcaption", {"data-element-id": el.caption.id})
+            caption = etree.Element("figcaption", {"data-element-id": self.clean(el.caption.id)})
             caption.text = caption_text
             if el.caption_first:
                 figure.append(caption)
-        src = self._image_src(el.image) if el.image is not None else None
+        src = image_source(el.image, self.images, self.context.assets)
         if src:
             etree.SubElement(figure, "img", src=src, alt=caption_text or "image",
                              loading="lazy")
@@ -367,22 +355,6 @@ class HtmlWriter(Writer):
         if caption is not None and el.caption is not None and not el.caption_first:
             figure.append(caption)
         self._emit(figure)
-
-    def _image_src(self, ref: ImageRef) -> str | None:
-        """Where a picture comes from for the ``--images`` mode; None to leave it out."""
-        if self.images == "none":
-            return None
-        if self.images == "url":
-            return safe_url(ref.url)
-        data, info = ref.data(), ref.info()
-        if data is None or info is None:
-            return safe_url(ref.url) if self.images == "embed" else None
-        if self.images == "files":
-            path = self.context.assets.add(data, info.extension)
-            ref.release()
-            return path
-        ref.release()
-        return f"data:{info.mime_type};base64,{base64.b64encode(data).decode('ascii')}"
 
     # -- the end -----------------------------------------------------------------------
     def end(self, info: DocumentInfo) -> None:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
+from ..images import image_source
 from ..markup import table_html
 from ..model import DocumentInfo, Element
 from ..tables import Table
+from ..text import strip_math_delimiters
 from .base import Option, PageBreaks, Writer
 
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-_DISPLAY_DELIMS = re.compile(r"^\s*(\$\$|\\\[)\s*(.*?)\s*(\$\$|\\\])\s*$", re.S)
-_INLINE_DELIMS = re.compile(r"^\s*\$\s*(.*?)\s*\$\s*$", re.S)
 
 
 def _escape_html(text: str) -> str:
@@ -23,17 +22,6 @@ def _escape_html(text: str) -> str:
 
 def _pipe_cell(text: str) -> str:
     return _escape_html(text).replace("|", "\\|").replace("\n", "<br>").strip()
-
-
-def strip_math_delimiters(text: str) -> str:
-    """LaTeX without ``$$``/``\\[``/``$`` around it."""
-    match = _DISPLAY_DELIMS.match(text)
-    if match:
-        return match.group(2)
-    match = _INLINE_DELIMS.match(text)
-    if match:
-        return match.group(1)
-    return text.strip()
 
 
 class MarkdownWriter(Writer):
@@ -163,7 +151,7 @@ class MarkdownWriter(Writer):
         caption_first = el.caption_first
         if caption and caption_first:
             self._block(_escape_html(caption))
-        target = self._image_target(el)
+        target = image_source(el.image, self._images, self.context.assets)
         alt = caption.replace("[", "(").replace("]", ")") or "image"
         if target:
             self._block(f"![{alt}]({target})")
@@ -171,22 +159,6 @@ class MarkdownWriter(Writer):
             self._block(f"*[{alt}: not available]*")
         if caption and not caption_first:
             self._block(_escape_html(caption))
-
-    def _image_target(self, el: Element) -> str | None:
-        """Where the picture is for the chosen ``--images`` mode, or None."""
-        ref = el.image
-        if ref is None or self._images == "none":
-            return None
-        if self._images == "url":
-            return ref.safe_url
-        info, data = ref.info(), ref.data()
-        if info is None or data is None:
-            return ref.safe_url
-        if self._images == "embed":
-            return f"data:{info.mime_type};base64,{base64.b64encode(data).decode('ascii')}"
-        path = self.context.assets.add(data, info.extension)
-        ref.release()
-        return path.replace(" ", "%20")
 
     def table_caption(self, el: Element) -> None:
         self.narrative_text(el)

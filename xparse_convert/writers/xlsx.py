@@ -242,7 +242,7 @@ class XlsxWriter(Writer):
             if page_column:
                 ref = f"{col(len(cols))}{excel_row}"
                 page = table.row_pages[r] if r < len(table.row_pages) else None
-                if r == 0:
+                if r == 0 and table.header_rows:
                     style = self.book.styles.get(font=FONT_BOLD)
                     cells.append(_string_cell(ref, "Source page", style))
                 elif page is not None and not header:
@@ -342,14 +342,15 @@ class XlsxWriter(Writer):
                                    f"display={quoteattr(entry.sheet)}/>")
             else:
                 cells.append(_string_cell(f"B{r}", "(left out)", plain))
-            cells.append(_string_cell(f"C{r}", entry.caption, plain))
+            cells.append(_string_cell(f"C{r}", entry.caption[:MAX_CELL_CHARS], plain))
             if entry.pages:
                 cells.append(_number_cell(f"D{r}", entry.pages[0], plain))
                 cells.append(_number_cell(f"E{r}", entry.pages[-1], plain))
             cells += [_number_cell(f"F{r}", entry.rows, plain),
                       _number_cell(f"G{r}", entry.cols, plain),
                       _number_cell(f"H{r}", entry.merged, plain),
-                      _string_cell(f"I{r}", ", ".join(entry.element_ids), plain),
+                      _string_cell(f"I{r}", self.clean(", ".join(entry.element_ids))
+                                   [:MAX_CELL_CHARS], plain),
                       _string_cell(f"J{r}", self.clean("; ".join(entry.repairs))[:2000],
                                    plain)]
             sheet.row(r, cells)
