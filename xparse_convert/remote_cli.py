@@ -51,7 +51,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--app-id", default=os.environ.get("XPARSE_APP_ID"),
                         help="default: $XPARSE_APP_ID")
     parser.add_argument("--secret-code", default=os.environ.get("XPARSE_SECRET_CODE"),
-                        help="default: $XPARSE_SECRET_CODE (prefer it: arguments are visible to other users in ps)")
+                        help="default: $XPARSE_SECRET_CODE (prefer the variable: "
+                             "arguments are visible to other users in ps)")
     parser.add_argument("--api-base", default=os.environ.get("XPARSE_API_BASE"),
                         help="API base URL (default: the production host)")
     parser.add_argument("--poll-timeout", type=float, default=3600.0, metavar="S",
