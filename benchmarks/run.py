@@ -252,6 +252,11 @@ def worker(task: str, path: str, out_dir: str) -> int:
         work = BASELINES[fmt]
     else:
         import xparse_convert  # noqa: F401
+        from xparse_convert.writers import get
+
+        # the writer's module (imported on first use) loads before the clock starts, as the
+        # baselines' libraries do
+        get(task)
 
         def work(p: str, o: str) -> dict[str, Any]:
             return task_convert(task, p, o)

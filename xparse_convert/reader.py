@@ -37,6 +37,9 @@ from .source import Source, SourceLike, open_source
 from .text import clean_text
 
 CHUNK = 1 << 20
+# Reads handed to the element parser are capped so that the bytes kept after the last element
+# (where the tail is looked for, backwards) stay small; yajl costs the same either way.
+TAIL_CHUNK = 64 << 10
 
 if ijson.backend != "yajl2_c":  # pragma: no cover - depends on the installed wheel
     warnings.warn(f"ijson's C backend (yajl2_c) is missing; using the slower {ijson.backend}",
@@ -302,6 +305,7 @@ class _ReplayStream:
     def read(self, size: int = CHUNK) -> bytes:
         if size == 0:
             return b""
+        size = min(size, TAIL_CHUNK)
         data = self._head.read(size) if self._head is not None else b""
         if not data:
             self._head = None  # type: ignore[assignment]
@@ -398,26 +402,14 @@ def _list_end_candidates(buf: bytes, depth: int, key: str) -> Iterator[int]:
     value after the list lies wholly inside ``buf`` (it starts where the last element ended),
     so the list is an array at level ``depth`` whose key is ``key``, or the one that reaches
     past the start of ``buf``.  Callers confirm a candidate by parsing what follows it.
-
-    Only the end of ``buf`` is tokenised at first (the tail is usually small); the window
-    grows when the scan runs into its start.
+    ``buf`` is small: the chunk in which the last element ended (reads are capped at
+    ``TAIL_CHUNK``) and what follows it.
     """
-    yielded: set[int] = set()
-    window = 1 << 16
-    while True:
-        start = max(len(buf) - window, 0)
-        outcome = _scan_back(buf, start, depth, key)
-        for pos in outcome.named:
-            if pos not in yielded:
-                yielded.add(pos)
-                yield pos
-        if outcome.complete:
-            return
-        if start == 0:
-            if outcome.open_list is not None and outcome.open_list not in yielded:
-                yield outcome.open_list
-            return
-        window *= 4
+    outcome = _scan_back(buf, 0, depth, key)
+    yield from outcome.named
+    if not outcome.complete and outcome.open_list is not None and \
+            outcome.open_list not in outcome.named:
+        yield outcome.open_list
 
 
 class _ScanOutcome:
@@ -642,7 +634,8 @@ class Reader:
 
         self._legacy_pages = LegacyPages()
         collector = _FieldCollector({"result.pages": self._legacy_pages.add_page})
-        events = ijson.parse(_HeadStream(), use_float=True, buf_size=CHUNK)
+        # small reads: the head is usually a few kilobytes, and yajl parses a whole read at once
+        events = ijson.parse(_HeadStream(), use_float=True, buf_size=TAIL_CHUNK)
         try:
             found = collector.feed(events)
         except _READ_ERRORS as exc:

@@ -322,13 +322,14 @@ class _Placer:
         if self.n_rows * self.n_cols > MAX_GRID_SLOTS:
             raise TableTooLarge(f"a table of {self.n_rows} x {self.n_cols} cells is too large")
         holes = 0
-        for r in range(self.n_rows):
-            for c in range(self.n_cols):
-                if (r, c) not in self.owner:
-                    cell = Cell(r, c)
-                    self.owner[(r, c)] = cell
-                    self.cells.append(cell)
-                    holes += 1
+        if len(self.owner) < self.n_rows * self.n_cols:  # most grids are complete
+            for r in range(self.n_rows):
+                for c in range(self.n_cols):
+                    if (r, c) not in self.owner:
+                        cell = Cell(r, c)
+                        self.owner[(r, c)] = cell
+                        self.cells.append(cell)
+                        holes += 1
         if holes:
             self.repairs.append(f"{holes} empty cell{'s' if holes > 1 else ''} filled in where "
                                 "the source had none")
@@ -384,22 +385,28 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         if not isinstance(item, dict):
             repairs.append("a cell that is not an object was skipped")
             continue
-        row, col = as_int(item.get("row")), as_int(item.get("col"))
-        if row is None or col is None:
-            repairs.append("a cell without a row or column was skipped")
-            continue
+        row, col = item.get("row"), item.get("col")
+        if type(row) is not int or type(col) is not int:  # the common case skips as_int
+            row, col = as_int(row), as_int(col)
+            if row is None or col is None:
+                repairs.append("a cell without a row or column was skipped")
+                continue
         text = item.get("text")
         role = item.get("role")
-        is_header = isinstance(role, str) and role.lower() in HEADER_ROLES
+        is_header = role is not None and isinstance(role, str) and role.lower() in HEADER_ROLES
         images: list[ImageRef] | None = None
         if "image_datas" in item or "image_data" in item:
             ref = image_ref_from(item.get("image_datas") or item.get("image_data"), {})
             if ref is not None:
                 images = [ref]
         page = as_int(item["page_number"]) if "page_number" in item else None
-        cell = Cell(row - base, col - base, _span(item.get("row_span"), repairs, "row span"),
-                    _span(item.get("col_span"), repairs, "column span"),
-                    text if isinstance(text, str) else ("" if text is None else str(text)),
+        row_span, col_span = item.get("row_span", 1), item.get("col_span", 1)
+        if row_span != 1 or type(row_span) is not int:
+            row_span = _span(row_span, repairs, "row span")
+        if col_span != 1 or type(col_span) is not int:
+            col_span = _span(col_span, repairs, "column span")
+        cell = Cell(row - base, col - base, row_span, col_span,
+                    text if type(text) is str else ("" if text is None else str(text)),
                     header=is_header, page=page, images=images, raw=item)
         parsed.append(cell)
         if isinstance(role, str):
