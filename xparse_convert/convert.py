@@ -139,14 +139,17 @@ def _run(reader: Reader, writers: list[Writer], opts: dict[str, Any], diag: Diag
         writer.begin(info)
         writer.begun = True
     dropped: set[str] = set()
+    furniture = bool(opts["furniture"])
+    # raw writers see furniture whatever --furniture says; without them one filter does all
     stream: Iterator[Element] = select(reader.elements(), pages=opts["pages"],
                                        types=opts["types"], exclude_types=opts["exclude_types"],
-                                       dropped=dropped)
+                                       furniture=furniture or bool(raw), dropped=dropped)
     if raw:
         stream = _tee(stream, raw)
+        if not furniture:
+            stream = select(stream, furniture=False, dropped=dropped)
     if logical_writers:
-        furniture = bool(opts["furniture"])
-        document = logical(select(stream, furniture=furniture, dropped=dropped), diag, dropped)
+        document = logical(stream, diag, dropped)
         for element in document:
             for writer in logical_writers:
                 writer.write(element)

@@ -56,6 +56,10 @@ def strip_math_delimiters(text: str) -> str:
     return text.strip()
 
 
+# ``find_bad(s)`` is None when ``clean_text(s)`` would return ``s`` unchanged (a hot-path test).
+find_bad = _ANY_BAD.search
+
+
 def replace_surrogates(value: str) -> str:
     """``value`` with every lone surrogate replaced by U+FFFD (it could not be encoded)."""
     return _SURROGATE.sub(REPLACEMENT, value)

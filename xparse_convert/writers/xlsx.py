@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 from ..model import DocumentInfo, Element
 from ..numbers import parse_number
 from ..tables import Cell, Table
-from ..text import display_width
+from ..text import display_width, find_bad
 from .base import Option, Writer
 from .xlsx_package import FONT_BOLD, FONT_LINK, MAIN_NS, R_NS, Workbook, quote_sheet
 
@@ -74,11 +74,24 @@ class _SheetStream:
             f'{"<cols>" + cols + "</cols>" if cols else ""}<sheetData>'.encode())
         self.merges: list[str] = []
         self.links: list[str] = []
+        self._rows: list[str] = []  # written in blocks: each zip write call compresses
+        self._size = 0
 
     def row(self, number: int, cells: list[str]) -> None:
-        self.stream.write(f'<row r="{number}">{"".join(cells)}</row>'.encode())
+        text = f'<row r="{number}">{"".join(cells)}</row>'
+        self._rows.append(text)
+        self._size += len(text)
+        if self._size > 1 << 18:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self.stream.write("".join(self._rows).encode())
+            self._rows.clear()
+            self._size = 0
 
     def close(self) -> None:
+        self._flush()
         tail = "</sheetData>"
         if self.merges:
             tail += f'<mergeCells count="{len(self.merges)}">' + "".join(
@@ -136,7 +149,9 @@ class XlsxWriter(Writer):
         return style
 
     def _cell_xml(self, ref: str, cell: Cell, header: bool) -> str:
-        text = self.clean(cell.text)
+        text = cell.text
+        if find_bad(text) is not None:
+            text = self.clean(text)
         if len(text) > MAX_CELL_CHARS:
             text = text[: MAX_CELL_CHARS - len(TRUNCATED)] + TRUNCATED
             self._truncated += 1
@@ -231,7 +246,7 @@ class XlsxWriter(Writer):
             for i, c in enumerate(cols):
                 slot = grid_row[c]
                 ref = f"{letters[i]}{excel_row}"
-                if isinstance(slot, Cell):
+                if type(slot) is Cell:
                     cells.append(self._cell_xml(ref, slot, header))
                 elif (slot.anchor.row not in row_at or slot.anchor.col not in col_at) and \
                         slot.row == _first_kept(slot.anchor.row, slot.anchor.row_span, row_at) \
