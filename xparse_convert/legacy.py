@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from .model import PageInfo
 
@@ -43,12 +43,19 @@ class LegacyPages:
         self.pages: dict[int, PageInfo] = {}
         self._images: dict[int, _PageImages] = {}
         self._keep_images = keep_images
-        self._spill = tempfile.TemporaryFile()
+        self._spill_file: IO[bytes] | None = None  # made on the first picture
         self._offset = 0
         self.zero_based: bool | None = None
 
+    @property
+    def _spill(self) -> IO[bytes]:
+        if self._spill_file is None:
+            self._spill_file = tempfile.TemporaryFile()
+        return self._spill_file
+
     def close(self) -> None:
-        self._spill.close()
+        if self._spill_file is not None:
+            self._spill_file.close()
 
     def add_page(self, page: Any) -> None:
         if not isinstance(page, dict):

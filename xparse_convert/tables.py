@@ -51,7 +51,7 @@ class Cell:
                  "images", "raw")
 
     def __init__(self, row: int, col: int, row_span: int = 1, col_span: int = 1,
-                 text: str = "", *, header: bool = False, page: int | None = None,
+                 text: str = "", header: bool = False, page: int | None = None,
                  element_id: str | None = None, images: list[ImageRef] | None = None,
                  raw: dict[str, Any] | None = None) -> None:
         self.row = row
@@ -266,6 +266,12 @@ class _Placer:
         self.repairs: list[str] = []
 
     def place(self, cell: Cell) -> None:
+        row, col = cell.row, cell.col
+        if cell.row_span == 1 and cell.col_span == 1 and 0 <= row < self.n_rows and \
+                0 <= col < self.n_cols and (row, col) not in self.owner:
+            self.owner[(row, col)] = cell  # the common case: a plain cell in a free slot
+            self.cells.append(cell)
+            return
         if cell.row >= MAX_ROWS or cell.col >= MAX_COLS or cell.row < 0 or cell.col < 0:
             self.repairs.append(f"cell at row {cell.row + 1}, column {cell.col + 1} is beyond "
                                 "any plausible table and was dropped")
@@ -407,7 +413,7 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
             col_span = _span(col_span, repairs, "column span")
         cell = Cell(row - base, col - base, row_span, col_span,
                     text if type(text) is str else ("" if text is None else str(text)),
-                    header=is_header, page=page, images=images, raw=item)
+                    is_header, page, None, images, item)
         parsed.append(cell)
         if isinstance(role, str):
             roles.setdefault(cell.row, []).append(is_header)
