@@ -268,7 +268,7 @@ def test_libreoffice_reads_it(sample_docx, tmp_path):
                           capture_output=True, text=True, timeout=180)
     pdf = tmp_path / "report.pdf"
     assert proc.returncode == 0 and pdf.is_file(), proc.stderr
-    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 20_000
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5_000
 
 
 def test_tables_wider_than_word_allows_are_split(tmp_path, write_json):
