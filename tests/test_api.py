@@ -195,16 +195,17 @@ def cli(args, api, env_extra=None, **kw):
 
 def test_cli_parse_a_folder_and_fetch(api, tmp_path):
     docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in ("a.pdf", "b.png"):
+    (docs / "sub").mkdir(parents=True)
+    for name in ("a.pdf", "b.png", "sub/a.pdf"):
         (docs / name).write_bytes(b"x" * 1000)
     (docs / "notes.bin").write_bytes(b"ignored")
     out = tmp_path / "out"
     proc = cli(["parse", docs, "--to", "docx,xlsx", "-o", out, "--pages", "1-2",
                 "--poll-interval", "0.01"], api)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir() if not p.name.endswith("_files")) == [
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
         "a.docx", "a.json", "a.xlsx", "b.docx", "b.json", "b.xlsx"]
+    assert sorted(p.name for p in (out / "sub").iterdir()) == ["a.docx", "a.json", "a.xlsx"]
     assert SECRET not in proc.stderr + proc.stdout and APP_ID not in proc.stderr + proc.stdout
     job = next(iter(api.jobs))
     proc = cli(["fetch", job, "--to", "md", "-o", tmp_path / "f", "--name", "mine"], api)

@@ -300,16 +300,21 @@ DOCUMENT_SUFFIXES = frozenset({
 })
 
 
-def find_documents(inputs: list[str]) -> list[str]:
-    """Files and URLs to parse: folders expand to the documents below them."""
-    found: list[str] = []
+def find_documents(inputs: list[str], out_dir: str | None = None
+                   ) -> list[tuple[str, str | None]]:
+    """Files and URLs to parse, each with the folder its outputs go to: folders expand to
+    the documents below them, their subfolders mirrored under ``out_dir``."""
+    found: list[tuple[str, str | None]] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(str(p) for p in sorted(path.rglob("*"))
-                         if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES)
+            for doc in sorted(path.rglob("*")):
+                if doc.is_file() and doc.suffix.lower() in DOCUMENT_SUFFIXES:
+                    folder = str(Path(out_dir) / doc.parent.relative_to(path)) if out_dir \
+                        else None
+                    found.append((str(doc), folder))
         else:
-            found.append(item)
+            found.append((item, out_dir))
     return found
 
 
@@ -348,15 +353,15 @@ def parse_and_convert(client: Client, document: str, to: list[str], out_dir: str
     return _convert_result(result, to, folder, options)
 
 
-def check_targets(documents: list[str], to: list[str], out_dir: str | None) -> None:
+def check_targets(documents: list[tuple[str, str | None]], to: list[str]) -> None:
     """Refuse, before anything is submitted, a run whose outputs would overwrite one of its
     documents or each other (``a.pdf`` and ``a.png`` both give ``a.json``)."""
     from .convert import formats, output_paths
 
     writers = formats(to)
-    inputs = {Path(d).resolve() for d in documents if "://" not in d}
+    inputs = {Path(d).resolve() for d, _ in documents if "://" not in d}
     seen: dict[Path, str] = {}
-    for document in documents:
+    for document, out_dir in documents:
         is_url = "://" in document
         stem = Path(urlsplit(document).path if is_url else document).stem
         folder = Path(out_dir) if out_dir else (

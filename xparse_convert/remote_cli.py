@@ -110,18 +110,19 @@ def run_remote(command: str, argv: list[str]) -> int:
         print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
         return EXIT_USAGE
 
-    def one(item: str) -> Any:
+    def one(entry: tuple[str, str | None]) -> Any:
+        item, folder = entry
         try:
             if command == "parse":
                 report = parse_and_convert(
-                    client, item, formats, args.output_dir, options, config=config,
+                    client, item, formats, folder, options, config=config,
                     page_range=args.page_range, password=args.password, webhook=args.webhook,
                     poll_timeout=args.poll_timeout, poll_interval=args.poll_interval,
                     on_submitted=submitted, on_status=status_line)
             else:
                 with lock:
                     pending[item] = item
-                report = fetch_and_convert(client, item, formats, args.output_dir, options,
+                report = fetch_and_convert(client, item, formats, folder, options,
                                            name=args.name, poll_timeout=args.poll_timeout,
                                            poll_interval=args.poll_interval,
                                            on_status=status_line)
@@ -134,13 +135,14 @@ def run_remote(command: str, argv: list[str]) -> int:
             message = exc.one_line() if isinstance(exc, XParseError) else str(exc)
             return item, None, message
 
-    items = find_documents(args.inputs) if command == "parse" else args.job_ids
+    items = find_documents(args.inputs, args.output_dir) if command == "parse" else \
+        [(job, args.output_dir) for job in args.job_ids]
     if not items:
         print(f"{PROG}: error: no documents found", file=sys.stderr)
         return EXIT_FAILED
     if command == "parse":
         try:
-            check_targets(items, formats, args.output_dir)
+            check_targets(items, formats)
         except XParseError as exc:
             print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
             return EXIT_USAGE
