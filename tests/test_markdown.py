@@ -138,3 +138,26 @@ def test_page_breaks_once_per_page(tmp_path):
     convert(SAMPLE, "md", tmp_path, {"page_breaks": True})
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert text.count("\n---\n") == 2  # page 3 holds only the middle of the stitched table
+
+
+def test_pictures_in_table_cells(write_json, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (4, 3), "blue").save(png, format="PNG")
+    data = base64.b64encode(png.getvalue()).decode()
+    plain = element("t1", "Table", "", table_structure={"cells": [
+        {"row": 1, "col": 1, "text": "logo"},
+        {"row": 2, "col": 1, "text": "", "image_datas": [{"base64": data}]}]})
+    spanned = element("t2", "Table", "", table_structure={"cells": [
+        {"row": 1, "col": 1, "col_span": 2, "text": "head"},
+        {"row": 2, "col": 1, "text": "x", "image_data": {"image_url": "https://e.com/a.png"}},
+        {"row": 2, "col": 2, "text": "y"}]})
+    convert(write_json(envelope([plain, spanned])), "md", tmp_path / "o")
+    text = (tmp_path / "o" / "input.md").read_text(encoding="utf-8")
+    links = re.findall(r"!\[\]\((input_files/[^)]+)\)", text)
+    assert len(links) == 1 and (tmp_path / "o" / links[0]).is_file()
+    assert '<img src="https://e.com/a.png"' in text

@@ -50,9 +50,10 @@ def fill_text(parent: etree._Element, text: str) -> None:
         br.tail = line
 
 
-def table_html(table: Table, *, clean: Callable[[str], str] = lambda s: s) -> str:
-    return etree.tostring(table_element(table, clean=clean), method="html",
-                          encoding="unicode")
+def table_html(table: Table, *, clean: Callable[[str], str] = lambda s: s,
+               cell_extra: Callable[[etree._Element, Cell], None] | None = None) -> str:
+    return etree.tostring(table_element(table, clean=clean, cell_extra=cell_extra),
+                          method="html", encoding="unicode")
 
 
 __all__ = ["Cell", "table_element", "table_html", "fill_text"]

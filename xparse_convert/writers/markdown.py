@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lxml import etree
+
 from ..images import image_source
 from ..markup import table_html
 from ..model import DocumentInfo, Element
-from ..tables import Table
+from ..tables import Cell, Table
 from ..text import strip_math_delimiters
 from .base import Option, PageBreaks, Writer
 
@@ -130,21 +132,36 @@ class MarkdownWriter(Writer):
         if caption and caption_first:
             self._block(_escape_html(caption))
         if table.has_spans or table.header_rows > 1:
-            self._block(table_html(table, clean=self.clean))
+            self._block(table_html(table, clean=self.clean, cell_extra=self._cell_pictures))
         else:
             self._block(self._pipe_table(table))
         if caption and not caption_first:
             self._block(_escape_html(caption))
 
     def _pipe_table(self, table: Table) -> str:
-        rows = table.text_grid()
+        rows = [[self._pipe_text(s) if isinstance(s, Cell) else "" for s in row]
+                for row in table.grid()]
         header = rows[0] if table.header_rows else [""] * table.n_cols
         body = rows[1:] if table.header_rows else rows
-        lines = ["| " + " | ".join(_pipe_cell(self.clean(c)) for c in header) + " |",
+        lines = ["| " + " | ".join(header) + " |",
                  "|" + "|".join(["---"] * table.n_cols) + "|"]
-        lines.extend("| " + " | ".join(_pipe_cell(self.clean(c)) for c in row) + " |"
-                     for row in body)
+        lines.extend("| " + " | ".join(row) + " |" for row in body)
         return "\n".join(lines)
+
+    def _pipe_text(self, cell: Cell) -> str:
+        """A pipe-table cell: its text, then its pictures as images."""
+        parts = [_pipe_cell(self.clean(cell.text))]
+        for ref in cell.images:
+            target = image_source(ref, self._images, self.context.assets)
+            if target:
+                parts.append(f"![]({target})")
+        return " ".join(p for p in parts if p)
+
+    def _cell_pictures(self, td: etree._Element, cell: Cell) -> None:
+        for ref in cell.images:
+            target = image_source(ref, self._images, self.context.assets)
+            if target:
+                etree.SubElement(td, "img", src=target, alt="")
 
     def image(self, el: Element) -> None:
         caption = self._caption_text(el)
