@@ -7,16 +7,17 @@ from collections.abc import Callable
 
 from lxml import etree
 
+from .images import ImageRef
 from .tables import Cell, Table
 
 
 def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
                   row_attrs: Callable[[int], dict[str, str]] | None = None,
-                  cell_extra: Callable[[etree._Element, Cell], None] | None = None
+                  picture: Callable[[ImageRef], str | None] | None = None
                   ) -> etree._Element:
     """``<table>`` with ``<thead>`` for the header rows, ``rowspan``/``colspan`` from the
     grid, ``<br>`` for line breaks inside cells.  ``row_attrs`` gives a row's attributes,
-    ``cell_extra`` may add to a cell (pictures)."""
+    ``picture`` gives the ``src`` of a cell's picture (None leaves it out)."""
     root = etree.Element("table")
     head = etree.SubElement(root, "thead") if table.header_rows else None
     body = None
@@ -36,8 +37,11 @@ def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
             if cell.col_span > 1:
                 td.set("colspan", str(cell.col_span))
             fill_text(td, clean(cell.text))
-            if cell_extra is not None:
-                cell_extra(td, cell)
+            if picture is not None:
+                for ref in cell.images:
+                    src = picture(ref)
+                    if src:
+                        etree.SubElement(td, "img", src=src, alt="")
     return root
 
 
@@ -51,8 +55,8 @@ def fill_text(parent: etree._Element, text: str) -> None:
 
 
 def table_html(table: Table, *, clean: Callable[[str], str] = lambda s: s,
-               cell_extra: Callable[[etree._Element, Cell], None] | None = None) -> str:
-    return etree.tostring(table_element(table, clean=clean, cell_extra=cell_extra),
+               picture: Callable[[ImageRef], str | None] | None = None) -> str:
+    return etree.tostring(table_element(table, clean=clean, picture=picture),
                           method="html", encoding="unicode")
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from lxml import etree
 
-from ..images import image_source, safe_url
+from ..images import ImageRef, image_source, safe_url
 from ..markup import fill_text, table_element
 from ..model import DocumentInfo, Element
-from ..tables import Cell, Table
+from ..tables import Table
 from ..text import clean_text, strip_math_delimiters
 from .base import Writer
 
@@ -285,7 +285,7 @@ class HtmlWriter(Writer):
         if table is None:
             return
         node = table_element(table, clean=self.clean, row_attrs=self._row_attrs(table),
-                             cell_extra=self._cell_pictures)
+                             picture=self._picture)
         node.set("data-element-id", self.clean(el.id))
         if el.page is not None:
             node.set("data-page", str(el.page))
@@ -322,11 +322,8 @@ class HtmlWriter(Writer):
             return out
         return attrs
 
-    def _cell_pictures(self, td: etree._Element, cell: Cell) -> None:
-        for ref in cell.images:
-            src = image_source(ref, self.images, self.context.assets)
-            if src:
-                etree.SubElement(td, "img", src=src, alt="")
+    def _picture(self, ref: ImageRef) -> str | None:
+        return image_source(ref, self.images, self.context.assets)
 
     def image(self, el: Element) -> None:
         figure = etree.Element("figure", **_attrs(el))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lxml import etree
-
-from ..images import image_source
+from ..images import ImageRef, image_source
 from ..markup import table_html
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Table
@@ -132,7 +130,7 @@ class MarkdownWriter(Writer):
         if caption and caption_first:
             self._block(_escape_html(caption))
         if table.has_spans or table.header_rows > 1:
-            self._block(table_html(table, clean=self.clean, cell_extra=self._cell_pictures))
+            self._block(table_html(table, clean=self.clean, picture=self._picture))
         else:
             self._block(self._pipe_table(table))
         if caption and not caption_first:
@@ -151,17 +149,11 @@ class MarkdownWriter(Writer):
     def _pipe_text(self, cell: Cell) -> str:
         """A pipe-table cell: its text, then its pictures as images."""
         parts = [_pipe_cell(self.clean(cell.text))]
-        for ref in cell.images:
-            target = image_source(ref, self._images, self.context.assets)
-            if target:
-                parts.append(f"![]({target})")
+        parts += [f"![]({src})" for src in map(self._picture, cell.images) if src]
         return " ".join(p for p in parts if p)
 
-    def _cell_pictures(self, td: etree._Element, cell: Cell) -> None:
-        for ref in cell.images:
-            target = image_source(ref, self._images, self.context.assets)
-            if target:
-                etree.SubElement(td, "img", src=target, alt="")
+    def _picture(self, ref: ImageRef) -> str | None:
+        return image_source(ref, self._images, self.context.assets)
 
     def image(self, el: Element) -> None:
         caption = self._caption_text(el)
