@@ -96,6 +96,7 @@ def convert_many(sources: Iterable[str | os.PathLike], to: str | Sequence[str] =
                  options: dict[str, Any] | None = None, *, jobs: int | None = None,
                  executor: Executor | None = None, timeout: float | None = None,
                  memory_limit_mb: int | None = None, skip_existing: bool = False,
+                 on_planned: Callable[[int], None] | None = None,
                  on_report: Callable[[Report], None] | None = None) -> list[Report]:
     """Convert many inputs; one report per input, in input order.
 
@@ -104,13 +105,17 @@ def convert_many(sources: Iterable[str | os.PathLike], to: str | Sequence[str] =
     package installed).  Each input runs in a child process, killed after ``timeout``
     seconds and capped at ``memory_limit_mb``; a failing input is a report with ``error``
     set and never stops the others.  ``options`` must be plain values (they travel as
-    JSON).  ``on_report`` sees each report as soon as it is done.
+    JSON).  ``on_planned`` learns how many inputs there are once folders are expanded;
+    ``on_report`` sees each report as soon as it is done.
     """
     from .isolation import run_isolated
 
-    names = [w.name for w in formats(to)]
-    option_rules.normalise(options, formats(names))  # fail fast on bad options
+    writers = formats(to)
+    names = [w.name for w in writers]
+    option_rules.normalise(options, writers)  # fail fast on bad options
     planned = plan_jobs(sources, names, out_dir)
+    if on_planned is not None:
+        on_planned(len(planned))
     results: dict[int, Report] = {}
 
     def done(index: int, report: Report) -> None:

@@ -271,15 +271,15 @@ def _run_batch(args: argparse.Namespace, inputs: list[str], formats: list[str],
             bar.set_postfix_str(f"{pages / max(time.perf_counter() - started, 1e-9):.0f} pages/s")
         report_done(report)
 
-    try:
-        from .batch import plan_jobs
-
+    def planned(count: int) -> None:
         if bar is not None:
-            bar.total = len(plan_jobs(inputs, formats, out_dir))
+            bar.total = count
             bar.refresh()
+
+    try:
         convert_many(inputs, formats, out_dir, options, jobs=args.jobs, executor=executor,
                      timeout=args.timeout, memory_limit_mb=args.memory_limit,
-                     skip_existing=args.skip_existing, on_report=tick)
+                     skip_existing=args.skip_existing, on_planned=planned, on_report=tick)
     finally:
         if bar is not None:
             bar.close()

@@ -405,7 +405,7 @@ def _list_end_candidates(buf: bytes, depth: int, key: str) -> Iterator[int]:
     ``buf`` is small: the chunk in which the last element ended (reads are capped at
     ``TAIL_CHUNK``) and what follows it.
     """
-    outcome = _scan_back(buf, 0, depth, key)
+    outcome = _scan_back(buf, depth, key)
     yield from outcome.named
     if not outcome.complete and outcome.open_list is not None and \
             outcome.open_list not in outcome.named:
@@ -417,13 +417,13 @@ class _ScanOutcome:
 
     def __init__(self) -> None:
         self.named: list[int] = []  # list ends identified by their key
-        self.complete = True  # False: the scan ran into the window's start
-        self.open_list: int | None = None  # the array still open at the window's start
+        self.complete = True  # False: the scan ran into the start of the buffer
+        self.open_list: int | None = None  # the array still open at the buffer's start
 
 
-def _scan_back(buf: bytes, start: int, depth: int, key: str) -> _ScanOutcome:
+def _scan_back(buf: bytes, depth: int, key: str) -> _ScanOutcome:
     outcome = _ScanOutcome()
-    tokens = [m.start() for m in _STRUCTURE.finditer(buf, start)]
+    tokens = [m.start() for m in _STRUCTURE.finditer(buf)]
     level = 0
     candidate: int | None = None  # the ']' at the list's level that we are inside or just left
     awaiting_key = False
@@ -442,7 +442,7 @@ def _scan_back(buf: bytes, start: int, depth: int, key: str) -> _ScanOutcome:
                     if (q - k) % 2 == 0:
                         break
                 j -= 1
-            if j < 0:  # the string began before the window
+            if j < 0:  # the string began before the buffer
                 break
             if awaiting_key:
                 awaiting_key = False

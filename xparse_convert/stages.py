@@ -235,17 +235,14 @@ class _Logical:
 
     def _release_caption(self) -> Iterator[Element]:
         """Settle the waiting caption: onto the object before it when that one is free,
-        else out in reading order (after that object when it came after one)."""
+        else out in reading order (``flush`` knows where it goes)."""
         if self.caption is None:
             return
         if self.caption_after is not None and self.caption_after.caption is None:
             self.caption_after.caption = self.caption
             self.caption = self.caption_after = None
-        elif self.caption_after is not None:
-            yield from self.flush()
         else:
-            yield self.caption
-            self.caption = None
+            yield from self.flush()
 
     def _object(self, element: Element) -> Iterator[Element]:
         caption = self.caption
