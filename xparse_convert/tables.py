@@ -32,6 +32,7 @@ from typing import Any
 
 from .images import ImageRef, image_ref_from
 from .model import as_int
+from .text import display_width
 
 # Bounds on any grid, whatever the output: positions beyond them are refused, not allocated.
 MAX_ROWS = 10_000_000
@@ -138,6 +139,20 @@ class Table:
     def text_grid(self) -> list[list[str]]:
         """Plain texts row by row; a merged cell's text sits in its anchor, covered slots are ''."""
         return [[s.text if isinstance(s, Cell) else "" for s in row] for row in self.grid()]
+
+    def widest_lines(self, cap: int) -> list[int]:
+        """Per column, the display width (CJK counts double) of the longest line in its
+        single-column cells, at most ``cap``: what a writer sizes columns by."""
+        widest = [0] * self.n_cols
+        for cell in self.cells:
+            text = cell.text
+            if cell.col_span != 1 or not text:
+                continue
+            longest = display_width(text) if "\n" not in text else max(
+                display_width(line) for line in text.split("\n"))
+            if longest > widest[cell.col]:
+                widest[cell.col] = min(longest, cap)
+        return widest
 
     def merged_ranges(self) -> list[tuple[int, int, int, int]]:
         """(row, col, row_span, col_span) of every cell spanning more than one slot, 0-based."""

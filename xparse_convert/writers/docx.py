@@ -23,7 +23,7 @@ from lxml import etree
 from ..images import ImageRef
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Covered, Table
-from ..text import display_width, strip_math_delimiters
+from ..text import strip_math_delimiters
 from .base import Option, PageBreaks, Writer
 from .docx_package import BULLET_NUM, R_NS, W_NS, DocxPackage
 
@@ -114,15 +114,13 @@ def column_widths(table: Table, total: int) -> list[int]:
     to its widest line (CJK counts double, capped so one long cell cannot starve the others).
     Spanning cells do not count."""
     n = table.n_cols
-    need = [3] * n
+    need = [max(w, 3) for w in table.widest_lines(40)]
     word = [1] * n
     for cell in table.cells:
         if cell.col_span != 1 or not cell.text:
             continue
-        for line in cell.text.split("\n"):
-            need[cell.col] = max(need[cell.col], min(display_width(line), 40))
-            longest = max((len(t) for t in _TOKEN.findall(line)), default=1)
-            word[cell.col] = max(word[cell.col], min(longest, 20))
+        longest = max((len(t) for t in _TOKEN.findall(cell.text)), default=1)
+        word[cell.col] = max(word[cell.col], min(longest, 20))
     floor = [word[c] * TWIPS_PER_COLUMN + CELL_PADDING for c in range(n)]
     if sum(floor) >= total:
         widths = [max(int(total * f / sum(floor)), 1) for f in floor]

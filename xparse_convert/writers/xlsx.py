@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 from ..model import DocumentInfo, Element
 from ..numbers import parse_number
 from ..tables import Cell, Table
-from ..text import display_width, find_bad
+from ..text import find_bad
 from .base import Option, Writer
 from .xlsx_package import FONT_BOLD, FONT_LINK, MAIN_NS, R_NS, Workbook, quote_sheet
 
@@ -184,15 +184,7 @@ class XlsxWriter(Writer):
         self.index.append(entry)
 
     def _widths(self, table: Table, page_column: bool) -> list[float]:
-        need = [6.0] * table.n_cols
-        for cell in table.cells:
-            text = cell.text
-            if cell.col_span == 1 and text:
-                longest = display_width(text) if "\n" not in text else max(
-                    display_width(line) for line in text.split("\n"))
-                if longest > need[cell.col]:
-                    need[cell.col] = min(longest, 60)
-        widths = [w + 2 for w in need]
+        widths = [max(w, 6) + 2.0 for w in table.widest_lines(60)]
         if page_column:
             widths.append(12.0)
         return widths
