@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "report.json"
 DATA = Path(__file__).resolve().parent / "data"
-REAL = ROOT.parent / "shared" / "samples" / "real"
-REAL_RESULTS = sorted(REAL.glob("*.json")) if REAL.is_dir() else []
+REAL = DATA / "real"  # real TextIn results; tests/data/real/README.md names their sources
+REAL_RESULTS = sorted(REAL.glob("*.json"))
 LEGACY_RESULTS = [p for p in REAL_RESULTS if p.name.startswith("legacy-")]
-
-if os.environ.get("CI") and not REAL_RESULTS:  # CI must test the real results, never skip them
-    raise RuntimeError(f"the shared real samples are missing at {REAL}")
 
 
 def envelope(elements: list[Any], **data: Any) -> dict[str, Any]:
