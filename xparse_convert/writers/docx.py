@@ -20,7 +20,20 @@ from typing import IO
 
 from lxml import etree
 
-from ..images import ImageRef
+from ..images import ImageRef, safe_url
+from ..inline import (
+    BREAK,
+    EMPHASIS,
+    MATH,
+    PICTURE,
+    STRONG,
+    SUB,
+    SUP,
+    TEXT,
+    Run,
+    plain_text,
+    split_lines,
+)
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Covered, Table
 from ..text import strip_math_delimiters
@@ -66,15 +79,21 @@ def _serialise(block: etree._Element) -> bytes:
 
 
 def _add_text(run_parent: etree._Element, text: str, *, bold: bool = False,
-              style: str | None = None) -> None:
-    """Runs for ``text``: newlines become ``w:br``, tabs ``w:tab``, spaces are kept."""
+              style: str | None = None, marks: int = 0) -> None:
+    """A run for ``text``: newlines become ``w:br``, tabs ``w:tab``, spaces are kept;
+    ``marks`` (``inline.STRONG`` ...) become run properties."""
     run = _el("r", run_parent)
-    if bold or style:
+    bold = bold or bool(marks & STRONG)
+    if bold or style or marks:
         rpr = _el("rPr", run)
         if style:
             _el("rStyle", rpr, val=style)
         if bold:
             _el("b", rpr)
+        if marks & EMPHASIS:
+            _el("i", rpr)
+        if marks & (SUB | SUP):
+            _el("vertAlign", rpr, val="subscript" if marks & SUB else "superscript")
     for i, line in enumerate(text.split("\n")):
         if i:
             _el("br", run)
@@ -173,8 +192,8 @@ class DocxWriter(Writer):
 
     # -- text blocks -----------------------------------------------------------------
     def title(self, el: Element) -> None:
-        text = " ".join(self.clean(el.text).split())
-        if not text:
+        runs = self.line_runs(el)
+        if not runs:
             return
         level = min(el.heading_level, 9)
         p = _paragraph(f"Heading{level}")
@@ -182,26 +201,58 @@ class DocxWriter(Writer):
             self._bookmark_id += 1
             name = f"_Toc{self._bookmark_id}"
             _el("bookmarkStart", p, id=str(self._bookmark_id), name=name)
-            _add_text(p, text)
+            self._add_runs(p, runs)
             _el("bookmarkEnd", p, id=str(self._bookmark_id))
-            self.titles.append((level, text, name))
+            self.titles.append((level, plain_text(runs), name))
         else:
-            _add_text(p, text)
+            self._add_runs(p, runs)
         self._emit(p)
 
     def narrative_text(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
-            self._emit(_paragraph(None, text))
+        runs = self.runs(el)
+        if runs:
+            self._emit(self._runs_paragraph(None, runs))
+
+    def _runs_paragraph(self, style: str | None, runs: list[Run], *, keep_next: bool = False
+                        ) -> etree._Element:
+        p = _paragraph(style, keep_next=keep_next)
+        self._add_runs(p, runs)
+        return p
+
+    def _add_runs(self, p: etree._Element, runs: list[Run], *, bold: bool = False,
+                  max_width: int = TEXT_W) -> None:
+        """Inline runs into the paragraph ``p``: marks as run properties, links as
+        hyperlinks (through the URL policy), pictures inline, math as an equation."""
+        for run in runs:
+            if run.kind == TEXT:
+                url = safe_url(run.href) if run.href else None
+                if url:
+                    link = _el("hyperlink", p)
+                    link.set(f"{{{R_NS}}}id", self.package.add_link(url))
+                    _add_text(link, run.text, bold=bold, marks=run.marks, style="Hyperlink")
+                else:
+                    _add_text(p, run.text, bold=bold, marks=run.marks)
+            elif run.kind == BREAK:
+                _el("br", _el("r", p))
+            elif run.kind == MATH:
+                self.inline_equation(p, run)
+            elif run.kind == PICTURE and run.image is not None and not self._picture_into(
+                    p, run.image, max_width, description=run.text):
+                self._placeholder(p, run.image)
+
+    def inline_equation(self, p: etree._Element, run: Run) -> None:
+        """An inline formula inside ``p``: its LaTeX as written (native math replaces this
+        one method)."""
+        _add_text(p, run.source or run.text)
 
     default = narrative_text
     uncategorized_text = narrative_text
     chemical = narrative_text
 
     def header(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
-            self._emit(_paragraph("Header" if el.type == "Header" else "Footer", text))
+        runs = self.runs(el)
+        if runs:
+            self._emit(self._runs_paragraph("Header" if el.type == "Header" else "Footer", runs))
 
     footer = header
     page_number = header
@@ -211,7 +262,6 @@ class DocxWriter(Writer):
 
     def list_item(self, el: Element) -> None:
         info = el.list
-        body = self.clean(info.body).strip()
         if info.ordered:
             if not self._in_list or self._list_num is None:
                 self._ordered_runs += 1
@@ -225,7 +275,7 @@ class DocxWriter(Writer):
         numpr = _el("numPr", p.find(w("pPr")))
         _el("ilvl", numpr, val=str(min(info.level, 8)))
         _el("numId", numpr, val=str(num))
-        _add_text(p, body)
+        self._add_runs(p, self.list_runs(el))
         self._emit(p)
         self._in_list = True
 
@@ -248,9 +298,9 @@ class DocxWriter(Writer):
         return _paragraph("Formula", latex)
 
     def table_caption(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
-            self._emit(_paragraph("Caption", text))
+        runs = self.line_runs(el)
+        if runs:
+            self._emit(self._runs_paragraph("Caption", runs))
 
     figure_caption = table_caption
 
@@ -259,10 +309,10 @@ class DocxWriter(Writer):
         table = el.table
         if table is None:
             return
-        caption = self.clean(el.caption.text).strip() if el.caption else ""
+        caption = self.line_runs(el.caption) if el.caption else []
         caption_first = el.caption_first
         if caption and caption_first:
-            self._emit(_paragraph("Caption", caption, keep_next=True))
+            self._emit(self._runs_paragraph("Caption", caption, keep_next=True))
         if table.n_cols <= WORD_MAX_COLUMNS:
             self._emit(self._table_xml(table))
         else:  # Word cannot hold more columns in one table: consecutive tables, labelled
@@ -274,7 +324,7 @@ class DocxWriter(Writer):
                                       keep_next=True))
                 self._emit(self._table_xml(table.slice_columns(start, stop)))
         if caption and not caption_first:
-            self._emit(_paragraph("Caption", caption))
+            self._emit(self._runs_paragraph("Caption", caption))
 
     def _table_xml(self, table: Table) -> etree._Element:
         widths = column_widths(table, TEXT_W)
@@ -316,14 +366,9 @@ class DocxWriter(Writer):
             _el("vMerge", tcpr, val="restart")
         if cell.row_span > 1 or header:
             _el("vAlign", tcpr, val="center")
-        text = self.clean(cell.text)
-        lines = text.split("\n") if text else [""]
-        for line in lines:
-            p = _el("p", tc)
-            if line:
-                _add_text(p, line, bold=header)
-        for ref in cell.images:
-            self._picture_into(tc, ref, sum(widths[cell.col:cell.col + cell.col_span]) - 200)
+        width = sum(widths[cell.col:cell.col + cell.col_span]) - 200
+        for line in split_lines(self._cleaned(cell.runs)):
+            self._add_runs(_el("p", tc), line, bold=header, max_width=width)
 
     def _continued_cell(self, tr: etree._Element, anchor: Cell, widths: list[int]) -> None:
         tc = _el("tc", tr)
@@ -333,14 +378,14 @@ class DocxWriter(Writer):
 
     # -- pictures --------------------------------------------------------------------
     def image(self, el: Element) -> None:
-        caption = self.clean(el.caption.text).strip() if el.caption else ""
+        caption = self.line_runs(el.caption) if el.caption else []
         caption_first = el.caption_first
         if caption and caption_first:
-            self._emit(_paragraph("Caption", caption, keep_next=True))
+            self._emit(self._runs_paragraph("Caption", caption, keep_next=True))
         p = _paragraph(None, keep_next=bool(caption) and not caption_first)
         ref = el.image
-        if ref is None or not self._picture_into(p, ref, TEXT_W, description=caption or
-                                                 self.clean(el.text).strip()):
+        description = plain_text(caption) or self.clean(el.text).strip()
+        if ref is None or not self._picture_into(p, ref, TEXT_W, description=description):
             if self.images_mode == "none":
                 p = None
             else:
@@ -348,7 +393,7 @@ class DocxWriter(Writer):
         if p is not None:
             self._emit(p)
         if caption and not caption_first:
-            self._emit(_paragraph("Caption", caption))
+            self._emit(self._runs_paragraph("Caption", caption))
 
     def _placeholder(self, p: etree._Element, ref: ImageRef | None) -> None:
         """A short note instead of a broken picture: the link when there is a safe one."""

@@ -1,27 +1,103 @@
-"""Markdown regenerated from the logical document, or the engine's own markdown as it is."""
+"""Markdown regenerated from the logical document, or the engine's own markdown as it is.
+
+Markdown is an output people render, so everything from the input is escaped to render as
+the text it is, except what the engine meant: emphasis and math (``inline``).  Inside math, a
+``<`` that could start raw HTML is written ``\\lt `` (and ``>`` ``\\gt ``), which MathJax and
+KaTeX render.  Block markers at the start of a line (``#``, ``>``, ``-``, ``+``, ``1.``) are
+escaped, every link and picture passes the one URL policy.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
 from typing import Any
 
-from ..images import ImageRef, image_source
+from ..images import ImageRef, image_source, safe_url
+from ..inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from ..markup import table_html
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Table
 from ..text import strip_math_delimiters
 from .base import Option, PageBreaks, Writer
 
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+# ASCII punctuation that may start Markdown syntax anywhere in a line
+_INLINE_SPECIAL = re.compile(r"([\\`*\[\]$~|])")
+_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+_LINE_START = re.compile(r"^([ \t]*)(#|>|=|[-+](?=[ \t]|$)|\d{1,9}(?=[.)](?:[ \t]|$)))",
+                         re.MULTILINE)
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 
-def _escape_html(text: str) -> str:
-    """Keep raw HTML in OCR text from turning into markup: ``<tag`` -> ``&lt;tag``."""
-    return _TAG_START.sub("&lt;", text)
+def escape_text(text: str) -> str:
+    """Text that renders as itself inside a line (not at its start: see ``escape_lines``)."""
+    text = _INLINE_SPECIAL.sub(r"\\\1", text)
+    text = _UNDERSCORE.sub(r"\\_", text)
+    text = _ENTITY.sub("&amp;", text)
+    return text.replace("<", "&lt;")
 
 
-def _pipe_cell(text: str) -> str:
-    return _escape_html(text).replace("|", "\\|").replace("\n", "<br>").strip()
+def escape_lines(text: str) -> str:
+    """Escape what would start a block at the start of each line of a paragraph."""
+    def mark(match: re.Match[str]) -> str:
+        marker = match.group(2)
+        if marker[0].isdigit():  # "1." -> "1\\."
+            return f"{match.group(1)}{marker}\\"
+        return f"{match.group(1)}\\{marker}"
+    return _LINE_START.sub(mark, text)
+
+
+def safe_math(latex: str) -> str:
+    """LaTeX as written, except that it can never start raw HTML."""
+    if _HTML_START.search(latex) is None:
+        return latex
+    return latex.replace("<", "\\lt ").replace(">", "\\gt ")
+
+
+def _is_punctuation(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "PS"
+
+
+def _wrap(text: str, marks: int) -> str:
+    """Marks around already escaped text; spaces stay outside (else Markdown ignores them),
+    and HTML tags stand in where ``*`` would not be read as emphasis (punctuation at an
+    edge)."""
+    core = text.strip()
+    if not core:
+        return text
+    lead, trail = text[:len(text) - len(text.lstrip())], text[len(text.rstrip()):]
+    if marks & SUB:
+        core = f"<sub>{core}</sub>"
+    if marks & SUP:
+        core = f"<sup>{core}</sup>"
+    edge = _is_punctuation(core[0]) or _is_punctuation(core[-1])
+    if marks & EMPHASIS:
+        core = f"<em>{core}</em>" if edge else f"*{core}*"
+    if marks & STRONG:
+        core = f"<strong>{core}</strong>" if edge or core[0] == "*" else f"**{core}**"
+    return f"{lead}{core}{trail}"
+
+
+def inline_markdown(runs: list[Run], picture: Callable[[ImageRef], str | None], *,
+                    cell: bool = False) -> str:
+    """Markdown for inline runs.  Breaks are newlines (``<br>`` in a table cell)."""
+    parts: list[str] = []
+    for run in runs:
+        if run.kind == TEXT:
+            text = _wrap(escape_text(run.text), run.marks)
+            url = safe_url(run.href) if run.href else None
+            parts.append(f"[{text}]({url})" if url else text)
+        elif run.kind == BREAK:
+            parts.append("<br>" if cell else "\n")
+        elif run.kind == MATH:
+            parts.append(safe_math(run.source or f"${run.text}$"))
+        elif run.kind == PICTURE and run.image is not None:
+            src = picture(run.image)
+            if src:
+                parts.append(f"![{escape_text(run.text)}]({src})")
+    return "".join(parts)
 
 
 class MarkdownWriter(Writer):
@@ -62,16 +138,22 @@ class MarkdownWriter(Writer):
         super().write(element)
 
     # -- element methods ---------------------------------------------------------------
+    def _inline(self, runs: list[Run]) -> str:
+        return inline_markdown(runs, self._picture)
+
+    def _paragraph(self, runs: list[Run]) -> None:
+        text = self._inline(runs)
+        if text.strip():
+            self._block(escape_lines(text))
+
     def title(self, el: Element) -> None:
         level = min(el.heading_level, 6)
-        text = " ".join(self.clean(el.text).split())
-        if text:
-            self._block(f"{'#' * level} {_escape_html(text)}")
+        text = self._inline(self.line_runs(el))
+        if text.strip():
+            self._block(f"{'#' * level} {text}")
 
     def narrative_text(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
-            self._block(_escape_html(text))
+        self._paragraph(self.runs(el))
 
     uncategorized_text = narrative_text
     chemical = narrative_text
@@ -88,7 +170,7 @@ class MarkdownWriter(Writer):
 
     def list_item(self, el: Element) -> None:
         info = el.list
-        body = _escape_html(" ".join(self.clean(info.body).split()))
+        body = escape_lines(self._inline(self.list_runs(el)))
         if not self._in_list:
             self._counters = {}
         for level in [lv for lv in self._counters if lv > info.level]:
@@ -116,10 +198,10 @@ class MarkdownWriter(Writer):
     def formula(self, el: Element) -> None:
         latex = strip_math_delimiters(self.clean(el.text))
         if latex:
-            self._block(f"$$\n{latex}\n$$")
+            self._block(f"$$\n{safe_math(latex)}\n$$")
 
     def _caption_text(self, el: Element) -> str:
-        return " ".join(self.clean(el.caption.text).split()) if el.caption else ""
+        return escape_lines(self._inline(self.line_runs(el.caption))) if el.caption else ""
 
     def table(self, el: Element) -> None:
         table = el.table
@@ -128,29 +210,30 @@ class MarkdownWriter(Writer):
         caption = self._caption_text(el)
         caption_first = el.caption_first
         if caption and caption_first:
-            self._block(_escape_html(caption))
+            self._block(caption)
         if table.has_spans or table.header_rows > 1:
-            self._block(table_html(table, clean=self.clean, picture=self._picture))
+            self._block(table_html(table, clean_runs=self._cleaned, picture=self._picture))
         else:
             self._block(self._pipe_table(table))
         if caption and not caption_first:
-            self._block(_escape_html(caption))
+            self._block(caption)
 
     def _pipe_table(self, table: Table) -> str:
         rows = [[self._pipe_text(s) if isinstance(s, Cell) else "" for s in row]
                 for row in table.grid()]
-        header = rows[0] if table.header_rows else [""] * table.n_cols
-        body = rows[1:] if table.header_rows else rows
+        # GFM needs a header row: a table of one row is that row; longer ones without a
+        # header row get a blank one
+        has_header = table.header_rows > 0 or table.n_rows == 1
+        header = rows[0] if has_header else [""] * table.n_cols
+        body = rows[1:] if has_header else rows
         lines = ["| " + " | ".join(header) + " |",
                  "|" + "|".join(["---"] * table.n_cols) + "|"]
         lines.extend("| " + " | ".join(row) + " |" for row in body)
         return "\n".join(lines)
 
     def _pipe_text(self, cell: Cell) -> str:
-        """A pipe-table cell: its text, then its pictures as images."""
-        parts = [_pipe_cell(self.clean(cell.text))]
-        parts += [f"![]({src})" for src in map(self._picture, cell.images) if src]
-        return " ".join(p for p in parts if p)
+        """A pipe-table cell: its runs on one line (``|`` is escaped with all the rest)."""
+        return inline_markdown(self._cleaned(cell.runs), self._picture, cell=True).strip()
 
     def _picture(self, ref: ImageRef) -> str | None:
         return image_source(ref, self._images, self.context.assets)
@@ -159,18 +242,20 @@ class MarkdownWriter(Writer):
         caption = self._caption_text(el)
         caption_first = el.caption_first
         if caption and caption_first:
-            self._block(_escape_html(caption))
+            self._block(caption)
         target = image_source(el.image, self._images, self.context.assets)
-        alt = caption.replace("[", "(").replace("]", ")") or "image"
         if target:
-            self._block(f"![{alt}]({target})")
+            alt = escape_text(" ".join(self.clean(el.caption.text).split())) \
+                if el.caption else "image"
+            self._block(f"![{alt or 'image'}]({target})")
         elif self._images != "none":
-            self._block(f"*[{alt}: not available]*")
+            # the caption, when there is one, is written beside: not repeated here
+            self._block("*\\[image not available\\]*")
         if caption and not caption_first:
-            self._block(_escape_html(caption))
+            self._block(caption)
 
     def table_caption(self, el: Element) -> None:
-        self.narrative_text(el)
+        self._paragraph(self.line_runs(el))
 
     figure_caption = table_caption
 
