@@ -11,7 +11,7 @@ Engine text (``parse_text``) is Markdown-flavoured: the engine writes ``**bold**
 is math).  Every other construct stays as its literal source text: links, code spans, raw
 HTML, entities and backslash escapes (``\\*`` shows as ``\\*`` and opens nothing).  A ``*``
 with a digit on both sides never opens or closes emphasis (``2*3*4`` stays as written).
-Text without any of ``* _ $ \\`` never meets the parser.  Inline ``objects`` of type
+Text without any of ``* _ $ \\ ` `` never meets the parser.  Inline ``objects`` of type
 ``formula`` become math where their ``text_range`` points (see ``_locate``).
 
 Cell markup (``parse_html``): legacy ``cells[].text`` and HTML table cells carry inline HTML
@@ -21,6 +21,7 @@ ever kept as text, and nothing of the markup is copied to any output.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
@@ -61,7 +62,7 @@ class Run(NamedTuple):
 BREAK_RUN = Run(BREAK)
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 # Characters that may start something the parser interprets.
-_MARKUP_CHARS = re.compile(r"[*_$\\]")
+_MARKUP_CHARS = re.compile(r"[*_$\\`]")
 
 
 def text_runs(text: str, marks: int = 0, href: str | None = None) -> list[Run]:
@@ -99,6 +100,37 @@ def _digit_star(state: Any, silent: bool) -> bool:
     return True
 
 
+def _code_span(state: Any, silent: bool) -> bool:
+    """A code span (CommonMark's backtick rule) kept as its literal source: nothing inside it
+    is interpreted, and its backticks stay."""
+    pos = state.pos
+    src = state.src
+    if src[pos] != "`":
+        return False
+    end = pos
+    while end < state.posMax and src[end] == "`":
+        end += 1
+    ticks = src[pos:end]
+    close = end
+    while True:
+        close = src.find(ticks, close, state.posMax)
+        if close < 0:  # no closing run: the backticks are text
+            stop = end
+            break
+        after = close + len(ticks)
+        if after >= state.posMax or src[after] != "`":
+            stop = after
+            break
+        while after < state.posMax and src[after] == "`":
+            after += 1
+        close = after
+    if not silent:
+        token = state.push("text", "", 0)
+        token.content = src[pos:stop]
+    state.pos = stop
+    return True
+
+
 def _md() -> Any:
     global _parser
     if _parser is None:
@@ -108,6 +140,7 @@ def _md() -> Any:
         md = MarkdownIt("zero").enable(["emphasis", "escape"])
         md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
         md.inline.ruler.before("emphasis", "digit_star", _digit_star)
+        md.inline.ruler.before("emphasis", "code_span", _code_span)
         md.core.ruler.disable("text_join")  # keep escapes apart: their source is shown
         _parser = md
     return _parser
@@ -227,6 +260,7 @@ _TAG_MARKS = {"b": STRONG, "strong": STRONG, "i": EMPHASIS, "em": EMPHASIS, "sub
 _BLOCK_TAGS = frozenset({"p", "div", "li", "tr", "ul", "ol", "table"})
 _DROPPED_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript"})
 _HTML_WS = re.compile(r"[ \t\r\n\f\v]+")
+_TAG = re.compile(r"<[^<>]*>")
 
 
 def has_html_markup(text: str) -> bool:
@@ -251,9 +285,13 @@ def parse_html(markup: str) -> list[Run]:
 
     try:
         root = lxml.html.fragment_fromstring(markup, create_parent="div")
+        runs = html_node_runs(root)
     except (etree.LxmlError, ValueError):
-        return text_runs(markup)
-    return html_node_runs(root)
+        runs = []
+    if not runs and _TAG.sub("", markup).strip():
+        # the parser gave up (nesting deeper than libxml2 allows): keep the text, no tags
+        return text_runs(html.unescape(_TAG.sub("", markup)).strip())
+    return runs
 
 
 def html_node_runs(node: Any) -> list[Run]:

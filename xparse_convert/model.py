@@ -28,6 +28,15 @@ KNOWN_TYPES = frozenset({
     "Formula", "Chemical", "Header", "Footer", "PageNumber", "PageBreak", "CodeSnippet",
     "UncategorizedText",
 })
+# The input shapes the reader knows (``DocumentInfo.shape``, ``info --json``), in words.
+SHAPES = {
+    "envelope": "API response (code, message, data.elements)",
+    "data": "bare data object (data.elements without the envelope)",
+    "elements": "bare list of elements",
+    "legacy": "legacy pdf_to_markdown response (result.detail)",
+    "legacy-web": "legacy result in a web front-end envelope (code, msg, data.result.detail)",
+    "legacy-bare": "legacy result object without its envelope (detail, pages, markdown)",
+}
 FURNITURE_TYPES = frozenset({"Header", "Footer", "PageNumber"})
 CAPTION_TYPES = frozenset({"TableCaption", "FigureCaption"})
 
@@ -56,7 +65,7 @@ class DocumentInfo:
 
     name: str
     source: str = ""
-    shape: str = ""  # envelope | data | elements | legacy
+    shape: str = ""  # a key of SHAPES
     code: int | None = None
     message: str | None = None
     schema_version: str | None = None

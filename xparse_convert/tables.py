@@ -17,6 +17,11 @@ Repair rules, applied while placing cells in input order:
 5. Slots no cell covers (sparse input) get an empty 1x1 cell.
 6. A grid of more than ``MAX_GRID_SLOTS`` slots is refused (``TableTooLarge``) rather than
    allocated.
+7. A sparse ``table_structure`` (slots no cell covers, or cells without text) takes the missing
+   texts from the element's own ``text`` when that holds a complete table of the same shape
+   without spans: an HTML table, a pipe table, or plain lines whose whitespace-separated
+   tokens number exactly the columns on every line (TextIn's 1.4.0 example lists 2 of 6 cells
+   and gives all six texts in ``text``).
 Each rule that fires adds a line to ``Table.repairs``.
 
 Header rows are decided here and only here: ``table_layout.header_rows`` or cell ``role``
@@ -396,10 +401,13 @@ class _Placer:
                         self.cells.append(cell)
                         holes += 1
         if holes:
-            self.repairs.append(f"{holes} empty cell{'s' if holes > 1 else ''} filled in where "
-                                "the source had none")
+            self.repairs.append(_holes_note(holes))
         self.cells.sort(key=lambda c: (c.row, c.col))
         return Table(self.n_rows, self.n_cols, self.cells, source=source, repairs=self.repairs)
+
+
+def _holes_note(holes: int) -> str:
+    return f"{holes} empty cell{'s' if holes > 1 else ''} filled in where the source had none"
 
 
 def _span(value: object, repairs: list[str], what: str) -> int:
@@ -613,6 +621,54 @@ def _table_from_texts(rows: list[list[str]], source: str, header_rows: int) -> T
     return table
 
 
+def _text_grid(text: str, rows: int, cols: int) -> list[list[str]] | None:
+    """The texts of the complete table of ``rows`` x ``cols`` without spans that ``text``
+    holds (rule 7), else None."""
+    found: Table | None = None
+    if looks_like_html_table(text):
+        found = table_from_html(text)
+    elif "|" in text:
+        found = table_from_pipe(text)
+    if found is not None:
+        if (found.n_rows, found.n_cols) != (rows, cols) or found.has_spans:
+            return None
+        return found.text_grid()
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    if len(lines) != rows or any(len(tokens) != cols for tokens in lines):
+        return None
+    return lines
+
+
+def _fill_from_text(table: Table, text: str) -> None:
+    """Rule 7: slots a sparse structure left empty take their text from the element text."""
+    missing = [c for c in table.cells if c.raw is None or not c.text and not c.raw.get("text")
+               and not c.images]
+    if not missing or table.has_spans or table.n_rows * table.n_cols > 10_000:
+        return
+    grid = _text_grid(text, table.n_rows, table.n_cols)
+    if grid is None:
+        return
+    listed = sum(1 for c in table.cells if c.raw is not None)
+    filled = 0
+    holes = 0
+    for cell in missing:
+        value = grid[cell.row][cell.col]
+        if value:
+            cell.text, cell._runs = cell_content(value)
+            filled += 1
+        elif cell.raw is None:
+            holes += 1
+    if not filled:
+        return
+    table.repairs = [r for r in table.repairs if not r.endswith("filled in where the source "
+                                                                "had none")]
+    table.repairs.append(f"the structure lists {listed} of {table.n_rows * table.n_cols} cells; "
+                         f"{filled} text{'s' if filled > 1 else ''} taken from the element's "
+                         "text")
+    if holes:
+        table.repairs.append(_holes_note(holes))
+
+
 def looks_like_html_table(text: str) -> bool:
     return "<table" in text[:2000].lower() or "<tr" in text[:2000].lower()
 
@@ -623,6 +679,8 @@ def build_table(raw: dict[str, Any], text: str, *, one_based: bool = True) -> Ta
     table: Table | None = None
     if isinstance(structure, dict):
         table = table_from_structure(structure, one_based=one_based)
+        if table is not None and text:
+            _fill_from_text(table, text)
     if table is None and text and looks_like_html_table(text):
         table = table_from_html(text)
     if table is None and text:
