@@ -503,13 +503,15 @@ def warm_page_cache(path: Path) -> None:
             pass
 
 
-def run_once(task: str, item: Input, workdir: Path, timeout: float) -> dict[str, Any]:
-    """One run of ``task`` on ``item`` in a fresh subprocess; its outputs are deleted after."""
+def run_once(task: str, item: Input, workdir: Path, timeout: float,
+             python: str = sys.executable) -> dict[str, Any]:
+    """One run of ``task`` on ``item`` in a fresh subprocess of ``python`` (whose installed
+    xparse_convert is measured); its outputs are deleted after."""
     runs_dir = workdir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     out_dir = tempfile.mkdtemp(prefix=f"{task.replace(':', '-')}-", dir=runs_dir)
     source = item.nomd_path if task == NOMD_TASK and item.nomd_path else item.path
-    command = [sys.executable, str(Path(__file__).resolve()), WORKER_FLAG, task,
+    command = [python, str(Path(__file__).resolve()), WORKER_FLAG, task,
                str(source), out_dir]
     try:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -836,6 +838,47 @@ def _int_list(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+COMPARE_LIMIT = 1.05  # "no slowdown": the change's median at most 5% above the base's
+
+
+def compare(items: Sequence[Input], formats: Sequence[str], runs: int, workdir: Path,
+            timeout: float, base: str, change: str) -> int:
+    """Every format on every input under two interpreters (each with its own install of
+    xparse_convert), base and change alternating run by run; prints medians and ratios.
+    Returns 1 when a change median is more than ``COMPARE_LIMIT`` times the base's."""
+    lines = []
+    worse = False
+    for item in items:
+        warm_page_cache(item.path)
+        for fmt in formats:
+            results: dict[str, list[dict[str, Any]]] = {"base": [], "change": []}
+            for number in range(1, runs + 1):
+                order = (("base", base), ("change", change)) if number % 2 else (
+                    ("change", change), ("base", base))  # alternate who goes first
+                for label, python in order:
+                    result = run_once(fmt, item, workdir, timeout, python)
+                    results[label].append(result)
+                    note = (f"{result['seconds']:7.2f} s" if "seconds" in result else
+                            str(result)[:100])
+                    print(f"  {item.path.name:<32} run {number}/{runs} {fmt:<6} {label:<6} "
+                          f"{note}", file=sys.stderr, flush=True)
+            walls = {k: statistics.median(r["seconds"] for r in v if "seconds" in r)
+                     if any("seconds" in r for r in v) else None for k, v in results.items()}
+            rss = {k: statistics.median(r["peak_rss_kb"] / 1024 for r in v if "seconds" in r)
+                   if any("seconds" in r for r in v) else None for k, v in results.items()}
+            ratio = walls["change"] / walls["base"] if walls["base"] and walls["change"] \
+                else None
+            ok = ratio is not None and ratio <= COMPARE_LIMIT
+            worse = worse or not ok
+            lines.append([item.path.name, fmt, _fmt(walls["base"], 2), _fmt(walls["change"], 2),
+                          _fmt(ratio, 3), _fmt(rss["base"], 1), _fmt(rss["change"], 1),
+                          _verdict(ok)])
+    print()
+    print(_table(["input", "format", "base s", "change s", "ratio", "base MB", "change MB",
+                  f"<= {COMPARE_LIMIT}x"], lines, left=2))
+    return 1 if worse else 0
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -856,6 +899,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="seconds before one run is stopped and reported as timed out "
                              f"(default {DEFAULT_TIMEOUT:.0f})")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also save the results here")
+    parser.add_argument("--compare", metavar="BASE_PYTHON",
+                        help="compare two installs instead: the formats under BASE_PYTHON "
+                             "(a venv with the parent commit installed) against --python, "
+                             "alternating, medians, ratios (exit 1 above 1.05x)")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter of the change in --compare (default: this one)")
     args = parser.parse_args(argv)
     if args.quick:
         args.pages, args.runs = [100], 1
@@ -887,6 +936,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"runs: {args.runs} per task, round-robin, medians; formats: {', '.join(formats)}",
           flush=True)
     started = time.perf_counter()
+    if args.compare:
+        items = [prepare_input(workdir, pages, variant) for pages in args.pages
+                 for variant in args.variants]
+        status = compare(items, formats, args.runs, workdir, args.timeout, args.compare,
+                         args.python)
+        shutil.rmtree(workdir / "runs", ignore_errors=True)
+        print(f"\n(total {time.perf_counter() - started:.0f} s)")
+        return status
     rows: list[Row] = []
     for pages in args.pages:
         for variant in args.variants:
