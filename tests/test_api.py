@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from fake_api import APP_ID, SECRET, FakeApi
 
 from xparse_convert.api import Backoff, Client, NetworkError, fetch_and_convert, parse_and_convert
 from xparse_convert.codes import API_CODES, RETRYABLE_CODES
-from xparse_convert.errors import ApiError
+from xparse_convert.errors import ApiError, UsageError
 
 pytest.importorskip("httpx")
 
@@ -279,3 +280,216 @@ def test_a_compressed_download_is_checked_by_its_wire_length(tmp_path):
                 transport=httpx.MockTransport(handler)) as client:
         path = client.download("https://files.example.com/r", tmp_path / "r.json")
     assert path.read_bytes() == SAMPLE.read_bytes()
+
+
+# -- bounded by time and size, whatever the server does ----------------------------------
+MEASURED = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+            "print('maxrss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+            "sys.exit(p.returncode)")
+
+
+def cli_timed(args, api, measure=False, timeout=30):
+    """The command line's result, its wall time, and (``measure``) its peak memory in MB."""
+    env = dict(os.environ, XPARSE_APP_ID=APP_ID, XPARSE_SECRET_CODE=SECRET,
+               XPARSE_API_BASE=api.base_url)
+    command = [sys.executable, "-m", "xparse_convert.cli", *map(str, args)]
+    if measure:
+        command = [sys.executable, "-c", MEASURED, *command]
+    started = time.monotonic()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    elapsed = time.monotonic() - started
+    peak = None
+    if measure:
+        peak = int(proc.stdout.split("maxrss_kb")[-1]) / 1024
+    assert SECRET not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+    return proc, elapsed, peak
+
+
+def error_lines(proc):
+    return [line for line in proc.stderr.splitlines() if ": error: " in line]
+
+
+@pytest.mark.parametrize("answer_to", ["submit", "status"])
+def test_cli_a_dripping_server_ends_by_the_poll_timeout(api, tmp_path, answer_to):
+    # one byte every 0.5 s: every read succeeds, so only an overall deadline ends it
+    api.behaviour.answer, api.behaviour.answer_to = "drip", answer_to
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    proc, elapsed, _ = cli_timed(["parse", tmp_path / "a.pdf", "--to", "md", "--poll-timeout",
+                                  "1", "--poll-interval", "0.05", "-o", tmp_path / "out"],
+                                 api)
+    assert proc.returncode == 1 and elapsed < 8, proc.stderr
+    [line] = error_lines(proc)
+    if answer_to == "submit":
+        assert "submitting a.pdf: no job id within 1 s" in line
+    else:
+        assert "no status within 1 s; fetch it later with 'xparse-convert fetch job0001'" \
+            in line
+
+
+def test_each_status_request_has_an_overall_deadline(api, document):
+    api.behaviour.answer = "drip"
+    with client_for(api, retries=1, status_timeout=0.4) as client:
+        job = client.submit(document)
+        started = time.monotonic()
+        with pytest.raises(NetworkError, match=f"job {job}: ReadTimeout"):
+            client.status(job)
+    assert time.monotonic() - started < 3  # two attempts of 0.4 s, not 60 s a byte
+
+
+def test_cli_an_endless_status_answer_is_refused_in_bounded_memory(api, tmp_path):
+    api.behaviour.answer = "endless"
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    proc, elapsed, peak = cli_timed(["parse", tmp_path / "a.pdf", "--to", "md", "-o",
+                                     tmp_path / "out"], api, measure=True)
+    assert proc.returncode == 1 and elapsed < 15, proc.stderr
+    [line] = error_lines(proc)
+    assert "job job0001: the API's answer is over 4 MB; refused" in line
+    assert peak < 100, peak  # the cap, not the body (a normal parse peaks near 40 MB)
+    assert api.sent < 64 << 20  # the client hung up instead of reading on
+
+
+def test_cli_an_endless_download_stops_at_max_download_mb(api, tmp_path):
+    api.behaviour.download = "endless"
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    out = tmp_path / "out"
+    proc, elapsed, _ = cli_timed(["parse", tmp_path / "a.pdf", "--to", "md", "-o", out,
+                                  "--max-download-mb", "1", "--poll-interval", "0.01"], api)
+    assert proc.returncode == 1 and elapsed < 15, proc.stderr
+    [line] = error_lines(proc)
+    assert "over the 1 MB limit (--max-download-mb); nothing kept" in line
+    assert not out.exists() or list(out.iterdir()) == []  # no result, no temporary file
+    assert api.sent < 64 << 20
+    proc, _, _ = cli_timed(["parse", tmp_path / "a.pdf", "--to", "md", "--max-download-mb",
+                            "0"], api)
+    assert proc.returncode == 2 and "--max-download-mb takes a positive number" in proc.stderr
+
+
+def test_a_declared_size_over_the_limit_is_refused_before_reading(tmp_path):
+    import httpx
+
+    from xparse_convert.api import TooLarge
+
+    def handler(request):
+        return httpx.Response(200, stream=httpx.ByteStream(b"{}"),
+                              headers={"Content-Length": str(5 << 30)})
+
+    with Client(APP_ID, SECRET, "https://api.example.com", max_download_mb=4096,
+                transport=httpx.MockTransport(handler)) as client, pytest.raises(TooLarge):
+        client.download("https://files.example.com/r", tmp_path / "r.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stalled_download_ends_after_the_stall_timeout(api, document, tmp_path):
+    with client_for(api) as client:
+        url = client.wait(client.submit(document))
+    api.behaviour.download = "stall"
+    started = time.monotonic()
+    with client_for(api, retries=1, stall_timeout=0.3) as client, \
+            pytest.raises(NetworkError, match="ReadTimeout"):
+        client.download(url, tmp_path / "out" / "r.json")
+    assert time.monotonic() - started < 5  # two stalls of 0.3 s
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+# -- names the server chooses ----------------------------------------------------------------
+def test_cli_a_job_id_that_climbs_out_is_refused(api, tmp_path):
+    api.behaviour.job_id = "../ESCAPED"
+    out = tmp_path / "box" / "out"
+    out.mkdir(parents=True)
+    # a URL with an empty path: the job id would have named the result
+    proc, _, _ = cli_timed(["parse", "https://docs.example.com", "--to", "md", "-o", out,
+                            "--poll-interval", "0.01"], api)
+    assert proc.returncode == 1, proc.stderr
+    [line] = error_lines(proc)
+    assert "the API answered with the job id '../ESCAPED', not 1 to 128 letters" in line
+    assert [p for p in (tmp_path / "box").rglob("*") if p != out] == []
+    assert [r for r in api.requests if r[0] == "api" and "/parse/async/" in r[1]] == []
+
+
+@pytest.mark.parametrize("job_id", ["../../admin/steal?x=", "j" * 129, "job 1",
+                                    "ok\x1b[2J\u202e", 12345])
+def test_a_bad_job_id_from_the_server_is_refused(api, document, job_id):
+    api.behaviour.job_id = job_id
+    with client_for(api) as client, pytest.raises(ApiError, match="refused") as info:
+        client.submit(document)
+    assert "\x1b" not in info.value.message and "\u202e" not in info.value.message
+    assert [r for r in api.requests if "/parse/async/" in r[1]] == []  # never polled
+
+
+def test_cli_fetch_refuses_a_bad_job_id_argument(api, tmp_path):
+    proc, _, _ = cli_timed(["fetch", "../../admin/steal?x=", "--to", "md", "-o", tmp_path], api)
+    assert proc.returncode == 2 and len(error_lines(proc)) == 1, proc.stderr
+    assert "is not a job id (1 to 128 letters, digits, _ or -)" in proc.stderr
+    assert api.requests == []  # nothing was sent
+    with client_for(api) as client:
+        for job_id in ("a/b", "", "j" * 129, "..", "é"):
+            with pytest.raises(UsageError, match="is not a job id"):
+                fetch_and_convert(client, job_id, ["md"], str(tmp_path))
+    assert api.requests == [] and list(tmp_path.iterdir()) == []
+
+
+def test_job_ids_are_url_encoded_in_request_paths(api, document):
+    with client_for(api) as client:
+        job = client.submit(document)
+        client.wait(job)
+    from xparse_convert.api import STATUS_PATH, quote
+
+    paths = {r[1] for r in api.requests if r[0] == "api" and r[1] != "/api/v1/xparse/parse/async"}
+    assert paths == {STATUS_PATH.format(job_id=quote(job, safe=""))}
+    with client_for(api) as client, pytest.raises(UsageError, match="is not a job id"):
+        client.status("../x")
+
+
+def test_cli_a_result_url_that_is_not_a_string_is_one_clean_line(api, tmp_path):
+    api.behaviour.result_url = {"url": "https://x"}
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    proc, _, _ = cli_timed(["parse", tmp_path / "a.pdf", "--to", "md", "-o", tmp_path / "o",
+                            "--poll-interval", "0.01"], api)
+    assert proc.returncode == 1, proc.stderr
+    [line] = error_lines(proc)
+    assert "job job0001: the API's result_url is dict, not a string; refused" in line
+
+
+@pytest.mark.parametrize("result_url, message", [
+    (12345, "the API's result_url is int, not a string; refused"),
+    ("file:///etc/passwd", "the result_url 'file:///etc/passwd' is not an http(s) URL"),
+])
+def test_a_bad_result_url_is_refused(api, document, tmp_path, result_url, message):
+    api.behaviour.result_url = result_url
+    with client_for(api) as client, pytest.raises(ApiError, match=re.escape(message)):
+        parse_and_convert(client, str(document), ["md"], str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_names_from_urls_are_safe_and_never_clash(api, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text("an earlier result")  # never replaced
+    urls = ["https://a.example/x/report.pdf", "https://b.example/y/report.pdf",
+            "https://c.example/%2E%2E%2F%2E%2E%2Fup%E2%80%AE%1B%5B2J.pdf",
+            "https://d.example/.hidden.pdf"]
+    proc, _, _ = cli_timed(["parse", *urls, "--to", "md", "-o", out, "--poll-interval",
+                            "0.01"], api)
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in out.iterdir() if not p.name.endswith("_files"))
+    assert names == sorted(["report.json", "report-2.json", "report-2.md", "report-3.json",
+                            "report-3.md", "up__[2J.json", "up__[2J.md", "hidden.json",
+                            "hidden.md"])
+    assert (out / "report.json").read_text() == "an earlier result"
+    assert [p for p in tmp_path.rglob("*") if out not in p.parents and p != out] == []
+
+
+def test_cli_fetch_names_from_a_hostile_file_name_stay_inside(api, document, tmp_path):
+    doc = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    doc["data"]["metadata"]["filename"] = "../..\\.\u202eevil\x1b[2J" + "é" * 150 + ".pdf"
+    api.behaviour.result = json.dumps(doc, ensure_ascii=False).encode()
+    with client_for(api) as client:
+        job = client.submit(document)
+    out = tmp_path / "out"
+    proc, _, _ = cli_timed(["fetch", job, "--to", "md", "-o", out], api)
+    assert proc.returncode == 0, proc.stderr
+    stem = "_._evil_[2J" + "é" * 94  # cut to 200 bytes at a character boundary
+    assert len(stem.encode()) == 199
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.json", f"{stem}.md",
+                                                     f"{stem}_files"]
+    assert sorted(p for p in tmp_path.rglob("*") if out not in p.parents) == [document, out]

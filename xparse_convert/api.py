@@ -4,6 +4,11 @@ result.  Needs the ``api`` extra (``pip install 'xparse-convert[api]'``, for htt
 Credentials go only to the API host, never to the host of a ``result_url``, and never into
 messages, reports or logs.  Retries (rate limits, service faults, network errors) back off
 exponentially with jitter through an injectable clock, so tests run in milliseconds.
+
+Everything the server sends is bounded: each status request has an overall deadline, answers
+are capped in size, submit and polling together end by the poll timeout, and a download ends
+at its size limit or after a stall.  Job ids must be plain names and file names made from
+remote values go through ``safe_names``.
 """
 
 from __future__ import annotations
@@ -11,25 +16,50 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .codes import PARTIAL, RETRYABLE_CODES, SUCCESS, describe
-from .errors import ApiError, XParseError
+from .errors import ApiError, UsageError, XParseError
+from .options import LIMITS
+from .safe_names import safe_name
 
 DEFAULT_BASE_URL = "https://api.textin.com"
 SUBMIT_PATH = "/api/v1/xparse/parse/async"
 STATUS_PATH = "/api/v1/xparse/parse/async/{job_id}"
 WAITING = ("pending", "in_progress")
+# A job id goes into request paths and file names: only plain names are accepted.
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+JOB_ID_RULE = "1 to 128 letters, digits, _ or -"
+MAX_ANSWER_BYTES = 4 << 20  # an API answer is a few hundred bytes; a result comes as a download
+DEFAULT_MAX_DOWNLOAD_MB: int = next(o.default for o in LIMITS if o.name == "max_download_mb")
 
 
 class NetworkError(XParseError):
     """The API could not be reached, or the connection broke, after every retry."""
+
+
+class TooLarge(XParseError):
+    """An API answer or a download is over its size limit (never retried)."""
+
+
+def is_job_id(value: object) -> bool:
+    """Whether ``value`` is a job id we send in a request path and may name a file after."""
+    return isinstance(value, str) and JOB_ID.fullmatch(value) is not None
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A remote value for a message: ``repr`` escapes controls and bidi characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass
@@ -66,18 +96,96 @@ def _httpx() -> Any:
     return httpx
 
 
+class _DeadlineBackend:
+    """httpcore's network backend with a deadline per thread: every connect, read and write of
+    a request waits at most until that request's deadline (``time.monotonic()``).  httpx's own
+    timeouts bound each read alone, so without this a server sending one byte every few
+    seconds (in the headers or the body) holds a request open as long as it likes."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._local = threading.local()
+
+    @contextmanager
+    def until(self, deadline: float | None) -> Iterator[None]:
+        previous = getattr(self._local, "deadline", None)
+        self._local.deadline = deadline
+        try:
+            yield
+        finally:
+            self._local.deadline = previous
+
+    def clamp(self, timeout: float | None, error: str) -> float | None:
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is None:
+            return timeout
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            import httpcore
+
+            raise getattr(httpcore, error)("the request ran past its deadline")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None, socket_options: Any = None) -> Any:
+        return _DeadlineStream(self._inner.connect_tcp(
+            host, port, self.clamp(timeout, "ConnectTimeout"), local_address, socket_options),
+            self)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> Any:
+        return _DeadlineStream(self._inner.connect_unix_socket(
+            path, self.clamp(timeout, "ConnectTimeout"), socket_options), self)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineStream:
+    """A network stream whose every operation obeys its backend's current deadline."""
+
+    def __init__(self, inner: Any, backend: _DeadlineBackend) -> None:
+        self._inner = inner
+        self._backend = backend
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._backend.clamp(timeout, "ReadTimeout"))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._backend.clamp(timeout, "WriteTimeout"))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> Any:
+        return _DeadlineStream(self._inner.start_tls(
+            ssl_context, server_hostname, self._backend.clamp(timeout, "ConnectTimeout")),
+            self._backend)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class Client:
     """TextIn async parse API.
 
     ``submit`` returns a job id, ``wait`` polls until the job ends and returns its
     ``result_url``, ``download`` streams the result to a file (atomically, checked), ``parse``
-    does all three.  Errors are ``ApiError`` (with ``.code``) or ``NetworkError``.
+    does all three.  Errors are ``ApiError`` (with ``.code``), ``NetworkError``, ``TooLarge``
+    or ``TimeoutError``.
+
+    Bounds: ``timeout`` for each read or write of an API request, ``status_timeout`` for a
+    whole status request (retries aside), ``max_answer_bytes`` for an API answer;
+    ``stall_timeout`` (no byte for that long) and ``max_download_mb`` for a download.
     """
 
     def __init__(self, app_id: str, secret_code: str, base_url: str = DEFAULT_BASE_URL, *,
                  retries: int = 5, backoff: Backoff | None = None,
                  clock: Callable[[], float] = time.monotonic, timeout: float = 60.0,
-                 transport: Any = None) -> None:
+                 transport: Any = None, status_timeout: float = 60.0,
+                 max_answer_bytes: int = MAX_ANSWER_BYTES, stall_timeout: float = 60.0,
+                 max_download_mb: int | None = None) -> None:
         if not app_id or not secret_code:
             raise ApiError("credentials missing: give --app-id/--secret-code or set "
                            "XPARSE_APP_ID and XPARSE_SECRET_CODE", code=40101)
@@ -89,6 +197,18 @@ class Client:
         self.retries = retries
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self.timeout = timeout
+        self.status_timeout = status_timeout
+        self.max_answer_bytes = max_answer_bytes
+        self.stall_timeout = stall_timeout
+        self.max_download_mb = max_download_mb or DEFAULT_MAX_DOWNLOAD_MB
+        self._deadlines: _DeadlineBackend | None = None
+        if transport is None:
+            transport = httpx.HTTPTransport()
+            # httpx has no public way to hand httpcore a network backend; its transport's
+            # connection pool creates every connection through this attribute
+            self._deadlines = _DeadlineBackend(transport._pool._network_backend)
+            transport._pool._network_backend = self._deadlines
         self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=15.0),
                                   transport=transport, follow_redirects=False)
 
@@ -112,40 +232,94 @@ class Client:
         same = (parts.scheme.lower(), parts.netloc.lower()) == self._api_origin
         return dict(self._auth) if same else {}
 
+    @contextmanager
+    def _until(self, deadline: float | None) -> Iterator[None]:
+        if self._deadlines is None:  # a transport of the caller's: checked between chunks
+            yield
+        else:
+            with self._deadlines.until(deadline):
+                yield
+
     def _call(self, method: str, path: str, what: str,
-              files: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+              files: Callable[[], dict[str, Any]] | None = None, *,
+              deadline: float | None = None, attempt_timeout: float | None = None,
+              late: str = "") -> dict[str, Any]:
         """One API request with retries; the ``data`` of a successful envelope.  ``files``
-        makes the multipart fields afresh for each attempt (a file handle is read once)."""
+        makes the multipart fields afresh for each attempt (a file handle is read once).
+        ``attempt_timeout`` bounds each attempt, ``deadline`` (on ``clock``) all of them:
+        an attempt it cuts short raises ``TimeoutError(late)``."""
         httpx = _httpx()
         url = self.base_url + path
         attempt = 0
         while True:
+            seconds = attempt_timeout
+            cut_by_deadline = False
+            if deadline is not None:
+                left = deadline - self.clock()
+                if left <= 0:
+                    raise TimeoutError(late)
+                cut_by_deadline = seconds is None or left <= seconds
+                seconds = left if cut_by_deadline else seconds
             try:
-                response = self._http.request(method, url, headers=self._headers_for(url),
-                                              files=files() if files else None)
-                body = response.json() if response.content else {}
+                status_code, raw = self._answer(method, url, what, files() if files else None,
+                                                seconds)
+                body = json.loads(raw) if raw else {}
             except (httpx.TransportError, ValueError) as exc:
+                if deadline is not None and (self.clock() >= deadline or (
+                        cut_by_deadline and isinstance(exc, httpx.TimeoutException))):
+                    raise TimeoutError(late) from None
                 error: XParseError = NetworkError(f"{what}: {type(exc).__name__}: {exc}")
                 retryable = True
             else:
                 code = body.get("code") if isinstance(body, dict) else None
-                if response.status_code >= 500 and code is None:
+                if status_code >= 500 and code is None:
                     code = 500
-                if code in (SUCCESS, PARTIAL) and response.status_code < 400:
+                if code in (SUCCESS, PARTIAL) and status_code < 400:
                     data = body.get("data")
                     return data if isinstance(data, dict) else {}
                 error = api_error(code, body if isinstance(body, dict) else {}, what,
-                                  response.status_code)
+                                  status_code)
                 retryable = code in RETRYABLE_CODES
             if not retryable or attempt >= self.retries:
                 raise error
-            self.backoff.wait(attempt)
+            pause = self.backoff.delay(attempt)
+            if deadline is not None and self.clock() + pause >= deadline:
+                raise error  # no time left for another attempt: what went wrong is the news
+            self.backoff.sleep(pause)
             attempt += 1
+
+    def _answer(self, method: str, url: str, what: str, files: dict[str, Any] | None,
+                seconds: float | None) -> tuple[int, bytes]:
+        """One attempt: the HTTP status and the body, read within ``seconds`` overall and
+        refused beyond ``max_answer_bytes`` (``TooLarge``)."""
+        httpx = _httpx()
+        timeout = httpx.Timeout(self.timeout, connect=15.0) if seconds is None else \
+            httpx.Timeout(min(self.timeout, seconds), connect=min(15.0, seconds))
+        ends = None if seconds is None else time.monotonic() + seconds
+        cap = self.max_answer_bytes
+        too_large = TooLarge(f"{what}: the API's answer is over {cap / (1 << 20):g} MB; "
+                             "refused")
+        with self._until(ends), self._http.stream(
+                method, url, headers=self._headers_for(url), files=files,
+                timeout=timeout) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise too_large
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > cap:
+                    raise too_large
+                if ends is not None and time.monotonic() > ends:
+                    raise httpx.ReadTimeout("the request ran past its deadline")
+            return response.status_code, bytes(body)
 
     def submit(self, document: str | os.PathLike | None = None, *, file_url: str | None = None,
                config: dict[str, Any] | None = None, page_range: str | None = None,
-               password: str | None = None, webhook: str | None = None) -> str:
-        """Start a parse job for a local file (streamed) or a ``file_url``; its job id."""
+               password: str | None = None, webhook: str | None = None,
+               timeout: float = 3600.0) -> str:
+        """Start a parse job for a local file (streamed) or a ``file_url``; its job id.
+        ``TimeoutError`` when no job id came within ``timeout`` seconds, retries included."""
         if (document is None) == (file_url is None):
             raise XParseError("give a document path or a file_url, not both or neither")
         config = json.loads(json.dumps(config or {}))  # a copy we may add to
@@ -174,29 +348,53 @@ class Client:
 
         what = f"submitting {Path(document).name if document else file_url}"
         try:
-            data = self._call("POST", SUBMIT_PATH, what, files=parts)
+            data = self._call("POST", SUBMIT_PATH, what, files=parts,
+                              deadline=self.clock() + timeout,
+                              late=f"{what}: no job id within {timeout:g} s (--poll-timeout)")
         finally:
             for handle in opened:
                 handle.close()
         job_id = data.get("job_id")
-        if not isinstance(job_id, str) or not job_id:
+        if job_id is None or job_id == "":
             raise ApiError(f"{what}: the API answered without a job id", code=None)
+        if not is_job_id(job_id):
+            raise ApiError(f"{what}: the API answered with the job id {shown(job_id)}, not "
+                           f"{JOB_ID_RULE}; refused", code=None)
         return job_id
 
-    def status(self, job_id: str) -> JobStatus:
-        data = self._call("GET", STATUS_PATH.format(job_id=job_id), f"job {job_id}")
-        return JobStatus(job_id, str(data.get("status", "")), data.get("result_url"),
-                         data.get("message"))
+    def status(self, job_id: str, *, deadline: float | None = None, late: str = ""
+               ) -> JobStatus:
+        """The job's state, in one request of at most ``status_timeout`` seconds (and none
+        past ``deadline``, on ``clock``: then ``TimeoutError(late)``), retries aside."""
+        if not is_job_id(job_id):
+            raise UsageError(f"{shown(job_id)} is not a job id ({JOB_ID_RULE})")
+        what = f"job {job_id}"
+        data = self._call("GET", STATUS_PATH.format(job_id=quote(job_id, safe="")), what,
+                          deadline=deadline, attempt_timeout=self.status_timeout,
+                          late=late or f"{what}: no answer in time")
+        url = data.get("result_url")
+        if url is not None and not isinstance(url, str):
+            raise ApiError(f"{what}: the API's result_url is {type(url).__name__}, not a "
+                           "string; refused", code=None)
+        message = data.get("message")
+        return JobStatus(job_id, str(data.get("status", "")), url,
+                         None if message is None else str(message))
 
     def wait(self, job_id: str, *, poll_timeout: float = 3600.0,
              on_status: Callable[[JobStatus, float], None] | None = None,
-             first_delay: float = 1.0, max_delay: float = 15.0) -> str:
+             first_delay: float = 1.0, max_delay: float = 15.0,
+             started: float | None = None) -> str:
         """Poll until the job ends; its ``result_url``.  ``ApiError`` when it failed or ended
-        otherwise, ``TimeoutError`` after ``poll_timeout`` seconds."""
-        started = self.clock()
+        otherwise, ``TimeoutError`` once ``poll_timeout`` seconds have passed since
+        ``started`` (on ``clock``; default now: ``parse`` passes the time it submitted, so
+        one timeout bounds submit and polling together), status requests included."""
+        started = self.clock() if started is None else started
+        hint = f"fetch it later with 'xparse-convert fetch {job_id}'"
+        late = f"job {job_id}: no status within {poll_timeout:g} s; {hint}"
         delay = first_delay
         while True:
-            state = self.status(job_id)
+            state = self.status(job_id, deadline=started + poll_timeout, late=late)
+            late = f"job {job_id} still {state.status} after {poll_timeout:g} s; {hint}"
             elapsed = self.clock() - started
             if on_status is not None:
                 on_status(state, elapsed)
@@ -210,19 +408,31 @@ class Client:
             if state.status not in WAITING:
                 raise ApiError(f"job {job_id} ended with status {state.status!r}", code=None)
             if elapsed >= poll_timeout:
-                raise TimeoutError(f"job {job_id} still {state.status} after "
-                                   f"{poll_timeout:g} s; fetch it later with "
-                                   f"'xparse-convert fetch {job_id}'")
-            pause = min(delay, max(poll_timeout - elapsed, 0.0))
-            self.backoff.sleep(self.backoff.rng.uniform(pause / 2, pause))
+                raise TimeoutError(late)
+            remaining = poll_timeout - elapsed
+            if remaining <= delay:
+                # no time for another poll and its request: wait the time out, then give up
+                self.backoff.sleep(remaining)
+                raise TimeoutError(late)
+            self.backoff.sleep(self.backoff.rng.uniform(delay / 2, delay))
             delay = min(delay * 1.5, max_delay)
 
     def download(self, job_or_url: str, path: str | os.PathLike) -> Path:
         """Stream a job's result (a job id, or its ``result_url``) to ``path``: written to a
         temporary file, checked against Content-Length and for well-formed JSON, then renamed
-        into place.  A broken download leaves nothing at ``path``."""
+        into place.  A broken download leaves nothing at ``path``; so does one over
+        ``max_download_mb`` (``TooLarge``) or one that sends no byte for ``stall_timeout``
+        seconds (retried like a dropped connection)."""
         httpx = _httpx()
         url = job_or_url if "://" in job_or_url else self._result_url(job_or_url)
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise ApiError(f"the result_url {shown(url)} is not an http(s) URL; refused",
+                           code=None)
+        cap = self.max_download_mb << 20
+        too_large = TooLarge(f"downloading the result: over the {self.max_download_mb} MB "
+                             "limit (--max-download-mb); nothing kept")
+        # httpx's read timeout is the time without a byte: the stall timeout
+        timeout = httpx.Timeout(self.stall_timeout, connect=min(15.0, self.stall_timeout))
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         attempt = 0
@@ -232,12 +442,19 @@ class Client:
             temp = Path(temp_name)
             try:
                 with os.fdopen(fd, "wb") as out, self._http.stream(
-                        "GET", url, headers=self._headers_for(url)) as response:
+                        "GET", url, headers=self._headers_for(url),
+                        timeout=timeout) as response:
                     if response.status_code != 200:
                         raise ApiError(f"downloading the result: HTTP {response.status_code}",
                                        code=response.status_code)
                     expected = response.headers.get("content-length")
+                    if expected is not None and expected.isdigit() and int(expected) > cap:
+                        raise too_large
+                    written = 0
                     for chunk in response.iter_bytes(1 << 20):
+                        written += len(chunk)
+                        if written > cap:
+                            raise too_large
                         out.write(chunk)
                     # Content-Length counts the bytes on the wire (compressed, if so)
                     received = response.num_bytes_downloaded
@@ -335,37 +552,65 @@ def parse_and_convert(client: Client, document: str, to: list[str], out_dir: str
                       password: str | None = None, webhook: str | None = None,
                       poll_timeout: float = 3600.0, poll_interval: float = 1.0,
                       on_submitted: Callable[[str, str], None] | None = None,
-                      on_status: Callable[[JobStatus, float], None] | None = None) -> Any:
+                      on_status: Callable[[JobStatus, float], None] | None = None,
+                      taken: set[Path] | None = None) -> Any:
     """Submit one document, wait, download ``<stem>.json`` (kept even if converting fails:
     it was paid for) and convert it; the conversion's ``Report`` (outputs include ``json``).
+    ``poll_timeout`` bounds submitting and waiting together.  A URL's stem (its path's last
+    part, else the job id) is a remote value: ``safe_name`` makes it, unique among ``taken``
+    (the names this run has claimed, as ``check_targets`` returns them) and existing files.
     """
+    started = client.clock()
     is_url = "://" in document
-    stem = Path(urlsplit(document).path if is_url else document).stem
     job_id = client.submit(None if is_url else document, file_url=document if is_url else None,
                            config=config, page_range=page_range, password=password,
-                           webhook=webhook)
+                           webhook=webhook, timeout=poll_timeout)
     if on_submitted is not None:
         on_submitted(document, job_id)
     url = client.wait(job_id, poll_timeout=poll_timeout, on_status=on_status,
-                      first_delay=poll_interval)
-    folder = Path(out_dir) if out_dir else (Path(document).parent if not is_url else Path.cwd())
-    result = client.download(url, folder / f"{stem or job_id}.json")
+                      first_delay=poll_interval, started=started)
+    folder = _folder(document, out_dir)
+    stem = safe_name(_url_stem(document), folder, taken, suffixes=_target_suffixes(to),
+                     fallback=job_id) if is_url else Path(document).stem
+    result = client.download(url, folder / f"{stem}.json")
     return _convert_result(result, to, folder, options)
 
 
-def check_targets(documents: list[tuple[str, str | None]], to: list[str]) -> None:
+def _folder(document: str, out_dir: str | None) -> Path:
+    if out_dir:
+        return Path(out_dir)
+    return Path.cwd() if "://" in document else Path(document).parent
+
+
+def _url_stem(url: str) -> str:
+    """The file stem a URL's path names (percent-decoded), or ``""``."""
+    return PurePosixPath(unquote(urlsplit(url).path)).stem
+
+
+def _target_suffixes(to: list[str]) -> list[str]:
+    """What follows a stem in the files a parse writes: ``.json``, each output, pictures."""
+    from .convert import formats
+
+    return [".json", *(f".{w.extension}" for w in formats(to)), "_files"]
+
+
+def check_targets(documents: list[tuple[str, str | None]], to: list[str]) -> set[Path]:
     """Refuse, before anything is submitted, a run whose outputs would overwrite one of its
-    documents or each other (``a.pdf`` and ``a.png`` both give ``a.json``)."""
+    documents or each other (``a.pdf`` and ``a.png`` both give ``a.json``).  Returns the
+    stems the local documents claim (``folder/stem``, resolved), so that names made from
+    URLs avoid them; those names are made unique as their jobs end."""
     from .convert import formats, output_paths
 
     writers = formats(to)
     inputs = {Path(d).resolve() for d, _ in documents if "://" not in d}
     seen: dict[Path, str] = {}
+    claimed: set[Path] = set()
     for document, out_dir in documents:
-        is_url = "://" in document
-        stem = Path(urlsplit(document).path if is_url else document).stem
-        folder = Path(out_dir) if out_dir else (
-            Path(document).parent if not is_url else Path.cwd())
+        if "://" in document:
+            continue
+        stem = Path(document).stem
+        folder = _folder(document, out_dir)
+        claimed.add(folder.resolve() / stem)
         targets = [folder / f"{stem}.json", *output_paths(stem, folder, writers).values()]
         for target in targets:
             resolved = target.resolve()
@@ -376,6 +621,7 @@ def check_targets(documents: list[tuple[str, str | None]], to: list[str]) -> Non
                 raise XParseError(f"{document} and {seen[resolved]} would both write {target}; "
                                   "convert them separately or rename one")
             seen[resolved] = document
+    return claimed
 
 
 def _convert_result(result: Path, to: list[str], folder: Path, options: dict[str, Any] | None
@@ -394,19 +640,28 @@ def _convert_result(result: Path, to: list[str], folder: Path, options: dict[str
 def fetch_and_convert(client: Client, job_id: str, to: list[str], out_dir: str | None,
                       options: dict[str, Any] | None = None, *, name: str | None = None,
                       poll_timeout: float = 3600.0, poll_interval: float = 1.0,
-                      on_status: Callable[[JobStatus, float], None] | None = None) -> Any:
+                      on_status: Callable[[JobStatus, float], None] | None = None,
+                      taken: set[Path] | None = None) -> Any:
     """Resume a job: wait if it is still running, download, convert.  Outputs are named
-    from ``name``, else the result's ``metadata.filename``, else the job id."""
-    state = client.status(job_id)
+    from ``name``, else the result's ``metadata.filename``, else the job id; the last two
+    through ``safe_name`` (unique among ``taken`` and existing files)."""
+    if not is_job_id(job_id):
+        raise UsageError(f"{shown(job_id)} is not a job id ({JOB_ID_RULE})")
+    started = client.clock()
+    state = client.status(job_id, deadline=started + poll_timeout,
+                          late=f"job {job_id}: no status within {poll_timeout:g} s")
     url = state.result_url if state.status == "completed" and state.result_url else \
         client.wait(job_id, poll_timeout=poll_timeout, on_status=on_status,
-                    first_delay=poll_interval)
+                    first_delay=poll_interval, started=started)
     folder = Path(out_dir) if out_dir else Path.cwd()
-    result = client.download(url, folder / f"{name or job_id}.json")
+    suffixes = _target_suffixes(to)
+    stem = name or safe_name(job_id, folder, taken, suffixes=suffixes)
+    result = client.download(url, folder / f"{stem}.json")
     if not name:
         found = result_name(result)
-        renamed = result.with_name(f"{found}.json") if found else result
-        if found and found != job_id and not renamed.exists():
-            os.replace(result, renamed)  # never over a file that is already there
+        if found and found != stem:
+            renamed = result.with_name(f"{safe_name(found, folder, taken, suffixes=suffixes)}"
+                                       ".json")
+            os.replace(result, renamed)  # safe_name chose a name no file has
             result = renamed
     return _convert_result(result, to, folder, options)

@@ -24,6 +24,15 @@ COMMON: tuple[Option, ...] = (
            choices=IMAGE_MODES),
 )
 
+# Limits: what a hostile or broken input (or server) may cost, each with a generous default.
+# Declared here once; the command lines and the library read their names and defaults from
+# this tuple.  Not conversion options (not in COMMON): ``max_download_mb`` bounds what
+# ``parse``/``fetch`` download, before any conversion starts.
+LIMITS: tuple[Option, ...] = (
+    Option("max_download_mb", "refuse a result download larger than this many megabytes",
+           2048, kind=int),
+)
+
 
 def writer_option_key(writer: type[Writer], option: Option) -> str:
     return f"{writer.name}_{option.name}".replace("-", "_")

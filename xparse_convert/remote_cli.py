@@ -23,6 +23,7 @@ from .cli import (
     _say,
 )
 from .errors import UsageError, XParseError
+from .options import LIMITS
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
@@ -56,9 +57,15 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--api-base", default=os.environ.get("XPARSE_API_BASE"),
                         help="API base URL (default: the production host)")
     parser.add_argument("--poll-timeout", type=float, default=3600.0, metavar="S",
-                        help="give up waiting for a job after S seconds (default 3600)")
+                        help="give up on a job S seconds after submitting it, or after "
+                             "starting to wait for it (default 3600)")
     parser.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
                         help="first wait between status checks; it grows to 15 s")
+    for option in LIMITS:
+        parser.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name,
+                            type=option.kind, default=option.default,
+                            metavar="MB" if option.name.endswith("_mb") else "N",
+                            help=f"{option.help} (default {option.default})")
     parser.add_argument("--quiet", "-q", action="store_true")
     parser.add_argument("--debug", action="store_true")
     # for parse, --pages chooses the pages the API parses (scope.page_range), not a filter
@@ -79,6 +86,15 @@ def run_remote(command: str, argv: list[str]) -> int:
 
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
     options = _collect_options(args)
+    for option in LIMITS:
+        if getattr(args, option.name) < 1:
+            raise UsageError(f"--{option.name.replace('_', '-')} takes a positive number")
+    if command == "fetch":
+        from .api import JOB_ID_RULE, is_job_id, shown
+
+        for job in args.job_ids:
+            if not is_job_id(job):
+                raise UsageError(f"{shown(job)} is not a job id ({JOB_ID_RULE})")
     config: dict[str, Any] | None = None
     if command == "parse" and args.config:
         try:
@@ -105,7 +121,8 @@ def run_remote(command: str, argv: list[str]) -> int:
 
     try:
         client = Client(args.app_id or "", args.secret_code or "",
-                        args.api_base or DEFAULT_BASE_URL)
+                        args.api_base or DEFAULT_BASE_URL,
+                        max_download_mb=args.max_download_mb)
     except XParseError as exc:
         print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
         return EXIT_USAGE
@@ -118,14 +135,14 @@ def run_remote(command: str, argv: list[str]) -> int:
                     client, item, formats, folder, options, config=config,
                     page_range=args.page_range, password=args.password, webhook=args.webhook,
                     poll_timeout=args.poll_timeout, poll_interval=args.poll_interval,
-                    on_submitted=submitted, on_status=status_line)
+                    on_submitted=submitted, on_status=status_line, taken=taken)
             else:
                 with lock:
                     pending[item] = item
                 report = fetch_and_convert(client, item, formats, folder, options,
                                            name=args.name, poll_timeout=args.poll_timeout,
                                            poll_interval=args.poll_interval,
-                                           on_status=status_line)
+                                           on_status=status_line, taken=taken)
             with lock:
                 for job, what in list(pending.items()):
                     if what == item:
@@ -140,9 +157,10 @@ def run_remote(command: str, argv: list[str]) -> int:
     if not items:
         print(f"{PROG}: error: no documents found", file=sys.stderr)
         return EXIT_FAILED
+    taken: set[Any] = set()  # names claimed in this run: the next one made alike gets -2
     if command == "parse":
         try:
-            check_targets(items, formats)
+            taken = check_targets(items, formats)
         except XParseError as exc:
             print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
             return EXIT_USAGE
