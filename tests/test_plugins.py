@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from conftest import SAMPLE
 
 PLUGIN = '''
@@ -71,3 +72,59 @@ def test_without_the_plugin_the_format_is_unknown(tmp_path):
     proc = run_with_plugin(tmp_path, "from xparse_convert.cli import main; "
                            f"sys.exit(main([{str(SAMPLE)!r}, '--to', 'titles']))")
     assert proc.returncode == 2 and "unknown format 'titles'" in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["Begin", "Write", "End", "Abort", "Clean", "__init__",
+                                  "_emit", "default", "title", "Title "])
+def test_element_types_are_data(write_json, tmp_path, kind):
+    from conftest import element, envelope
+
+    from xparse_convert import convert
+
+    doc = envelope([element("a", text="before"), element("b", kind, "hostile type text"),
+                    element("c", text="after")])
+    convert(write_json(doc), ["docx", "html", "md", "xlsx", "jsonl"], tmp_path / "o")
+    import docx
+
+    texts = [p.text for p in docx.Document(tmp_path / "o" / "input.docx").paragraphs]
+    assert texts[:3] == ["before", "hostile type text", "after"]
+    md = (tmp_path / "o" / "input.md").read_text(encoding="utf-8")
+    assert md == "before\n\nhostile type text\n\nafter\n"
+
+
+def test_gui_image_renders_its_picture(write_json, tmp_path):
+    import base64
+    import io
+
+    from conftest import envelope
+    from PIL import Image
+
+    from xparse_convert import convert
+
+    png = io.BytesIO()
+    Image.new("RGB", (3, 3), "red").save(png, format="PNG")
+    doc = envelope([{"element_id": "g", "type": "image", "text": "", "page_number": 1,
+                     "image_data": {"base64": base64.b64encode(png.getvalue()).decode()}},
+                    {"element_id": "b", "type": "button", "text": "OK", "page_number": 1}])
+    convert(write_json(doc), ["html"], tmp_path / "o")
+    page = (tmp_path / "o" / "input.html").read_text(encoding="utf-8")
+    assert 'src="data:image/png;base64,' in page and ">OK</p>" in page
+
+
+def test_undeclared_plugin_methods_are_named():
+    from xparse_convert import Writer
+
+    class Widgets(Writer):
+        name = "widgets"
+        types = {"button": "button"}
+
+        def button(self, el):
+            pass
+
+        def checkbox(self, el):  # never called: "checkbox" is not declared
+            pass
+
+        def helper(self, a, b):  # not an element method
+            pass
+
+    assert Widgets.undeclared_methods() == ["checkbox"]

@@ -40,14 +40,6 @@ SHAPES = {
 FURNITURE_TYPES = frozenset({"Header", "Footer", "PageNumber"})
 CAPTION_TYPES = frozenset({"TableCaption", "FigureCaption"})
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-def method_name(element_type: str) -> str:
-    """The writer method for a type: ``NarrativeText`` -> ``narrative_text``."""
-    return _CAMEL.sub("_", element_type).lower()
-
-
 @dataclass
 class PageInfo:
     number: int

@@ -44,6 +44,14 @@ def _plugins() -> dict[str, type[Writer]]:
             continue
         if isinstance(cls, type) and issubclass(cls, Writer):
             found[entry.name] = cls
+            undeclared = cls.undeclared_methods()
+            if undeclared:
+                import warnings
+
+                warnings.warn(f"writer plug-in {entry.name!r}: method(s) "
+                              f"{', '.join(undeclared)} are not called for any element type; "
+                              "declare the types they render in the class's `types`",
+                              stacklevel=2)
     return found
 
 

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
 from ..diagnostics import Diagnostics
 from ..inline import Run, fold_runs, strip_runs, without_prefix
-from ..model import DocumentInfo, Element, method_name
+from ..model import DocumentInfo, Element
 from ..text import TextStats, clean_text
+
+# The one dispatch table: an element's type selects a method only through it (or through a
+# writer's own ``types``).  Types are data from the input: "Begin", "Write" or "__init__" are
+# just unknown types and reach ``default`` with their text.
+DOCUMENT_TYPES: Mapping[str, str] = {
+    "Title": "title", "NarrativeText": "narrative_text", "ListItem": "list_item",
+    "Table": "table", "TableCaption": "table_caption", "Image": "image",
+    "FigureCaption": "figure_caption", "Formula": "formula", "Chemical": "chemical",
+    "Header": "header", "Footer": "footer", "PageNumber": "page_number",
+    "PageBreak": "page_break", "CodeSnippet": "code_snippet",
+    "UncategorizedText": "uncategorized_text",
+}
+# The GUI engine's lowercase types go to ``default`` as text, except a picture.
+GUI_TYPES: Mapping[str, str] = {"image": "image"}
 
 
 @dataclass(frozen=True)
@@ -90,8 +105,9 @@ class Writer:
     Subclasses set ``name`` (the ``--to`` word), ``extension``, ``binary`` (bytes or text
     output) and ``consumes``: ``"raw"`` for every input element in order, ``"logical"`` for the
     logical document (continuations joined, tables built, captions attached; see
-    ``stages.logical``).  ``write`` dispatches each element to the method named after its type
-    in snake case (``NarrativeText`` -> ``narrative_text``), falling back to ``default``.
+    ``stages.logical``).  ``write`` dispatches each element through ``DOCUMENT_TYPES``
+    (``NarrativeText`` -> ``narrative_text``) and the writer's own ``types``; anything else
+    reaches ``default``.
     """
 
     name: ClassVar[str] = ""
@@ -100,6 +116,8 @@ class Writer:
     consumes: ClassVar[str] = "logical"
     options: ClassVar[tuple[Option, ...]] = ()
     description: ClassVar[str] = ""
+    # element types of this writer's own (a plug-in for another engine's types) -> method
+    types: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, out: IO[Any], context: WriterContext) -> None:
         self.out = out
@@ -123,16 +141,85 @@ class Writer:
         """Called once before the first element, with the fields known so far."""
 
     def write(self, element: Element) -> None:
+        """Dispatch ``element`` by its type: the writer's own ``types``, then the documented
+        types (``DOCUMENT_TYPES``), then ``GUI_TYPES``; anything else goes to ``default``."""
         method = self._methods.get(element.type)
         if method is None:
-            method = getattr(self, method_name(element.type), None)
-            if method is None or not callable(method) or element.type.startswith("_"):
-                method = self.default
+            name = self.types.get(element.type) or DOCUMENT_TYPES.get(element.type) or \
+                GUI_TYPES.get(element.type)
+            if name is None:
+                self.default(element)  # not cached: the input chooses these strings
+                return
+            method = getattr(self, name)
             self._methods[element.type] = method
         method(element)
 
+    @classmethod
+    def undeclared_methods(cls) -> list[str]:
+        """Public one-argument methods of a writer that no type dispatches to (a plug-in that
+        expects its method named after a type to be called must declare it in ``types``)."""
+        dispatched = {*DOCUMENT_TYPES.values(), *GUI_TYPES.values(), *cls.types.values()}
+        found = []
+        for klass in cls.__mro__:
+            if klass is Writer or not issubclass(klass, Writer):
+                continue
+            for name, value in vars(klass).items():
+                if name.startswith("_") or name in dispatched or hasattr(Writer, name) or \
+                        not inspect.isfunction(value):
+                    continue
+                params = list(inspect.signature(value).parameters.values())
+                if len(params) == 2 and params[1].default is inspect.Parameter.empty:
+                    found.append(name)
+        return sorted(set(found))
+
     def default(self, element: Element) -> None:
         """Elements of a type this writer has no method for."""
+
+    # -- the element methods: each writer overrides what it renders; the aliases are here
+    def title(self, el: Element) -> None:
+        self.default(el)
+
+    def narrative_text(self, el: Element) -> None:
+        self.default(el)
+
+    def uncategorized_text(self, el: Element) -> None:
+        self.narrative_text(el)
+
+    def chemical(self, el: Element) -> None:
+        self.narrative_text(el)
+
+    def list_item(self, el: Element) -> None:
+        self.default(el)
+
+    def table(self, el: Element) -> None:
+        self.default(el)
+
+    def table_caption(self, el: Element) -> None:
+        self.default(el)
+
+    def figure_caption(self, el: Element) -> None:
+        self.table_caption(el)
+
+    def image(self, el: Element) -> None:
+        self.default(el)
+
+    def formula(self, el: Element) -> None:
+        self.default(el)
+
+    def header(self, el: Element) -> None:
+        self.default(el)
+
+    def footer(self, el: Element) -> None:
+        self.header(el)
+
+    def page_number(self, el: Element) -> None:
+        self.header(el)
+
+    def page_break(self, el: Element) -> None:
+        self.default(el)
+
+    def code_snippet(self, el: Element) -> None:
+        self.default(el)
 
     def end(self, info: DocumentInfo) -> None:
         """Called once after the last element; ``info`` now holds the fields after the list."""

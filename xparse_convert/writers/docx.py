@@ -246,16 +246,12 @@ class DocxWriter(Writer):
         _add_text(p, run.source or run.text)
 
     default = narrative_text
-    uncategorized_text = narrative_text
-    chemical = narrative_text
 
     def header(self, el: Element) -> None:
         runs = self.runs(el)
         if runs:
             self._emit(self._runs_paragraph("Header" if el.type == "Header" else "Footer", runs))
 
-    footer = header
-    page_number = header
 
     def page_break(self, el: Element) -> None:
         self.breaks.page_break(el)
@@ -302,7 +298,6 @@ class DocxWriter(Writer):
         if runs:
             self._emit(self._runs_paragraph("Caption", runs))
 
-    figure_caption = table_caption
 
     # -- tables ----------------------------------------------------------------------
     def table(self, el: Element) -> None:

@@ -218,8 +218,6 @@ class HtmlWriter(Writer):
         return None
 
     default = narrative_text
-    uncategorized_text = narrative_text
-    chemical = narrative_text
 
     def header(self, el: Element) -> None:
         runs = self.runs(el)
@@ -228,8 +226,6 @@ class HtmlWriter(Writer):
             self._fill(node, runs)
             self._emit(node)
 
-    footer = header
-    page_number = header
 
     def page_break(self, el: Element) -> None:
         """Pages are marked where they start; a PageBreak adds nothing."""
@@ -295,7 +291,6 @@ class HtmlWriter(Writer):
         self._fill(node, runs)
         return node
 
-    figure_caption = table_caption
 
     # -- tables and pictures -----------------------------------------------------------
     def table(self, el: Element) -> None:

@@ -155,15 +155,11 @@ class MarkdownWriter(Writer):
     def narrative_text(self, el: Element) -> None:
         self._paragraph(self.runs(el))
 
-    uncategorized_text = narrative_text
-    chemical = narrative_text
     default = narrative_text
 
     def header(self, el: Element) -> None:
         self.narrative_text(el)
 
-    footer = header
-    page_number = header
 
     def page_break(self, el: Element) -> None:
         self.breaks.page_break(el)
@@ -257,7 +253,6 @@ class MarkdownWriter(Writer):
     def table_caption(self, el: Element) -> None:
         self._paragraph(self.line_runs(el))
 
-    figure_caption = table_caption
 
     def end(self, info: DocumentInfo) -> None:
         if self._engine:
