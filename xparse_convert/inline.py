@@ -384,11 +384,11 @@ def strip_runs(runs: list[Run]) -> list[Run]:
     while end > start and (runs[end - 1].kind == BREAK or (
             runs[end - 1].kind == TEXT and not runs[end - 1].text.strip())):
         end -= 1
-    out = runs[start:end]
-    if out and out[0].kind == TEXT:
-        out[0] = out[0]._replace(text=out[0].text.lstrip())
-    if out and out[-1].kind == TEXT:
-        out[-1] = out[-1]._replace(text=out[-1].text.rstrip())
+    out = runs[start:end] if start or end < len(runs) else runs
+    if out and out[0].kind == TEXT and out[0].text[:1].isspace():
+        out = [out[0]._replace(text=out[0].text.lstrip()), *out[1:]]
+    if out and out[-1].kind == TEXT and out[-1].text[-1:].isspace():
+        out = [*out[:-1], out[-1]._replace(text=out[-1].text.rstrip())]
     return out
 
 

@@ -55,15 +55,15 @@ def fill_runs(parent: etree._Element, runs: list[Run], *,
                 etree.SubElement(parent, "img", src=src, alt=run.text)
 
 
-def table_element(table: Table, *, clean_runs: Callable[[list[Run]], list[Run]] = lambda r: r,
+def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
                   row_attrs: Callable[[int], dict[str, str]] | None = None,
                   picture: Callable[[ImageRef], str | None] | None = None,
                   math: Callable[[Run], etree._Element | None] | None = None
                   ) -> etree._Element:
     """``<table>`` with ``<thead>`` for the header rows, ``rowspan``/``colspan`` from the
-    grid, each cell's runs (``fill_runs``).  ``row_attrs`` gives a row's attributes,
-    ``picture`` the ``src`` of a cell's picture (None leaves it out), ``math`` a formula's
-    markup."""
+    grid, each cell's runs (``fill_runs``), texts passed through ``clean``.  ``row_attrs``
+    gives a row's attributes, ``picture`` the ``src`` of a cell's picture (None leaves it
+    out), ``math`` a formula's markup."""
     root = etree.Element("table")
     head = etree.SubElement(root, "thead") if table.header_rows else None
     body = None
@@ -82,7 +82,11 @@ def table_element(table: Table, *, clean_runs: Callable[[list[Run]], list[Run]] 
                 td.set("rowspan", str(cell.row_span))
             if cell.col_span > 1:
                 td.set("colspan", str(cell.col_span))
-            fill_runs(td, clean_runs(cell.runs), picture=picture, math=math)
+            if cell._runs is None:  # plain text: no runs to make
+                fill_text(td, clean(cell.text))
+            else:
+                fill_runs(td, [r._replace(text=clean(r.text)) if r.text else r
+                               for r in cell.runs], picture=picture, math=math)
     return root
 
 
@@ -95,9 +99,9 @@ def fill_text(parent: etree._Element, text: str) -> None:
         br.tail = line
 
 
-def table_html(table: Table, *, clean_runs: Callable[[list[Run]], list[Run]] = lambda r: r,
+def table_html(table: Table, *, clean: Callable[[str], str] = lambda s: s,
                picture: Callable[[ImageRef], str | None] | None = None) -> str:
-    return etree.tostring(table_element(table, clean_runs=clean_runs, picture=picture),
+    return etree.tostring(table_element(table, clean=clean, picture=picture),
                           method="html", encoding="unicode")
 
 

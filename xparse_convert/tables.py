@@ -96,11 +96,18 @@ class Cell:
         return f"Cell({self.row},{self.col},{self.row_span}x{self.col_span},{self.text!r})"
 
 
+_CELL_MARKUP = re.compile(r"[*_$\\`<&]")  # what the inline rules might read in a cell
+
+
 def cell_content(text: str, raw: dict[str, Any] | None = None) -> tuple[str, list[Run] | None]:
     """A source cell's visible text and runs (None when the text is plain: runs are then
     made on first use).  HTML markup is read as HTML, a ``formula`` cell is one formula,
     other text follows the inline rules of engine text; pictures from ``image_datas`` (or
     ``image_data``) follow the text."""
+    if _CELL_MARKUP.search(text) is None and (raw is None or (  # the common case: plain text
+            "image_datas" not in raw and "image_data" not in raw and "objects" not in raw
+            and raw.get("content_type") != "formula")):
+        return text, None
     runs: list[Run] | None = None
     content_type = raw.get("content_type") if raw is not None else None
     if content_type == "formula" and text.strip():

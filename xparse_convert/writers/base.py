@@ -10,7 +10,7 @@ from typing import IO, Any, ClassVar
 from ..diagnostics import Diagnostics
 from ..inline import Run, fold_runs, strip_runs, without_prefix
 from ..model import DocumentInfo, Element
-from ..text import TextStats, clean_text
+from ..text import TextStats, clean_text, find_bad
 
 # The one dispatch table: an element's type selects a method only through it (or through a
 # writer's own ``types``).  Types are data from the input: "Begin", "Write" or "__init__" are
@@ -251,5 +251,8 @@ class Writer:
         return lambda message: self.diag.warn("inline-formula", message, el.where)
 
     def _cleaned(self, runs: list[Run]) -> list[Run]:
+        """``runs`` with every text cleaned (``clean``); the same list when nothing changes."""
+        if all(find_bad(r.text) is None for r in runs):
+            return runs
         stats = self.context.text_stats
         return [r._replace(text=clean_text(r.text, stats)) if r.text else r for r in runs]

@@ -361,6 +361,13 @@ class DocxWriter(Writer):
             _el("vMerge", tcpr, val="restart")
         if cell.row_span > 1 or header:
             _el("vAlign", tcpr, val="center")
+        if cell._runs is None:  # plain text: a paragraph a line
+            text = self.clean(cell.text)
+            for line in text.split("\n") if text else [""]:
+                p = _el("p", tc)
+                if line:
+                    _add_text(p, line, bold=header)
+            return
         width = sum(widths[cell.col:cell.col + cell.col_span]) - 200
         for line in split_lines(self._cleaned(cell.runs)):
             self._add_runs(_el("p", tc), line, bold=header, max_width=width)

@@ -297,7 +297,7 @@ class HtmlWriter(Writer):
         table = el.table
         if table is None:
             return
-        node = table_element(table, clean_runs=self._cleaned, row_attrs=self._row_attrs(table),
+        node = table_element(table, clean=self.clean, row_attrs=self._row_attrs(table),
                              picture=self._picture, math=self.inline_math)
         node.set("data-element-id", self.clean(el.id))
         if el.page is not None:

@@ -28,11 +28,17 @@ _UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
 _LINE_START = re.compile(r"^([ \t]*)(#|>|=|[-+](?=[ \t]|$)|\d{1,9}(?=[.)](?:[ \t]|$)))",
                          re.MULTILINE)
+_LINE_MARKERS = frozenset("#>=-+0123456789")
 _HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+_ANY_SPECIAL = re.compile(r"[\\`*\[\]$~|_&<]")
 
 
 def escape_text(text: str) -> str:
     """Text that renders as itself inside a line (not at its start: see ``escape_lines``)."""
+    if _ANY_SPECIAL.search(text) is None:
+        return text
     text = _INLINE_SPECIAL.sub(r"\\\1", text)
     text = _UNDERSCORE.sub(r"\\_", text)
     text = _ENTITY.sub("&amp;", text)
@@ -41,6 +47,8 @@ def escape_text(text: str) -> str:
 
 def escape_lines(text: str) -> str:
     """Escape what would start a block at the start of each line of a paragraph."""
+    if "\n" not in text and text[:1] not in _LINE_MARKERS and not text[:1].isspace():
+        return text
     def mark(match: re.Match[str]) -> str:
         marker = match.group(2)
         if marker[0].isdigit():  # "1." -> "1\\."
@@ -64,7 +72,7 @@ def _wrap(text: str, marks: int) -> str:
     """Marks around already escaped text; spaces stay outside (else Markdown ignores them),
     and HTML tags stand in where ``*`` would not be read as emphasis (punctuation at an
     edge)."""
-    core = text.strip()
+    core = text.strip() if marks else ""
     if not core:
         return text
     lead, trail = text[:len(text) - len(text.lstrip())], text[len(text.rstrip()):]
@@ -208,7 +216,7 @@ class MarkdownWriter(Writer):
         if caption and caption_first:
             self._block(caption)
         if table.has_spans or table.header_rows > 1:
-            self._block(table_html(table, clean_runs=self._cleaned, picture=self._picture))
+            self._block(table_html(table, clean=self.clean, picture=self._picture))
         else:
             self._block(self._pipe_table(table))
         if caption and not caption_first:
@@ -229,6 +237,8 @@ class MarkdownWriter(Writer):
 
     def _pipe_text(self, cell: Cell) -> str:
         """A pipe-table cell: its runs on one line (``|`` is escaped with all the rest)."""
+        if cell._runs is None:
+            return escape_text(self.clean(cell.text)).replace("\n", "<br>").strip()
         return inline_markdown(self._cleaned(cell.runs), self._picture, cell=True).strip()
 
     def _picture(self, ref: ImageRef) -> str | None:
