@@ -185,7 +185,7 @@ def test_dask_jobs_stop_through_an_event(tmp_path, sloth):
     out = tmp_path / "out"
     # workers in this process (fast to start), reachable over TCP by the command
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  protocol="tcp", dashboard_address=None) as cluster:
+                                  protocol="tcp", dashboard_address=":0") as cluster:
         proc = cli(str(inputs), "--to", "sloth", "-o", str(out), "--dask-scheduler",
                    cluster.scheduler_address)
         # the workers run in this process: their conversion processes are our children

@@ -405,4 +405,7 @@ def _convert_one(src: str, formats: list[str], out_dir: str | None, options: dic
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # run the package's module, not a second copy named __main__: the signal state is one
+    from xparse_convert.cli import main as _main
+
+    sys.exit(_main())

@@ -27,7 +27,8 @@ from .batch import Job, run_job, targets_of
 from .convert import Report
 from .output import remove_temporaries
 
-POLL = 0.1  # seconds between looks at the stop flag (a Dask Event asks the scheduler)
+POLL = 0.1  # seconds between looks at a local stop flag
+REMOTE_POLL = 0.5  # a Dask Event is a call to the scheduler: every running job makes it
 NOT_CONVERTED = "not converted: the batch was interrupted"
 
 
@@ -56,9 +57,10 @@ def run_isolated(job: Job, to: list[str], options: dict[str, Any] | None,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
     deadline = None if timeout is None else started + timeout
+    poll = POLL if isinstance(stop, threading.Event) else REMOTE_POLL
     data: bytes | None = payload.encode()
     while True:
-        wait = None if stop is None else POLL
+        wait = None if stop is None else poll
         if deadline is not None:
             left = max(deadline - time.perf_counter(), 0.0)
             wait = left if wait is None else min(wait, left)
