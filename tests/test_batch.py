@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -179,3 +181,44 @@ def test_dask_scheduler_flag(tmp_path, capsys):
         assert main([str(tmp_path / "r.json"), "--to", "md", "--dask-scheduler",
                      "tcp://127.0.0.1:1"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_a_run_report_is_not_an_input_next_time(tmp_path):
+    inputs = tmp_path / "in"
+    write(inputs / "a.json", envelope([element("x", text="a")]))
+    run = inputs / "run.json"  # inside the folder the batch reads
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(inputs), "--to",
+                               "md", "--report", str(run)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (f"xparse-convert: note: {run}: a run report "
+                                   "(xparse-convert.run-report/1), not a result; skipped")
+    report = json.loads(run.read_text(encoding="utf-8"))
+    assert report["_schema"] == "xparse-convert.run-report/1"
+    assert [Path(i["source"]).name for i in report["inputs"]] == ["a.json"]
+    assert not (inputs / "run.md").exists()
+
+
+def test_report_to_standard_output(tmp_path):
+    source = write(tmp_path / "a.json", envelope([element("x", text="a")]))
+    done = subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(source), "--to", "md",
+                           "--report", "-"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["_schema"] == "xparse-convert.run-report/1"
+    assert report["summary"]["converted"] == 1 and report["inputs"][0]["ok"]
+
+
+def test_report_to_an_unwritable_place_fails_before_any_work(tmp_path):
+    source = write(tmp_path / "a.json", envelope([element("x", text="a")]))
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    out = tmp_path / "out"
+    place = tmp_path / "file.txt" / "run.json"
+    done = subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(source), "--to", "md",
+                           "-o", str(out), "--report", str(place)], capture_output=True,
+                          text=True)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(place) in lines[0] and "not a folder" in lines[0], lines
+    assert "internal error" not in done.stderr
+    assert not out.exists()

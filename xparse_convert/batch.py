@@ -3,16 +3,24 @@
 
 Each input runs in its own child process (``isolation``), so a file that crashes, runs out of
 memory or hangs fails alone and the pool stays healthy; the executor only schedules.
+
+Ctrl-C (a ``KeyboardInterrupt`` in the calling thread) stops the batch: no further input is
+handed out, running jobs see a stop flag and kill their child (a ``distributed.Event`` on Dask,
+polled by the job on its worker), and ``BatchInterrupted`` carries one report per input.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import tempfile
+import re
+import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +28,25 @@ from typing import Any
 from . import options as option_rules
 from .convert import Report, convert, formats, output_paths
 from .errors import XParseError
+from .output import AtomicFile, remove_stale_temporaries
 from .source import stem_of
+
+log = logging.getLogger("xparse_convert")
+
+RUN_REPORT_SCHEMA = "xparse-convert.run-report/1"
+# how a run report begins (``write_run_report`` puts ``_schema`` first): a batch over a folder
+# that holds last run's report must not take it for an input
+_RUN_REPORT_HEAD = re.compile(rb'\s*\{\s*"_schema"\s*:\s*"xparse-convert\.run-report/')
+GRACE = 1.0  # seconds an interrupted batch waits for its running jobs to stop
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """A batch stopped by Ctrl-C or a signal.  ``reports`` has one report per input, in input
+    order: what had finished, and ``interrupted`` reports for the inputs not converted."""
+
+    def __init__(self, reports: list[Report]) -> None:
+        super().__init__("interrupted")
+        self.reports = reports
 
 
 @dataclass(frozen=True)
@@ -64,7 +90,8 @@ def plan_jobs(sources: Iterable[str | os.PathLike], to: Sequence[str],
         src_path = Path(src)
         if src_path.is_dir():
             found = sorted(p for p in src_path.rglob("*")
-                           if p.is_file() and p.name.lower().endswith((".json", ".json.gz")))
+                           if p.is_file() and p.name.lower().endswith((".json", ".json.gz"))
+                           and not _is_run_report(p))
             entries = [(p, Path(out_dir) / p.parent.relative_to(src_path) if out_dir else None)
                        for p in found]
         else:
@@ -80,6 +107,18 @@ def plan_jobs(sources: Iterable[str | os.PathLike], to: Sequence[str],
             claimed.update((p, job.source) for p in paths)
             planned.append(job)
     return planned
+
+
+def _is_run_report(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(200)
+    except OSError:
+        return False
+    if _RUN_REPORT_HEAD.match(head) is None:
+        return False
+    log.warning("note: %s: a run report (%s), not a result; skipped", path, RUN_REPORT_SCHEMA)
+    return True
 
 
 def is_up_to_date(job: Job, to: Sequence[str]) -> bool:
@@ -106,14 +145,18 @@ def convert_many(sources: Iterable[str | os.PathLike], to: str | Sequence[str] =
     seconds and capped at ``memory_limit_mb``; a failing input is a report with ``error``
     set and never stops the others.  ``options`` must be plain values (they travel as
     JSON).  ``on_planned`` learns how many inputs there are once folders are expanded;
-    ``on_report`` sees each report as soon as it is done.
+    ``on_report`` sees each report as soon as it is done.  A ``KeyboardInterrupt`` stops
+    the batch within about a second and raises ``BatchInterrupted`` (see there).  Temporary
+    files that killed runs left in the output folders are removed first.
     """
-    from .isolation import run_isolated
+    from .isolation import NOT_CONVERTED, run_isolated
 
     writers = formats(to)
     names = [w.name for w in writers]
     option_rules.normalise(options, writers)  # fail fast on bad options
     planned = plan_jobs(sources, names, out_dir)
+    remove_stale_temporaries(next(iter(targets_of(job, names).values())).parent
+                             for job in planned if isinstance(job, Job))
     if on_planned is not None:
         on_planned(len(planned))
     results: dict[int, Report] = {}
@@ -123,49 +166,107 @@ def convert_many(sources: Iterable[str | os.PathLike], to: str | Sequence[str] =
         if on_report is not None:
             on_report(report)
 
-    pending: list[tuple[int, Job]] = []
-    for index, job in enumerate(planned):
-        if isinstance(job, Report):
-            done(index, job)
-        elif skip_existing and is_up_to_date(job, names):
-            done(index, Report(source=job.source, skipped=True, outputs={
-                k: str(v) for k, v in targets_of(job, names).items()}))
-        else:
-            pending.append((index, job))
     own = executor is None
     pool = executor or ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
+    stop = _stop_flag(executor)
+    futures: dict[Future[Report], tuple[int, Job]] = {}
+    interrupted = False
     try:
-        futures: dict[Future[Report], tuple[int, Job]] = {
-            pool.submit(run_isolated, job, names, options, timeout, memory_limit_mb):
-                (index, job) for index, job in pending}
+        pending: list[tuple[int, Job]] = []
+        for index, job in enumerate(planned):
+            if isinstance(job, Report):
+                done(index, job)
+            elif skip_existing and is_up_to_date(job, names):
+                done(index, Report(source=job.source, skipped=True, outputs={
+                    k: str(v) for k, v in targets_of(job, names).items()}))
+            else:
+                pending.append((index, job))
+        for index, job in pending:
+            future = pool.submit(run_isolated, job, names, options, timeout, memory_limit_mb,
+                                 stop)
+            futures[future] = (index, job)
         for future in as_completed(futures):
             index, job = futures[future]
-            try:
-                report = future.result()
-            except Exception as exc:  # the executor itself failed this task
-                report = Report(source=job.source, error=f"worker failed: {exc}")
-            done(index, report)
+            done(index, _outcome(future, job))
+    except KeyboardInterrupt:
+        interrupted = True
+        _wind_down(stop, futures, results, done)
+        raise BatchInterrupted([results.get(i) or Report(
+            source=job.source, error=NOT_CONVERTED, interrupted=True)
+            for i, job in enumerate(planned)]) from None
     finally:
         if own:
-            pool.shutdown()
+            pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
     return [results[i] for i in range(len(planned))]
 
 
+def _outcome(future: Future[Report], job: Job) -> Report:
+    try:
+        return future.result()
+    except Exception as exc:  # the executor itself failed this task
+        return Report(source=job.source, error=f"worker failed: {exc}")
+
+
+def _stop_flag(executor: Executor | None) -> Any:
+    """The flag running jobs poll: a ``threading.Event`` for jobs in this process, a
+    ``distributed.Event`` (shared through the scheduler) for a Dask cluster; ``None`` for
+    other executors, whose running jobs cannot be reached (only the queued ones are
+    cancelled)."""
+    if executor is None or isinstance(executor, ThreadPoolExecutor):
+        return threading.Event()
+    if type(executor).__module__.startswith("distributed"):
+        from distributed import Event
+
+        # the executor's own client: the default one may belong to another cluster
+        return Event(f"xparse-convert-stop-{uuid.uuid4().hex}",
+                     client=getattr(executor, "_client", None))
+    return None
+
+
+def _wind_down(stop: Any, futures: dict[Future[Report], tuple[int, Job]],
+               results: dict[int, Report], done: Callable[[int, Report], None]) -> None:
+    """Stop an interrupted batch within ``GRACE`` seconds: set the stop flag, cancel what has
+    not started, and collect what finishes meanwhile (a job that completed is kept)."""
+    deadline = time.monotonic() + GRACE
+    if stop is not None:
+        # a Dask Event is set through the scheduler: never wait on it past the deadline
+        setter = threading.Thread(target=stop.set, name="stop-batch", daemon=True)
+        setter.start()
+        setter.join(GRACE / 2)
+    running = []
+    for future in futures:
+        if time.monotonic() < deadline and not future.cancel():
+            running.append(future)
+    wait(running, timeout=max(deadline - time.monotonic(), 0.0))
+    for future in running:
+        index, job = futures[future]
+        if index in results or not future.done() or future.cancelled():
+            continue
+        report = _outcome(future, job)
+        if not report.interrupted:
+            done(index, report)
+
+
 def write_run_report(path: str | os.PathLike, reports: list[Report], seconds: float) -> None:
-    """The batch's outcome as JSON, written atomically: every input with its result."""
-    failed = [r for r in reports if not r.ok]
+    """The batch's outcome as JSON, written atomically (``-``: to standard output): every
+    input with its result.  ``_schema`` comes first, so a later batch over the folder knows
+    the file for what it is."""
     summary = {
         "inputs": len(reports),
         "converted": sum(1 for r in reports if r.ok and not r.skipped),
         "skipped": sum(1 for r in reports if r.skipped),
-        "failed": len(failed),
+        "failed": sum(1 for r in reports if not r.ok and not r.interrupted),
+        "not_converted": sum(1 for r in reports if r.interrupted),
         "pages": sum(r.pages or 0 for r in reports),
         "seconds": round(seconds, 3),
     }
-    document = {"summary": summary, "inputs": [r.as_dict() for r in reports]}
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    document = {"_schema": RUN_REPORT_SCHEMA, "summary": summary,
+                "inputs": [r.as_dict() for r in reports]}
+    if os.fspath(path) == "-":
+        json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return
+    with AtomicFile(path, binary=False) as handle:
         json.dump(document, handle, ensure_ascii=False, indent=2)
-    os.replace(temp, target)
+        handle.write("\n")

@@ -7,21 +7,54 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__, convert, convert_many, inspect, render_info
-from .batch import write_run_report
+from .batch import BatchInterrupted, write_run_report
 from .errors import UsageError, XParseError
 from .options import COMMON, writer_option_key
+from .output import check_writable, remove_stale_temporaries
 from .writers import available
 
 PROG = "xparse-convert"
 SUBCOMMANDS = ("info", "parse", "fetch")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+SHOWN_NOT_CONVERTED = 10  # inputs an interrupted run names; the run report has them all
+
+_stopped_by: int | None = None  # the signal that is stopping this run
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM both stop the run the way Ctrl-C does: the first raises
+    KeyboardInterrupt where the main thread is, so every ``finally`` and abort runs; from
+    then on both are ignored, so pressing Ctrl-C again can neither break the cleanup nor,
+    once Python is shutting down and its handlers are gone, kill the process."""
+    global _stopped_by
+    if _stopped_by is None:
+        _stopped_by = signum
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+
+def interrupted_status() -> int:
+    """The exit code of a run stopped by a signal: 128 + its number, as shells report it
+    (130 for SIGINT / Ctrl-C, 143 for SIGTERM)."""
+    return 128 + (_stopped_by or signal.SIGINT)
+
+
+def _catch_signals() -> dict[int, Any] | None:
+    global _stopped_by
+    _stopped_by = None
+    try:
+        return {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread (main() called from a thread): leave them
+        return None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format=f"{PROG}: %(message)s")
+    previous = _catch_signals()
     try:
         if argv and argv[0] in SUBCOMMANDS:
             if argv[0] == "info":
@@ -158,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _convert(argv)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted_status()
     except BrokenPipeError:
         # the reader of our stdout (head, less) has had enough: stop quietly, like cat does
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -176,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: internal error ({last}); rerun with --debug and report it",
               file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        # once stopping, signals stay ignored until the process ends (see _on_signal)
+        if previous is not None and _stopped_by is None:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 def _convert(argv: list[str]) -> int:
@@ -196,6 +235,13 @@ def _convert(argv: list[str]) -> int:
     to_stdout = args.output_dir == "-"
     if to_stdout and (len(args.inputs) != 1 or os.path.isdir(args.inputs[0])):
         parser.error("-o - (standard output) takes exactly one input")
+    if args.report == "-" and to_stdout:
+        parser.error("--report - and -o - cannot both write to standard output")
+    if args.report and args.report != "-":
+        try:
+            check_writable(args.report)
+        except XParseError as exc:
+            raise UsageError(f"--report {args.report}: {exc.message}") from None
     interactive = sys.stderr.isatty() and not args.quiet
     failures = 0
     warnings = 0
@@ -220,24 +266,62 @@ def _convert(argv: list[str]) -> int:
     if len(stdin_inputs) > 1:
         parser.error("stdin (-) can be read only once")
     out_dir = None if to_stdout else args.output_dir
-    for src in stdin_inputs:
-        report_done(_convert_one(src, formats, out_dir, options, args.name, to_stdout,
-                                 interactive))
     batch = len(file_inputs) > 1 or any(os.path.isdir(s) for s in file_inputs) or any(
         v is not None for v in (args.jobs, args.timeout, args.memory_limit, args.dask_scheduler)
     ) or args.skip_existing
-    if file_inputs and not batch:
-        report_done(_convert_one(file_inputs[0], formats, out_dir, options, None, to_stdout,
-                                 interactive))
-    elif file_inputs:
-        _run_batch(args, file_inputs, formats, out_dir, options, interactive, report_done)
-    if args.report:
-        write_run_report(args.report, reports, time.perf_counter() - started)
+    try:
+        for src in stdin_inputs:
+            report_done(_convert_one(src, formats, out_dir, options, args.name, to_stdout,
+                                     interactive))
+        if file_inputs and not batch:
+            report_done(_convert_one(file_inputs[0], formats, out_dir, options, None,
+                                     to_stdout, interactive))
+        elif file_inputs:
+            _run_batch(args, file_inputs, formats, out_dir, options, interactive, report_done)
+    except KeyboardInterrupt as exc:
+        from .convert import Report
+
+        before = len(stdin_inputs) if batch else 0
+        if isinstance(exc, BatchInterrupted):
+            reports[before:] = exc.reports
+        else:  # the conversion in this process, or the batch before it had started
+            todo = stdin_inputs + file_inputs
+            reports.extend(Report(source=src, error="not converted: interrupted",
+                                  interrupted=True) for src in todo[len(reports):])
+        _say_interrupted(reports)
+        if args.report:
+            _write_report(args.report, reports, time.perf_counter() - started)
+        return interrupted_status()
+    if args.report and not _write_report(args.report, reports, time.perf_counter() - started):
+        return EXIT_FAILED
     if failures:
         return EXIT_FAILED
     if warnings and args.strict:
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _say_interrupted(reports: list[Any]) -> None:
+    """What an interrupted run did not do: how many inputs, and the first few by name."""
+    missing = [r.source for r in reports if r.interrupted]
+    name = signal.Signals(_stopped_by or signal.SIGINT).name
+    print(f"{PROG}: interrupted ({name}): {len(missing)} of {len(reports)} input"
+          f"{'s' if len(reports) != 1 else ''} not converted; finished outputs are kept",
+          file=sys.stderr)
+    for source in missing[:SHOWN_NOT_CONVERTED]:
+        print(f"{PROG}: not converted: {source}", file=sys.stderr)
+    if len(missing) > SHOWN_NOT_CONVERTED:
+        print(f"{PROG}: ... and {len(missing) - SHOWN_NOT_CONVERTED} more (--report FILE "
+              "lists every input)", file=sys.stderr)
+
+
+def _write_report(path: str, reports: list[Any], seconds: float) -> bool:
+    try:
+        write_run_report(path, reports, seconds)
+    except OSError as exc:
+        print(f"{PROG}: error: --report {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _run_batch(args: argparse.Namespace, inputs: list[str], formats: list[str],
@@ -302,6 +386,9 @@ def _convert_one(src: str, formats: list[str], out_dir: str | None, options: dic
             done = consumed
 
     try:
+        if not to_stdout:
+            remove_stale_temporaries([out_dir or (os.path.dirname(src) if src != "-" else ".")
+                                      or "."])
         return convert(src, formats, out_dir, options, name=name, stdout=to_stdout,
                        progress=progress if bar is not None else None)
     except UsageError:
@@ -318,4 +405,7 @@ def _convert_one(src: str, formats: list[str], out_dir: str | None, options: dic
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # run the package's module, not a second copy named __main__: the signal state is one
+    from xparse_convert.cli import main as _main
+
+    sys.exit(_main())

@@ -4,6 +4,7 @@ inputs)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,6 +22,8 @@ from .source import SourceLike
 from .stages import logical, select
 from .writers import Writer, WriterContext, get
 
+log = logging.getLogger("xparse_convert")
+
 
 @dataclass
 class Report:
@@ -37,6 +40,7 @@ class Report:
     seconds: float = 0.0
     bytes: int | None = None
     skipped: bool = False  # outputs were newer than the input (``skip_existing``)
+    interrupted: bool = False  # not converted: the batch was stopped (Ctrl-C, SIGTERM) first
 
     @property
     def ok(self) -> bool:
@@ -48,7 +52,7 @@ class Report:
             "error": self.error, "error_where": self.error_where, "warnings": self.warnings,
             "warning_count": self.warning_count, "pages": self.pages,
             "elements": self.elements, "seconds": round(self.seconds, 3), "bytes": self.bytes,
-            "skipped": self.skipped,
+            "skipped": self.skipped, "interrupted": self.interrupted,
         }
 
 
@@ -115,10 +119,7 @@ def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | o
                           "valid")
             outputs.commit()
         except BaseException:
-            for writer in writers:
-                if writer.begun:
-                    writer.abort()
-            outputs.abort()
+            _discard(writers, outputs)
             raise
         report.outputs = {k: ("-" if stdout else str(v)) for k, v in targets.items()}
         report.pages = reader.info.page_count
@@ -127,6 +128,21 @@ def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | o
     report.warning_count = diag.count
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _discard(writers: list[Writer], outputs: OutputSet) -> None:
+    """Undo a failed conversion: every begun writer's ``abort`` runs and every temporary file
+    goes, whatever one of them raises (on a full disk an abort can fail too); the caller then
+    sees the error that failed the conversion, not one from the cleanup."""
+    try:
+        for writer in writers:
+            if writer.begun:
+                try:
+                    writer.abort()
+                except Exception as exc:
+                    log.debug("%s: abort failed: %s", writer.name, exc)
+    finally:
+        outputs.abort()
 
 
 def _run(reader: Reader, writers: list[Writer], opts: dict[str, Any], diag: Diagnostics) -> None:

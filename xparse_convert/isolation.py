@@ -4,57 +4,92 @@ The child is a fresh interpreter (``python -m xparse_convert.isolation``), not a
 multiprocessing child, because batch workers are often daemonic processes that may not have
 multiprocessing children (Dask's workers are) and forking a threaded worker is unsafe.  The
 job goes in on stdin as JSON and the report comes back on stdout; the child caps its own
-address space (``--memory-limit``) and the parent kills it at ``--timeout``.  A killed or
-crashed child leaves temporary files behind, which the parent removes, so no partial output
-survives either way.
+address space (``--memory-limit``) and the parent kills it at ``--timeout``, or as soon as the
+batch's ``stop`` flag is set (Ctrl-C, SIGTERM).  The child runs in a process group of its own,
+so killing the group takes whatever it started too.  A killed or crashed child leaves
+temporary files behind, which the parent removes (they carry the child's pid), so no partial
+output survives either way; a child whose parent died stops by itself.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from .batch import Job, run_job, targets_of
 from .convert import Report
+from .output import remove_temporaries
+
+POLL = 0.1  # seconds between looks at a local stop flag
+REMOTE_POLL = 0.5  # a Dask Event is a call to the scheduler: every running job makes it
+NOT_CONVERTED = "not converted: the batch was interrupted"
+
+
+class Flag(Protocol):
+    """What ``stop`` must offer: a ``threading.Event`` or a ``distributed.Event``."""
+
+    def is_set(self) -> bool: ...
 
 _SIGNALS = {getattr(signal, n): n for n in ("SIGKILL", "SIGSEGV", "SIGABRT", "SIGBUS",
                                               "SIGTERM", "SIGILL", "SIGFPE")}
 
 
 def run_isolated(job: Job, to: list[str], options: dict[str, Any] | None,
-                 timeout: float | None = None, memory_limit_mb: int | None = None) -> Report:
+                 timeout: float | None = None, memory_limit_mb: int | None = None,
+                 stop: Flag | None = None) -> Report:
     """Convert ``job`` in a child process; always returns a report (never raises for the
-    file's own failures).  Safe to submit to any executor, Dask's included."""
+    file's own failures).  Safe to submit to any executor, Dask's included.  When ``stop``
+    is set the job does not start, or its child is killed: the report has ``interrupted``."""
     started = time.perf_counter()
+    if _stopped(stop):
+        return Report(source=job.source, error=NOT_CONVERTED, interrupted=True)
     payload = json.dumps({"job": asdict(job), "to": to, "options": options or {},
                           "memory_limit_mb": memory_limit_mb})
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "xparse_convert.isolation"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
-    try:
-        out, err = proc.communicate(payload.encode(), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        _remove_partial_outputs(job, to)
-        return Report(source=job.source, error=f"timed out after {timeout:g} s; stopped",
-                      seconds=time.perf_counter() - started)
+    deadline = None if timeout is None else started + timeout
+    poll = POLL if isinstance(stop, threading.Event) else REMOTE_POLL
+    data: bytes | None = payload.encode()
+    while True:
+        wait = None if stop is None else poll
+        if deadline is not None:
+            left = max(deadline - time.perf_counter(), 0.0)
+            wait = left if wait is None else min(wait, left)
+        try:
+            # communicate may be called again after a timeout without losing output
+            out, err = proc.communicate(data, timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            data = None
+        if _stopped(stop):
+            _kill(proc)
+            _remove_partial_outputs(job, to, proc.pid)
+            return Report(source=job.source, error=NOT_CONVERTED, interrupted=True,
+                          seconds=time.perf_counter() - started)
+        if deadline is not None and time.perf_counter() >= deadline:
+            _kill(proc)
+            _remove_partial_outputs(job, to, proc.pid)
+            return Report(source=job.source, error=f"timed out after {timeout:g} s; stopped",
+                          seconds=time.perf_counter() - started)
     seconds = time.perf_counter() - started
     lines = out.decode("utf-8", "replace").strip().splitlines()
     if proc.returncode == 0 and lines:
-        data = json.loads(lines[-1])
-        report = Report(**data)
+        report = Report(**json.loads(lines[-1]))
         report.seconds = seconds
         return report
-    _remove_partial_outputs(job, to)
+    _remove_partial_outputs(job, to, proc.pid)
+    if _stopped(stop):  # killed by the same signal that stopped the batch (systemd's stop)
+        return Report(source=job.source, error=NOT_CONVERTED, interrupted=True,
+                      seconds=seconds)
     if proc.returncode < 0:
         name = _SIGNALS.get(-proc.returncode, f"signal {-proc.returncode}")
         reason = f"the conversion process was killed ({name})"
@@ -69,6 +104,15 @@ def run_isolated(job: Job, to: list[str], options: dict[str, Any] | None,
     return Report(source=job.source, error=reason, seconds=seconds)
 
 
+def _stopped(stop: Flag | None) -> bool:
+    if stop is None:
+        return False
+    try:
+        return bool(stop.is_set())
+    except Exception:  # a scheduler that went away cannot ask us to stop
+        return False
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -77,17 +121,28 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.communicate()
 
 
-def _remove_partial_outputs(job: Job, to: list[str]) -> None:
-    """Temporary files a killed child left beside its targets (``.<name>.*.tmp``)."""
+def _remove_partial_outputs(job: Job, to: list[str], pid: int) -> None:
+    """Temporary files the child ``pid`` left beside its targets (its own, not another
+    run's: temporary names carry the pid)."""
     targets = list(targets_of(job, to).values())
     folder = targets[0].parent
-    targets.append(folder / f"{targets[0].stem}_files")
-    for target in targets:
-        for leftover in folder.glob(f".{glob.escape(target.name)}.*.tmp"):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+    names = [t.name for t in targets] + [f"{targets[0].stem}_files"]
+    remove_temporaries(folder, names, pid)
+
+
+def _watch_parent(job: Job, to: list[str]) -> None:
+    """Stop this child when its parent dies (``kill -9`` of a batch): nobody would read the
+    report, and outputs must not appear after the batch is gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                _remove_partial_outputs(job, to, os.getpid())
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _child() -> int:
@@ -99,6 +154,7 @@ def _child() -> int:
         cap = int(limit) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     job = Job(**request["job"])
+    _watch_parent(job, request["to"])
     try:
         report = run_job(job, request["to"], request["options"])
     except MemoryError:

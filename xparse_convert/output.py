@@ -1,30 +1,209 @@
 """Outputs that appear whole or not at all: every file is written beside its target under a
-temporary name and renamed into place only when the whole conversion succeeded."""
+temporary name and renamed into place only when the whole conversion succeeded.
+
+Temporary names are ``.<target name>.<host>.<pid>.<random>.tmp``: a process killed with
+``kill -9`` cannot clean up after itself, so the name says whose a leftover was, and the next
+run into the folder removes it once that process is gone (``remove_stale_temporaries``).
+"""
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import logging
 import os
+import re
+import secrets
 import shutil
+import socket
+import string
 import sys
-import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote
 
 from .errors import OutputError
 from .writers import Assets
 
+log = logging.getLogger("xparse_convert")
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+# the host part of temporary names: one label, no dots, so the name parses from the right
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "localhost"
+STALE_AFTER = 24 * 3600.0  # seconds; a leftover this old is stale whoever made it
+_RANDOM = string.ascii_lowercase + string.digits
+_TEMPORARY = re.compile(
+    r"\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\.[a-z0-9_]{8}\.tmp")
 
 
-def _default_mode(path: str | Path, directory: bool) -> None:
-    """mkstemp/mkdtemp create private files; outputs get the permissions of any new file."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+def temporary_name(target: Path, pid: int | None = None) -> str:
+    """The temporary name for ``target`` made by process ``pid`` (default: this one); with
+    ``pid`` given and no random part, the glob that finds that process's leftovers."""
+    if pid is not None:
+        return f".{target.name}.{HOST}.{pid}.????????.tmp"
+    random = "".join(secrets.choice(_RANDOM) for _ in range(8))
+    return f".{target.name}.{HOST}.{os.getpid()}.{random}.tmp"
+
+
+def _create(target: Path, directory: bool) -> Path:
+    """A new temporary file or folder beside ``target``, created with the mode of any new
+    file (0o666 or 0o777, less the umask; mkstemp's private 0600 is wrong for outputs)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        temp = target.parent / temporary_name(target)
+        try:
+            if directory:
+                os.mkdir(temp, 0o777)
+            else:
+                os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+class AtomicFile:
+    """A file that appears at ``target`` whole or not at all: written under a temporary name
+    in the same folder (a rename never crosses file systems), flushed to disk, then renamed
+    over the target; its mode is 0o666 less the umask, like every other new file.
+
+    Use it as a context manager (the file is committed when the block ends normally and
+    removed when it raises), or call ``commit``/``abort``.  ``temp`` is the temporary path,
+    for checking what was written before it is committed.
+    """
+
+    def __init__(self, target: str | os.PathLike[str], binary: bool = True) -> None:
+        self.target = Path(target)
+        self.temp = _create(self.target, directory=False)
+        self.file: IO[Any] = open(self.temp, "wb") if binary else open(  # noqa: SIM115
+            self.temp, "w", encoding="utf-8", newline="\n")
+
+    def write(self, data: Any) -> int:
+        return self.file.write(data)
+
+    def close(self) -> None:
+        """Flush and sync the data to disk and close the file (once; later calls do nothing)."""
+        if not self.file.closed:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+
+    def commit(self) -> None:
+        """Close the file and rename it over the target."""
+        self.close()
+        os.replace(self.temp, self.target)
+
+    def abort(self) -> None:
+        """Remove the temporary file.  Never raises: it runs while another error is on its
+        way out, and one output's failure must not keep the others from being removed."""
+        try:
+            self.file.close()
+        except Exception:  # a failed flush on a full disk: the file is being deleted anyway
+            pass
+        try:
+            self.temp.unlink()
+        except OSError:
+            pass
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if kind is not None:
+            self.abort()
+            return
+        try:
+            self.commit()
+        except BaseException:
+            self.abort()
+            raise
+
+
+def check_writable(target: str | os.PathLike[str]) -> None:
+    """Raise ``OutputError`` when no file could be created at ``target`` (checked before any
+    work starts, so an unwritable place fails at once, not after the work)."""
+    path = Path(target)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: a folder of that name is there")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # missing folders are created; the first existing one decides
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: {folder} is not writable")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except (OverflowError, ValueError, OSError):
+        return False  # not a pid this system can have
+    return True
+
+
+def remove_temporaries(folder: Path, names: Iterable[str], pid: int) -> None:
+    """Remove what process ``pid`` on this host left beside ``names`` in ``folder`` (a worker
+    that was killed before it could)."""
+    for name in names:
+        for leftover in folder.glob(temporary_name(folder / glob.escape(name), pid)):
+            _remove(leftover)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folders: Iterable[str | os.PathLike[str]],
+                             now: float | None = None) -> list[Path]:
+    """Remove our temporary files that no process will finish: made on this host by a
+    process that is gone, or older than ``STALE_AFTER`` whoever made them.  Nothing else is
+    touched (other names, symbolic links, another host's recent files); says what it removed
+    in one log line."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    for folder in dict.fromkeys(Path(f) for f in folders):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            match = _TEMPORARY.fullmatch(entry.name)
+            if match is None or entry.is_symlink():
+                continue
+            try:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            if age < STALE_AFTER and (match["host"] != HOST or _alive(int(match["pid"]))):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+            removed.append(Path(entry.path))
+    if removed:
+        places = list(dict.fromkeys(str(p.parent) for p in removed))
+        log.warning("note: removed %d temporary file%s left by an interrupted run in %s",
+                    len(removed), "s" if len(removed) > 1 else "",
+                    ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3
+                                             else ""))
+    return removed
 
 
 class AssetFolder(Assets):
@@ -38,10 +217,7 @@ class AssetFolder(Assets):
 
     def add(self, data: bytes, extension: str) -> str:
         if self._temp is None:
-            self.final.parent.mkdir(parents=True, exist_ok=True)
-            self._temp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", suffix=".tmp",
-                                               dir=self.final.parent))
-            _default_mode(self._temp, directory=True)
+            self._temp = _create(self.final, directory=True)
         name = f"img-{hashlib.sha1(data).hexdigest()[:16]}.{extension}"
         if name not in self._names:
             (self._temp / name).write_bytes(data)
@@ -53,12 +229,24 @@ class AssetFolder(Assets):
     def used(self) -> bool:
         return self._temp is not None
 
+    def check(self) -> None:
+        """Raise ``OutputError`` if the pictures could not be moved in.  A symbolic link is
+        refused, not followed: pictures would land wherever it points."""
+        if self._temp is None:
+            return
+        if self.final.is_symlink():
+            raise OutputError(f"cannot write pictures to {self.final}: it is a symbolic link "
+                              "(left as it is; remove it or choose another -o)")
+        if self.final.exists() and not self.final.is_dir():
+            raise OutputError(f"cannot write {self.final}: a file of that name is there")
+
     def commit(self) -> None:
         """Move the new pictures in.  An existing folder is added to, not replaced: another
         output of the same stem (an HTML page beside this Markdown) may link to its files,
         and names are content hashes, so a file of the same name has the same bytes."""
         if self._temp is None:
             return
+        self.check()
         if not self.final.exists():
             os.replace(self._temp, self.final)
         else:
@@ -80,58 +268,46 @@ class OutputSet:
 
     def __init__(self, assets_dir: Path) -> None:
         self.assets = AssetFolder(assets_dir)
-        self._files: list[tuple[IO[Any], Path | None, Path | None]] = []
+        self._files: list[AtomicFile] = []
+        self._streams: list[IO[Any]] = []
 
     def open(self, target: Path | None, binary: bool) -> IO[Any]:
         if target is None:
             stream: IO[Any] = sys.stdout.buffer if binary else _StdoutText()
-            self._files.append((stream, None, None))
+            self._streams.append(stream)
             return stream
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                        dir=target.parent)
-            _default_mode(temp, directory=False)
+            output = AtomicFile(target, binary)
         except OSError as exc:
             raise OutputError(f"cannot write to {target.parent}: {exc.strerror or exc}") from None
-        handle: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(
-            fd, "w", encoding="utf-8", newline="\n")
-        self._files.append((handle, Path(temp), target))
-        return handle
+        self._files.append(output)
+        return output.file
 
     def commit(self) -> None:
         """Rename every output into place.  Targets that cannot be replaced (a folder of
         that name) are found first, so a failure changes nothing."""
-        for _, _, target in self._files:
-            if target is not None and target.is_dir():
-                raise OutputError(f"cannot write {target}: a folder of that name is there")
-        if self.assets.used and self.assets.final.exists() and not self.assets.final.is_dir():
-            raise OutputError(f"cannot write {self.assets.final}: a file of that name is there")
-        for handle, _, _ in self._files:
-            if handle is not sys.stdout.buffer:
-                handle.flush()
-                if not isinstance(handle, _StdoutText):
-                    os.fsync(handle.fileno())
-                    handle.close()
+        for output in self._files:
+            if output.target.is_dir():
+                raise OutputError(f"cannot write {output.target}: a folder of that name is there")
+        self.assets.check()
+        for stream in self._streams:
+            if isinstance(stream, _StdoutText):
+                stream.flush()
+        for output in self._files:
+            output.close()
         self.assets.commit()
-        for _, temp, target in self._files:
-            if temp is not None and target is not None:
-                os.replace(temp, target)
+        for output in self._files:
+            output.commit()
         self._files = []
 
     def abort(self) -> None:
-        for handle, temp, _ in self._files:
-            if temp is not None:
-                try:
-                    handle.close()
-                except OSError:
-                    pass
-                try:
-                    temp.unlink()
-                except OSError:
-                    pass
-        self._files = []
-        self.assets.abort()
+        """Remove every temporary file and folder, whatever removing one of them raises."""
+        try:
+            for output in self._files:
+                output.abort()
+        finally:
+            self._files = []
+            self.assets.abort()
 
 
 class _StdoutText:
