@@ -13,11 +13,11 @@ from .tables import Cell, Table
 
 def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
                   row_attrs: Callable[[int], dict[str, str]] | None = None,
-                  picture: Callable[[ImageRef], str | None] | None = None
+                  picture: Callable[[ImageRef], etree._Element | None] | None = None
                   ) -> etree._Element:
     """``<table>`` with ``<thead>`` for the header rows, ``rowspan``/``colspan`` from the
     grid, ``<br>`` for line breaks inside cells.  ``row_attrs`` gives a row's attributes,
-    ``picture`` gives the ``src`` of a cell's picture (None leaves it out)."""
+    ``picture`` renders a cell's picture (an ``<img>``, a link; None leaves it out)."""
     root = etree.Element("table")
     head = etree.SubElement(root, "thead") if table.header_rows else None
     body = None
@@ -39,9 +39,13 @@ def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
             fill_text(td, clean(cell.text))
             if picture is not None:
                 for ref in cell.images:
-                    src = picture(ref)
-                    if src:
-                        etree.SubElement(td, "img", src=src, alt="")
+                    node = picture(ref)
+                    if node is not None:
+                        if len(td):  # apart from what comes before it
+                            td[-1].tail = (td[-1].tail or "") + " "
+                        elif td.text:
+                            td.text += " "
+                        td.append(node)
     return root
 
 
@@ -55,7 +59,7 @@ def fill_text(parent: etree._Element, text: str) -> None:
 
 
 def table_html(table: Table, *, clean: Callable[[str], str] = lambda s: s,
-               picture: Callable[[ImageRef], str | None] | None = None) -> str:
+               picture: Callable[[ImageRef], etree._Element | None] | None = None) -> str:
     return etree.tostring(table_element(table, clean=clean, picture=picture),
                           method="html", encoding="unicode")
 

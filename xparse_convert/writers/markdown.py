@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..images import ImageRef, image_source
+from lxml import etree
+
+from ..images import EMBED, FILE, LINK, LOAD, MISSING, ImageRef, Placement, place
 from ..markup import table_html
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Table
@@ -130,14 +132,15 @@ class MarkdownWriter(Writer):
         if caption and caption_first:
             self._block(_escape_html(caption))
         if table.has_spans or table.header_rows > 1:
-            self._block(table_html(table, clean=self.clean, picture=self._picture))
+            self._block(table_html(table, clean=self.clean,
+                                   picture=lambda ref: self._picture_node(ref, el.where)))
         else:
-            self._block(self._pipe_table(table))
+            self._block(self._pipe_table(table, el.where))
         if caption and not caption_first:
             self._block(_escape_html(caption))
 
-    def _pipe_table(self, table: Table) -> str:
-        rows = [[self._pipe_text(s) if isinstance(s, Cell) else "" for s in row]
+    def _pipe_table(self, table: Table, where: str) -> str:
+        rows = [[self._pipe_text(s, where) if isinstance(s, Cell) else "" for s in row]
                 for row in table.grid()]
         header = rows[0] if table.header_rows else [""] * table.n_cols
         body = rows[1:] if table.header_rows else rows
@@ -146,26 +149,62 @@ class MarkdownWriter(Writer):
         lines.extend("| " + " | ".join(row) + " |" for row in body)
         return "\n".join(lines)
 
-    def _pipe_text(self, cell: Cell) -> str:
-        """A pipe-table cell: its text, then its pictures as images."""
+    def _pipe_text(self, cell: Cell, where: str) -> str:
+        """A pipe-table cell: its text, then its pictures (``|`` in a URL is percent-encoded:
+        it would end the cell)."""
         parts = [_pipe_cell(self.clean(cell.text))]
-        parts += [f"![]({src})" for src in map(self._picture, cell.images) if src]
+        parts += [self._picture_text(self._place(ref, where)).replace("|", "%7C")
+                  for ref in cell.images]
         return " ".join(p for p in parts if p)
 
-    def _picture(self, ref: ImageRef) -> str | None:
-        return image_source(ref, self._images, self.context.assets)
+    def _place(self, ref: ImageRef | None, where: str) -> Placement:
+        return place(ref, self._images, max_pixels=self.option("max_image_pixels"),
+                     warn=lambda kind, message: self.diag.warn(kind, message, where))
+
+    def _target(self, placement: Placement) -> str | None:
+        """Where a picture shown in the Markdown is, or None when it is not shown."""
+        if placement.action == EMBED:
+            return placement.data_uri
+        if placement.action == FILE:
+            assert placement.data is not None and placement.info is not None
+            return self.context.assets.add(placement.data, placement.info.extension)
+        return placement.url if placement.action == LOAD else None
+
+    def _picture_text(self, placement: Placement, alt: str = "", label: str = "Image") -> str:
+        """A picture as Markdown: an image, or a link the reader can click; "" for none."""
+        target = self._target(placement)
+        if target:
+            return f"![{alt}]({target})"
+        if placement.action == LINK:
+            return f"[{label}]({placement.url})"
+        return ""
+
+    def _picture_node(self, ref: ImageRef, where: str) -> etree._Element | None:
+        """A picture in an HTML table cell: ``<img>``, or a link the reader can click."""
+        placement = self._place(ref, where)
+        target = self._target(placement)
+        if target:
+            return etree.Element("img", src=target, alt="")
+        if placement.action == LINK:
+            link = etree.Element("a", href=placement.url or "")
+            link.text = "Image"
+            return link
+        return None
 
     def image(self, el: Element) -> None:
         caption = self._caption_text(el)
         caption_first = el.caption_first
         if caption and caption_first:
             self._block(_escape_html(caption))
-        target = image_source(el.image, self._images, self.context.assets)
-        alt = caption.replace("[", "(").replace("]", ")") or "image"
-        if target:
-            self._block(f"![{alt}]({target})")
-        elif self._images != "none":
-            self._block(f"*[{alt}: not available]*")
+        alt = caption.replace("[", "(").replace("]", ")")
+        placement = self._place(el.image, el.where)
+        if placement.action == MISSING:
+            self._block(f"*[{_escape_html(alt or 'image')}: not available]*")
+        else:
+            label = f"Image: {_escape_html(alt)}" if alt else "Image"
+            picture = self._picture_text(placement, alt or "image", label)
+            if picture:
+                self._block(picture)
         if caption and not caption_first:
             self._block(_escape_html(caption))
 
