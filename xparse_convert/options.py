@@ -21,7 +21,7 @@ COMMON: tuple[Option, ...] = (
     Option("page_breaks", "page breaks from PageBreak elements and source page boundaries",
            False, kind=bool),
     Option("images", "how pictures are written: embed (in the file), files (in <stem>_files/), "
-           "url (link to the source URL) or none; each format has its own default",
+           "url (loaded from the source URL) or none; each format has its own default",
            choices=IMAGE_MODES),
     Option("max_image_pixels", "pictures above this many pixels are left out (a JPEG is "
            "decoded at reduced size instead)", DEFAULT_MAX_PIXELS, kind=int),
