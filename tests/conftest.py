@@ -14,6 +14,9 @@ DATA = Path(__file__).resolve().parent / "data"
 REAL = DATA / "real"  # real TextIn results; tests/data/real/README.md names their sources
 REAL_RESULTS = sorted(REAL.glob("*.json"))
 LEGACY_RESULTS = [p for p in REAL_RESULTS if p.name.startswith("legacy-")]
+# results that convert (the documented 1.4.0 example too) and inputs that must be refused
+CONVERTIBLE_RESULTS = [p for p in REAL_RESULTS if p.name.startswith(("legacy-", "docexample-"))]
+NOT_RESULTS = [p for p in REAL_RESULTS if p.name.startswith(("other-", "error-"))]
 
 
 def envelope(elements: list[Any], **data: Any) -> dict[str, Any]:

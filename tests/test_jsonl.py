@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import oracle
 import pytest
 from conftest import LEGACY_RESULTS, SAMPLE, element, envelope
 
@@ -52,7 +53,7 @@ def test_drop_heavy_fields(tmp_path, sample_data):
 def test_legacy_results_give_the_mapped_shape(tmp_path, path):
     convert(path, "jsonl", tmp_path)
     out = lines(next(tmp_path.glob("*.jsonl")))
-    detail = json.loads(path.read_text(encoding="utf-8"))["result"]["detail"]
+    detail = oracle.element_list(oracle.load(path))[0]
     assert len(out) == len(detail)
     for line, item in zip(out, detail):
         assert line["element_id"] == f"p{item['page_id']}-{item['paragraph_id']}"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import SAMPLE, element, structure
+from conftest import SAMPLE, element, envelope, structure
 
-from xparse_convert import Diagnostics, Reader
+from xparse_convert import Diagnostics, Reader, convert, iter_elements
 from xparse_convert.reader import make_element
 from xparse_convert.stages import PageSet, logical, select
 
@@ -189,3 +189,46 @@ def test_a_continuation_too_large_to_join_stands_alone(monkeypatch):
                     cont("t2", "t1", [["e", "f"], ["g", "h"]], 2))
     assert [e.id for e in out] == ["t1", "t2"] and out[0].table.n_rows == 2
     assert "table-too-large" in diag.groups
+
+
+def _chain(texts: list[str]) -> list[dict]:
+    out = []
+    for i, text in enumerate(texts):
+        meta = {"is_continuation": i > 0}
+        if i:
+            meta["continuation_of"] = f"p{i - 1}"
+        out.append(element(f"p{i}", text=text, page=i + 1, metadata=meta))
+    return out
+
+
+def test_a_continuation_that_repeats_its_head_drops_the_repeat(write_json, tmp_path):
+    repeated = "".join(f"Sentence {i} of the repeated passage. " for i in range(30)).strip()
+    assert len(repeated) > 800
+    doc = envelope(_chain([f"Opening words. {repeated}", f"{repeated} And then it goes on.",
+                           "And then it goes on."]))  # the last one repeats all of itself
+    report = convert(write_json(doc), ["md", "html"], tmp_path / "o")
+    text = (tmp_path / "o" / "input.md").read_text(encoding="utf-8")
+    assert text.count("Sentence 7 of") == 1 and text.count("And then it goes on.") == 1
+    assert text.strip() == f"Opening words. {repeated} And then it goes on."
+    assert sum("repeat the end" in w for w in report.warnings) == 2
+
+
+def test_short_overlaps_are_kept(write_json, tmp_path):
+    doc = envelope(_chain(["It ends with the word", "the word starts the next page."]))
+    convert(write_json(doc), "md", tmp_path / "o")
+    assert (tmp_path / "o" / "input.md").read_text(encoding="utf-8").strip() == \
+        "It ends with the word the word starts the next page."
+
+
+def test_joined_paragraph_keeps_each_fragments_formula(write_json, tmp_path):
+    first = element("p0", text="First $a^2$ and", page=1, objects=[
+        {"type": "formula", "text": "$a^2$", "text_range": [6, 11]}])
+    second = element("p1", text="then $b^2$.", page=2, objects=[
+        {"type": "formula", "text": "$b^2$", "text_range": [5, 10]}],
+        metadata={"is_continuation": True, "continuation_of": "p0"})
+    elements = list(logical(iter_elements(write_json(envelope([first, second]))),
+                            Diagnostics()))
+    assert len(elements) == 1
+    runs = elements[0].runs()
+    assert [r.text for r in runs if r.kind == "math"] == ["a^2", "b^2"]
+    assert elements[0].text == "First $a^2$ and then $b^2$."

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from .diagnostics import Diagnostics
+from .model import SHAPES
 from .reader import Reader
 from .source import SourceLike
 from .stages import logical
@@ -74,8 +75,8 @@ def render(summary: dict[str, Any]) -> str:
     """The summary as aligned text for a terminal."""
     lines = [
         f"source          {summary['source']}",
-        f"shape           {summary['shape']}"
-        + (f" (schema {summary['schema_version']})" if summary["schema_version"] else ""),
+        f"shape           {SHAPES.get(summary['shape'], summary['shape'])}"
+        + (f", schema {summary['schema_version']}" if summary["schema_version"] else ""),
         f"file            {summary['file_name'] or '-'}  id {summary['file_id'] or '-'}",
         f"pages           {summary['pages'] if summary['pages'] is not None else '-'}",
         f"elements        {summary['elements']}",

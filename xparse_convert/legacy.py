@@ -27,9 +27,20 @@ def legacy_id(page: object, paragraph: object) -> str:
 
 
 @dataclass
+class _ImageBlock:
+    block_id: Any  # the structured block's id: the detail paragraph_id in newer engines
+    position: Any
+    spans: list[tuple[int, int]]  # (offset, length) of base64 text in the spill file
+
+
+@dataclass
 class _PageImages:
-    # (position, [(offset, length) of base64 text in the spill file])
-    blocks: list[tuple[list[float], list[tuple[int, int]]]] = field(default_factory=list)
+    blocks: list[_ImageBlock] = field(default_factory=list)  # image blocks, in page order
+    served: int = 0  # image blocks of ``detail`` asked for on this page so far
+
+    @property
+    def all_have_data(self) -> bool:
+        return all(block.spans for block in self.blocks)
 
 
 class LegacyPages:
@@ -46,6 +57,7 @@ class LegacyPages:
         self._spill_file: IO[bytes] | None = None  # made on the first picture
         self._offset = 0
         self.zero_based: bool | None = None
+        self.unmatched: list[str] = []  # image blocks whose page has pictures, none theirs
 
     @property
     def _spill(self) -> IO[bytes]:
@@ -91,37 +103,56 @@ class LegacyPages:
         for block in structured:
             if not isinstance(block, dict) or block.get("type") != "image":
                 continue
-            pos = block.get("pos")
             ids = block.get("content")
-            if not isinstance(pos, list) or not isinstance(ids, list):
-                continue
             spans = []
-            for image_id in ids:
-                b64 = by_id.get(image_id)
+            for image_id in ids if isinstance(ids, list) else ():
+                b64 = by_id.get(image_id) if isinstance(image_id, (int, str)) else None
                 if b64 is None:
                     continue
                 data = b64.encode("ascii", "ignore")
                 self._spill.write(data)
                 spans.append((self._offset, len(data)))
                 self._offset += len(data)
-            if spans:
-                images.blocks.append((pos, spans))
+            images.blocks.append(_ImageBlock(block.get("id"), block.get("pos"), spans))
 
-    def image_for(self, page: int, position: list[Any]) -> str | None:
-        """Base64 of the page image whose block position best matches ``position``."""
+    def has_images(self, page: int) -> bool:
         images = self._images.get(page)
-        if not images or not _is_box(position):
+        return images is not None and any(block.spans for block in images.blocks)
+
+    def image_for(self, page: int, position: Any, paragraph_id: Any = None) -> str | None:
+        """Base64 of the page picture of a ``detail`` image block, matched by these rules in
+        turn (call once per image block, in input order):
+
+        1. the structured block whose ``id`` is the block's ``paragraph_id``;
+        2. by order on the page, when every image block of the page has picture data (some
+           engine versions give ``structured`` positions in another coordinate space than
+           ``detail``, so boxes cannot be compared);
+        3. the block whose box overlaps the block's box most (intersection over union at
+           least 0.5).
+        """
+        images = self._images.get(page)
+        if not images:
+            return None
+        order = images.served
+        images.served += 1
+        if paragraph_id is not None and not isinstance(paragraph_id, bool):
+            for block in images.blocks:
+                if block.block_id == paragraph_id and block.spans:
+                    return self._read(block)
+        if images.all_have_data and order < len(images.blocks):
+            return self._read(images.blocks[order])
+        if not _is_box(position):
             return None
         best, best_score = None, 0.0
-        for pos, spans in images.blocks:
-            if not _is_box(pos):
-                continue
-            score = _overlap(pos, position)
-            if score > best_score:
-                best, best_score = spans, score
-        if best is None or best_score < 0.5:
-            return None
-        offset, length = best[0]
+        for block in images.blocks:
+            if block.spans and _is_box(block.position):
+                score = _overlap(block.position, position)
+                if score > best_score:
+                    best, best_score = block, score
+        return self._read(best) if best is not None and best_score >= 0.5 else None
+
+    def _read(self, block: _ImageBlock) -> str:
+        offset, length = block.spans[0]
         self._spill.seek(offset)
         data = self._spill.read(length)
         self._spill.seek(0, 2)
@@ -248,9 +279,11 @@ def map_detail(item: dict[str, Any], pages: LegacyPages | None) -> tuple[dict[st
         if isinstance(url, str) and url:
             image_data["image_url"] = url
         if pages is not None and isinstance(page_number, int):
-            b64 = pages.image_for(page_number, item.get("position"))
+            b64 = pages.image_for(page_number, item.get("position"), item.get("paragraph_id"))
             if b64:
                 image_data["base64"] = b64
+            elif pages.has_images(page_number):
+                pages.unmatched.append(element["element_id"])
         if image_data:
             element["image_data"] = image_data
     return element, unit

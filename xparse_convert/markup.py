@@ -1,5 +1,6 @@
-"""HTML for a table grid, shared by the writers that embed tables as HTML (Markdown for
-spanned tables, the HTML page).  Built with lxml, so every text is escaped."""
+"""HTML for inline runs and table grids, shared by the writers that write HTML (the HTML page,
+Markdown for spanned tables).  Built with lxml, so every text is escaped; links pass the one
+URL policy."""
 
 from __future__ import annotations
 
@@ -7,17 +8,65 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from .images import ImageRef
+from .images import ImageRef, safe_url
+from .inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from .tables import Cell, Table
 
+_MARK_TAGS = ((STRONG, "strong"), (EMPHASIS, "em"), (SUB, "sub"), (SUP, "sup"))
 
-def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
+
+def _append_text(parent: etree._Element, text: str) -> None:
+    if len(parent):
+        parent[-1].tail = (parent[-1].tail or "") + text
+    else:
+        parent.text = (parent.text or "") + text
+
+
+def fill_runs(parent: etree._Element, runs: list[Run], *,
+              picture: Callable[[ImageRef, str], etree._Element | None] | None = None,
+              math: Callable[[Run], etree._Element | None] | None = None) -> None:
+    """Append ``runs`` to ``parent``: marks as ``strong``/``em``/``sub``/``sup``, breaks as
+    ``<br>``, links as ``<a>`` when the URL policy allows them, pictures as what
+    ``picture(ref, alt)`` makes (an ``<img>``, a link; None leaves it out), math as what
+    ``math`` makes (else its LaTeX as written)."""
+    for run in runs:
+        if run.kind == TEXT:
+            target = parent
+            url = safe_url(run.href) if run.href else None
+            if url:
+                target = etree.SubElement(target, "a", href=url, rel="noopener noreferrer")
+            for mark, tag in _MARK_TAGS:
+                if run.marks & mark:
+                    target = etree.SubElement(target, tag)
+            if target is parent:
+                _append_text(parent, run.text)
+            else:
+                target.text = run.text
+        elif run.kind == BREAK:
+            etree.SubElement(parent, "br")
+        elif run.kind == MATH:
+            node = math(run) if math is not None else None
+            if node is None:
+                _append_text(parent, run.source or run.text)
+            else:
+                parent.append(node)
+        elif run.kind == PICTURE and picture is not None and run.image is not None:
+            node = picture(run.image, run.text)
+            if node is not None:
+                before = parent[-1].tail if len(parent) else parent.text
+                if before and not before[-1].isspace():  # apart from the text before it
+                    _append_text(parent, " ")
+                parent.append(node)
+
+
+def table_element(table: Table, *, clean_runs: Callable[[list[Run]], list[Run]] = lambda r: r,
                   row_attrs: Callable[[int], dict[str, str]] | None = None,
-                  picture: Callable[[ImageRef], etree._Element | None] | None = None
+                  picture: Callable[[ImageRef, str], etree._Element | None] | None = None,
+                  math: Callable[[Run], etree._Element | None] | None = None
                   ) -> etree._Element:
     """``<table>`` with ``<thead>`` for the header rows, ``rowspan``/``colspan`` from the
-    grid, ``<br>`` for line breaks inside cells.  ``row_attrs`` gives a row's attributes,
-    ``picture`` renders a cell's picture (an ``<img>``, a link; None leaves it out)."""
+    grid, each cell's runs (``fill_runs``).  ``row_attrs`` gives a row's attributes,
+    ``picture`` renders a cell's picture (see ``fill_runs``), ``math`` a formula's markup."""
     root = etree.Element("table")
     head = etree.SubElement(root, "thead") if table.header_rows else None
     body = None
@@ -36,16 +85,7 @@ def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
                 td.set("rowspan", str(cell.row_span))
             if cell.col_span > 1:
                 td.set("colspan", str(cell.col_span))
-            fill_text(td, clean(cell.text))
-            if picture is not None:
-                for ref in cell.images:
-                    node = picture(ref)
-                    if node is not None:
-                        if len(td):  # apart from what comes before it
-                            td[-1].tail = (td[-1].tail or "") + " "
-                        elif td.text:
-                            td.text += " "
-                        td.append(node)
+            fill_runs(td, clean_runs(cell.runs), picture=picture, math=math)
     return root
 
 
@@ -58,10 +98,10 @@ def fill_text(parent: etree._Element, text: str) -> None:
         br.tail = line
 
 
-def table_html(table: Table, *, clean: Callable[[str], str] = lambda s: s,
-               picture: Callable[[ImageRef], etree._Element | None] | None = None) -> str:
-    return etree.tostring(table_element(table, clean=clean, picture=picture),
+def table_html(table: Table, *, clean_runs: Callable[[list[Run]], list[Run]] = lambda r: r,
+               picture: Callable[[ImageRef, str], etree._Element | None] | None = None) -> str:
+    return etree.tostring(table_element(table, clean_runs=clean_runs, picture=picture),
                           method="html", encoding="unicode")
 
 
-__all__ = ["Cell", "table_element", "table_html", "fill_text"]
+__all__ = ["Cell", "fill_runs", "fill_text", "table_element", "table_html"]

@@ -10,8 +10,12 @@ after it at ``end``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from . import inline
+from .inline import Run
 
 if TYPE_CHECKING:
     from .images import ImageRef
@@ -24,6 +28,15 @@ KNOWN_TYPES = frozenset({
     "Formula", "Chemical", "Header", "Footer", "PageNumber", "PageBreak", "CodeSnippet",
     "UncategorizedText",
 })
+# The input shapes the reader knows (``DocumentInfo.shape``, ``info --json``), in words.
+SHAPES = {
+    "envelope": "API response (code, message, data.elements)",
+    "data": "bare data object (data.elements without the envelope)",
+    "elements": "bare list of elements",
+    "legacy": "legacy pdf_to_markdown response (result.detail)",
+    "legacy-web": "legacy result in a web front-end envelope (code, msg, data.result.detail)",
+    "legacy-bare": "legacy result object without its envelope (detail, pages, markdown)",
+}
 FURNITURE_TYPES = frozenset({"Header", "Footer", "PageNumber"})
 CAPTION_TYPES = frozenset({"TableCaption", "FigureCaption"})
 
@@ -52,7 +65,7 @@ class DocumentInfo:
 
     name: str
     source: str = ""
-    shape: str = ""  # envelope | data | elements | legacy
+    shape: str = ""  # a key of SHAPES
     code: int | None = None
     message: str | None = None
     schema_version: str | None = None
@@ -135,7 +148,7 @@ class Element:
     __slots__ = (
         "type", "sub_type", "text", "page", "id", "index", "depth", "parent_id", "ref_id",
         "is_continuation", "continuation_of", "coordinates", "coord_unit", "raw", "table",
-        "caption", "parts", "_image",
+        "caption", "parts", "glue", "text_start", "_image", "_runs",
     )
 
     def __init__(self, raw: dict[str, Any], index: int, *, type_: str, text: str,
@@ -161,7 +174,10 @@ class Element:
         self.table: Table | None = None
         self.caption: Element | None = None
         self.parts: list[Element] = []
+        self.glue = ""  # a joined fragment: the text put between it and the text before it
+        self.text_start = 0  # a joined fragment: where ``text`` starts in the raw text
         self._image: ImageRef | None | bool = False
+        self._runs: list[Run] | None = None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -178,6 +194,31 @@ class Element:
         """Inline objects (formulas, handwriting, checkboxes) with their ``text_range``."""
         objects = self.raw.get("objects")
         return [o for o in objects if isinstance(o, dict)] if isinstance(objects, list) else []
+
+    def runs(self, warn: Callable[[str], None] | None = None) -> list[Run]:
+        """The text as inline runs (see ``inline``), made once: emphasis and math read from the
+        text, inline formula ``objects`` placed by their ``text_range``; a joined chain's
+        fragments each with their own objects.  Code is never interpreted.  ``warn`` hears of
+        objects that could not be placed."""
+        if self._runs is None:
+            if self.parts:
+                runs: list[Run] = []
+                for part in self.parts:
+                    if part.glue:
+                        runs.append(Run(inline.TEXT, part.glue))
+                    runs.extend(part._own_runs(warn))
+                self._runs = inline.merge(runs)
+            else:
+                self._runs = self._own_runs(warn)
+        return self._runs
+
+    def _own_runs(self, warn: Callable[[str], None] | None) -> list[Run]:
+        if self.type == "CodeSnippet":
+            return inline.text_runs(self.text)
+        objects: list[Any] = self.objects
+        if objects and self.text_start:  # the text lost its first characters to a repeat
+            objects = [_shifted(o, -self.text_start) for o in objects]
+        return inline.parse_text(self.text, objects, warn=warn)
 
     @property
     def is_furniture(self) -> bool:
@@ -213,6 +254,13 @@ class Element:
     def __repr__(self) -> str:
         text = self.text if len(self.text) < 40 else self.text[:37] + "..."
         return f"<Element #{self.index} {self.type} {self.id!r} p{self.page} {text!r}>"
+
+
+def _shifted(obj: dict[str, Any], offset: int) -> dict[str, Any]:
+    span = obj.get("text_range")
+    if isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span):
+        return {**obj, "text_range": [span[0] + offset, span[1] + offset]}
+    return obj
 
 
 def as_int(value: object) -> int | None:

@@ -45,17 +45,30 @@ if ijson.backend != "yajl2_c":  # pragma: no cover - depends on the installed wh
     warnings.warn(f"ijson's C backend (yajl2_c) is missing; using the slower {ijson.backend}",
                   RuntimeWarning, stacklevel=2)
 
-# Where the element list lives, by shape.  Containers are the objects whose direct keys are
-# document fields.
-_LIST_PREFIXES = {"data.elements": "envelope", "elements": "data", "result.detail": "legacy"}
-_CONTAINERS = frozenset({"", "data", "result"})
+# Where the element list lives, by shape (the names ``info --json`` reports; ``SHAPES`` in
+# the model says them in words).  Containers are the objects whose direct keys are document
+# fields.
+_LIST_PREFIXES = {
+    "data.elements": "envelope",  # {code, message|msg, data: {..., elements}}
+    "elements": "data",  # a bare data object (an async result_url download)
+    "result.detail": "legacy",  # {code, message, result: {detail, pages, markdown}}
+    "data.result.detail": "legacy-web",  # {code, msg, data: {result: {...}}} (web front-ends)
+    "detail": "legacy-bare",  # a legacy result object saved without its envelope
+}
+_CONTAINERS = frozenset({"", "data", "result", "data.result"})
+# Where legacy page data may be; it holds pictures, so it is read one page at a time.
+_PAGE_PREFIXES = ("result.pages", "data.result.pages", "pages")
 _TAIL_OPENERS = {  # synthetic head that puts a parser in the state right after the list
     "envelope": b'{"data":{"elements":[]',
     "data": b'{"elements":[]',
     "legacy": b'{"result":{"detail":[]',
+    "legacy-web": b'{"data":{"result":{"detail":[]',
+    "legacy-bare": b'{"detail":[]',
 }
-_LIST_DEPTH = {"envelope": 2, "data": 1, "legacy": 2, "elements": 0}
-_LIST_KEY = {"envelope": "elements", "data": "elements", "legacy": "detail"}
+_LIST_DEPTH = {"envelope": 2, "data": 1, "legacy": 2, "legacy-web": 3, "legacy-bare": 1,
+               "elements": 0}
+_LIST_KEY = {"envelope": "elements", "data": "elements", "legacy": "detail",
+             "legacy-web": "detail", "legacy-bare": "detail"}
 
 
 # -- byte level ----------------------------------------------------------------------------
@@ -337,6 +350,9 @@ class _FieldCollector:
         self._depth = 0
         self._handlers = item_handlers or {}
         self._streaming: str | None = None
+        self._keys: set[tuple[str, str]] = set()
+        self.keys: list[tuple[str, str]] = []  # (container, key) of every document key, in order
+        self.duplicates: list[str] = []  # document keys met twice in one container
 
     def feed(self, events: Iterator[tuple[str, str, Any]]) -> bool:
         """Consume events until the element list starts (True) or events run out (False)."""
@@ -361,7 +377,14 @@ class _FieldCollector:
                     continue
                 self._start_value(prefix, event, value)
                 continue
-            if event == "map_key" or event == "end_map":
+            if event == "map_key":
+                if prefix in _CONTAINERS:
+                    if (prefix, value) in self._keys:
+                        self.duplicates.append(f"{prefix}.{value}" if prefix else value)
+                    self._keys.add((prefix, value))
+                    self.keys.append((prefix, value))
+                continue
+            if event == "end_map":
                 continue
             if prefix in _LIST_PREFIXES and event == "start_array":
                 self.list_prefix = prefix
@@ -561,6 +584,8 @@ class Reader:
         self._legacy_pages: LegacyPages | None = None
         self._tail_pages: LegacyPages | None = None
         self._short_markdown: str | None = None  # a markdown short enough to stay in stream
+        self._plain_pages: dict[str, list[Any]] = {}  # 1.x pages met in the head, by prefix
+        self._head_keys: set[tuple[str, str]] = set()
         self._head_buffer = tempfile.SpooledTemporaryFile(max_size=32 << 20)
         self._consumed = False
         self._closed = False
@@ -596,7 +621,9 @@ class Reader:
         if isinstance(exc, UnicodeDecodeError):
             return InputError("the text is not valid UTF-8", source=self.source.name,
                               where=f"near byte {self._source_offset(chunk_start)}")
-        message = str(exc).strip()
+        raw = exc.args[0] if exc.args else ""
+        # yajl's messages arrive as bytes; they quote input bytes, which are never shown raw
+        message = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(exc)).strip()
         first = message.split("\n", 1)[0]
         if "premature EOF" in message or "Incomplete JSON" in message:
             return InputError("the JSON ends too early (truncated file?)", source=self.source.name,
@@ -604,7 +631,10 @@ class Reader:
         offset = _yajl_error_offset(message, chunk)
         where = f"byte {self._source_offset(chunk_start + offset)}" if offset is not None else \
             f"near byte {self._source_offset(position)}"
-        what = first.replace("lexical error: ", "").replace("parse error: ", "")
+        what = first.replace("lexical error: ", "").replace("parse error: ", "").rstrip(".")
+        if "invalid bytes in UTF8 string" in what:
+            return InputError("the text is not valid UTF-8 (saved as Latin-1 or GBK? save it "
+                              "as UTF-8)", source=self.source.name, where=where)
         if "integer overflow" in what:
             return InputError("a number too large to read (more than 64 bits)",
                               source=self.source.name, where=where)
@@ -633,7 +663,8 @@ class Reader:
                 return data
 
         self._legacy_pages = LegacyPages()
-        collector = _FieldCollector({"result.pages": self._legacy_pages.add_page})
+        collector = _FieldCollector({prefix: self._page_handler(prefix)
+                                     for prefix in _PAGE_PREFIXES})
         # small reads: the head is usually a few kilobytes, and yajl parses a whole read at once
         events = ijson.parse(_HeadStream(), use_float=True, buf_size=TAIL_CHUNK)
         try:
@@ -650,21 +681,62 @@ class Reader:
             raise InputError(f"the top level is a {collector.root_type.replace('_', ' ')}, not "
                              "an object or a list of elements", source=self.source.name,
                              where="byte 0")
-        self._apply_fields(collector.values)
+        values = {**collector.values, **self._plain_pages}
+        self._check_duplicates(collector.duplicates)
+        self._head_keys = set(collector.keys)
+        self._apply_fields(values)
         if not found:
             self._check_code(final=True)
-            raise InputError("no element list found (expected data.elements, elements, "
-                             "result.detail or a top-level array)", source=self.source.name)
+            raise InputError(not_a_result(values), source=self.source.name)
         prefix = collector.list_prefix or ""
         self.info.shape = "elements" if prefix == "" else _LIST_PREFIXES[prefix]
         self._list_prefix = prefix
         self._check_code(final=False)
-        if self.info.shape == "legacy":
+        if self.is_legacy:
             self._prepare_legacy()
         else:
             self._legacy_pages.close()
             self._legacy_pages = None
         head.seek(0)
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.info.shape.startswith("legacy")
+
+    def _page_handler(self, prefix: str) -> Callable[[Any], None]:
+        """Items of a ``pages`` array in the head: legacy pages (they have ``page_id``) go to
+        the legacy page store one at a time, 1.x pages (small) are kept as the field's value."""
+        def handle(page: Any) -> None:
+            if isinstance(page, dict) and "page_id" in page and "page_number" not in page:
+                assert self._legacy_pages is not None
+                self._legacy_pages.add_page(page)
+            else:
+                self._plain_pages.setdefault(prefix, []).append(page)
+        return handle
+
+    def _check_tail_keys(self, shape: str, keys: Iterator[tuple[str, str]]) -> None:
+        """Duplicates among the tail's keys and between head and tail; the keys of the
+        synthetic opener put before the tail are not the input's."""
+        container = ""
+        synthetic: set[tuple[str, str]] = set()
+        for part in _LIST_PREFIXES_BY_SHAPE[shape].split("."):
+            synthetic.add((container, part))
+            container = f"{container}.{part}" if container else part
+        seen = set(self._head_keys)
+        for pair in keys:
+            if pair in synthetic:
+                synthetic.discard(pair)
+                continue
+            if pair in seen:
+                self._check_duplicates([f"{pair[0]}.{pair[1]}" if pair[0] else pair[1]])
+            seen.add(pair)
+
+    def _check_duplicates(self, duplicates: list[str]) -> None:
+        """A key repeated at the top level or directly in ``data``/``result`` is refused:
+        standard JSON parsers keep only the last one, so two readers would disagree."""
+        if duplicates:
+            raise InputError(f"the key {duplicates[0]!r} appears twice; a result must have each "
+                             "of its document keys once", source=self.source.name)
 
     def _prepare_legacy(self) -> None:
         pages = self._legacy_pages
@@ -688,8 +760,9 @@ class Reader:
             def read(_self, size: int = CHUNK) -> bytes:  # noqa: N805
                 return skipper.read_chunk(size)
 
+        container = _LIST_PREFIXES_BY_SHAPE[self.info.shape].rpartition("detail")[0]
         try:
-            for page in ijson.items(_Filtered(), "result.pages.item", use_float=True,
+            for page in ijson.items(_Filtered(), f"{container}pages.item", use_float=True,
                                     buf_size=CHUNK):
                 pages.add_page(page)
         except _READ_ERRORS:
@@ -700,16 +773,16 @@ class Reader:
         for prefix, value in values.items():
             key = prefix.rpartition(".")[2]
             container = prefix.rpartition(".")[0] if "." in prefix else ""
-            if container == "" and key in ("code", "message", "location", "data", "result"):
+            if container == "" and key in ("code", "message", "msg", "location", "data",
+                                            "result"):
                 if key == "code":
                     info.code = as_int(value)
                     info.extra["code"] = value
-                elif key == "message":
+                elif key == "message" or (key == "msg" and info.message is None):
+                    # web front-ends write msg; when both are there, message wins
                     info.message = value if isinstance(value, str) else None
                 else:
                     info.extra[key] = value
-                if container == "" and key in ("code", "message"):
-                    continue
                 continue
             if key == "schema_version" and isinstance(value, str):
                 info.schema_version = value
@@ -719,7 +792,7 @@ class Reader:
                 info.job_id = str(value)
             elif key == "metadata" and isinstance(value, dict):
                 info.metadata = value
-            elif key == "pages" and isinstance(value, list) and info.shape != "legacy":
+            elif key == "pages" and isinstance(value, list) and not self.is_legacy:
                 for page in value:
                     if isinstance(page, dict):
                         number = as_int(page.get("page_number"))
@@ -775,14 +848,20 @@ class Reader:
         self._consumed = True
         stream = _ReplayStream(self._head_buffer, self._skipper, self._log, self._progress)
         prefix = f"{self._list_prefix}.item" if self._list_prefix else "item"
-        legacy = self.info.shape == "legacy"
+        legacy = self.is_legacy
         pages = self._legacy_pages
         index = 0
+        objects = 0
+        kinds: set[str] = set()
         seen_pages: set[int] = set()
         items = ijson.items(stream, prefix, use_float=True, buf_size=CHUNK)
         try:
             for raw in items:
                 self._log.restart()
+                if isinstance(raw, dict):
+                    objects += 1
+                elif len(kinds) < 3:
+                    kinds.add(_JSON_KINDS.get(type(raw), type(raw).__name__))
                 unit = "normalized"
                 if legacy and isinstance(raw, dict):
                     raw, unit = map_detail(raw, pages)
@@ -798,6 +877,16 @@ class Reader:
                                    chunk_start=stream.last_start) from None
         self.info.element_count = index
         self.info.page_count_seen = max(seen_pages) if seen_pages else 0
+        if index and not objects:
+            raise InputError(f"this is a JSON list of {index} entr{'y' if index == 1 else 'ies'} "
+                             f"({', '.join(sorted(kinds))}) with no element objects, not a "
+                             "TextIn result", source=self.source.name)
+        if not index:
+            self.diag.warn("empty", "the result holds no elements; the outputs are empty")
+        if pages is not None and pages.unmatched:
+            self.diag.warn("legacy-pictures", f"{len(pages.unmatched)} picture(s) could not be "
+                           "matched to the page images (first: element "
+                           f"{pages.unmatched[0]}); shown as not available")
         if self._skipper.surrogates_replaced:
             self.diag.warn("text-cleaned", f"{self._skipper.surrogates_replaced} lone surrogate "
                            "escape(s) in the input replaced by U+FFFD")
@@ -822,17 +911,24 @@ class Reader:
 
     def _tail_values(self, shape: str, document: bytes) -> dict[str, Any]:
         """The document fields in the tail, by prefix.  Raises on malformed JSON."""
-        if shape == "legacy":  # legacy pages hold pictures: read them one page at a time
-            collector = _FieldCollector({"result.pages": self._tail_legacy_page})
+        if shape.startswith("legacy"):  # legacy pages hold pictures: one page at a time
+            collector = _FieldCollector({prefix: self._tail_legacy_page
+                                         for prefix in _PAGE_PREFIXES})
             events = ijson.parse(_BytesReader(document), use_float=True)
             if collector.feed(events):  # stops at the synthetic empty list; go on after it
                 collector.feed(events)
+            self._check_tail_keys(shape, iter(collector.keys))
             return {k: v for k, v in collector.values.items() if not k.endswith(".detail")}
-        root = orjson.loads(document)
-        values = {k: v for k, v in root.items() if k not in ("data", "elements")}
-        data = root.get("data")
-        if shape == "envelope" and isinstance(data, dict):
-            values.update({f"data.{k}": v for k, v in data.items() if k != "elements"})
+        # ijson's C backend builds the values; a key seen twice in a container is refused
+        values: dict[str, Any] = {}
+        keys: list[tuple[str, str]] = []
+        for container in (("", "data") if shape == "envelope" else ("",)):
+            for key, value in ijson.kvitems(document, container, use_float=True):
+                keys.append((container, key))
+                if key == "elements" or (container == "" and key == "data"):
+                    continue
+                values[f"{container}.{key}" if container else key] = value
+        self._check_tail_keys(shape, iter(keys))
         return values
 
     def _tail_legacy_page(self, page: Any) -> None:
@@ -858,6 +954,34 @@ class _BytesReader:
         chunk = self._data[self._pos:self._pos + size]
         self._pos += len(chunk)
         return chunk
+
+
+_JSON_KINDS = {int: "numbers", float: "numbers", str: "strings", list: "lists", bool: "booleans",
+               type(None): "nulls"}
+_LIST_PREFIXES_BY_SHAPE = {shape: prefix for prefix, shape in _LIST_PREFIXES.items()}
+
+
+def not_a_result(values: dict[str, Any]) -> str:
+    """What a JSON object without an element list is, in words."""
+    keys = {k.rpartition(".")[2] for k in values}
+    inner = {k.rpartition(".")[2] for k in values if k.startswith(("result.", "data.result."))}
+    if "lines" in inner:
+        return ("this is a TextIn text-recognition (OCR) result (result.lines), not a "
+                "document-parsing result; it is not supported")
+    if "markdown" in inner and "pages" in inner:
+        return ("this is a TextIn x_to_markdown result (result.markdown and pages, no "
+                "blocks), not a document-parsing result; it is not supported")
+    if "object_list" in inner or "item_list" in inner:
+        return ("this is a TextIn recognition result (receipts, forms), not a "
+                "document-parsing result; it is not supported")
+    pages = values.get("pages")
+    if isinstance(pages, list) and any(isinstance(p, dict) and "result" in p for p in pages):
+        return ("this is a TextIn recognition result (pages[].result), not a "
+                "document-parsing result; it is not supported")
+    shown = ", ".join(sorted(keys)[:8]) or "none"
+    return ("no element list found: a JSON object with the keys " + shown + " (expected "
+            "data.elements, elements, result.detail, data.result.detail, detail or a "
+            "top-level array of elements)")
 
 
 _CONTEXT = re.compile(r"\n( *)(.*)\n *\(right here\) ------\^")

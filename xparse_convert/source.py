@@ -110,15 +110,52 @@ class Source:
                 pass
 
 
+# What a file that is not a result usually is, by its first bytes.
+_NOT_JSON = (
+    (b"%PDF-", "a PDF document", True),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", True),
+    (b"\xff\xd8\xff", "a JPEG image", True),
+    (b"GIF87a", "a GIF image", True),
+    (b"GIF89a", "a GIF image", True),
+    (b"II*\x00", "a TIFF image", True),
+    (b"MM\x00*", "a TIFF image", True),
+    (b"BM", "a BMP image", True),
+    (b"PK\x03\x04", "a ZIP archive (an Office document such as .docx or .xlsx?)", True),
+    (b"\xd0\xcf\x11\xe0", "an old Office document (.doc, .xls, .ppt)", True),
+    (b"{\\rtf", "an RTF document", True),
+)
+
+
+def not_json(head: bytes) -> str | None:
+    """What the first bytes of a file say it is when it is clearly not JSON, with a hint;
+    None when it may be JSON (the parser decides)."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        kind, document = "a WebP image", True
+    else:
+        match = next(((k, d) for magic, k, d in _NOT_JSON if head.startswith(magic)), None)
+        if match is None:
+            start = head.lstrip()[:9].lower()
+            if not start.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+                return None
+            match = ("an HTML or XML page", False)
+        kind, document = match
+    hint = " (to parse a document with TextIn first: xparse-convert parse FILE --to ...)" \
+        if document else ""
+    return f"this is {kind}, not a TextIn result{hint}"
+
+
 def _open_bytes(raw: IO[bytes], name: str) -> tuple[IO[bytes], bool, str]:
     """Undo gzip and BOMs.  Returns (stream of UTF-8 bytes, compressed?, encoding name)."""
-    head = raw.read(4)
+    head = raw.read(16)
     compressed = head[:2] == _GZIP_MAGIC
     stream: IO[bytes] = _PrefixedStream(head, raw)  # type: ignore[assignment]
     if compressed:
         stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[arg-type]
-        head = stream.read(4)
+        head = stream.read(16)
         stream = _PrefixedStream(head, stream)  # type: ignore[assignment]
+    what = not_json(head)
+    if what is not None:
+        raise InputError(what, source=name, where="byte 0")
     if head.startswith(_UTF8_BOM):
         stream.read(len(_UTF8_BOM))
         return stream, compressed, "utf-8-sig"

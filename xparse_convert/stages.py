@@ -4,6 +4,13 @@
 drops elements, and only on request.  ``logical`` turns the element stream into the logical
 document: continuation chains joined (one table over many pages, one paragraph split by a
 page break), table grids built, captions attached to their table or picture.
+
+Rules of joining a text continuation (each repair is a warning):
+1. The pieces are joined with ``text.join_glue`` (a space, or nothing in CJK text or after a
+   hyphen), in time linear in the chain's length.
+2. A fragment that starts with text its chain already ends with (real 1.3.0 output repeats
+   ~880 characters) loses the longest such overlap when it is at least ``MIN_OVERLAP``
+   characters, or when it is the whole fragment.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ from dataclasses import dataclass
 from .diagnostics import Diagnostics
 from .model import CAPTION_TYPES, FURNITURE_TYPES, Element
 from .tables import Table, TableTooLarge, build_table, table_from_text
+from .text import join_glue
 
 HOLD_LIMIT = 64  # furniture elements held while a chain may still continue
+MIN_OVERLAP = 20  # a continuation repeating this much of its head's end drops the repeat
+OVERLAP_WINDOW = 8192  # characters of the open chain's end kept to look for repeats
 
 
 @dataclass(frozen=True)
@@ -111,13 +121,26 @@ def _apply_source_regions(table: Table, element: Element) -> None:
             table.row_pages[cell.row] = cell.page
 
 
-def _joins_without_space(left: str, right: str) -> bool:
-    if not left or not right:
-        return True
-    a, b = left[-1], right[0]
-    if a == "-" or a.isspace() or b.isspace():
-        return True
-    return ord(a) > 0x2E7F or ord(b) > 0x2E7F  # CJK and fullwidth text has no spaces
+def repeated_overlap(before: str, fragment: str) -> int:
+    """How many leading characters of ``fragment`` repeat the end of ``before``: the longest
+    such overlap when it is at least ``MIN_OVERLAP`` characters or the whole fragment, else 0.
+    The search is bounded (``before`` is the last ``OVERLAP_WINDOW`` characters)."""
+    if not fragment or not before:
+        return 0
+    if before.endswith(fragment):
+        return len(fragment)
+    if len(fragment) < MIN_OVERLAP:
+        return 0
+    probe = fragment[:MIN_OVERLAP]
+    start = max(0, len(before) - len(fragment))
+    for _ in range(64):  # candidates are few in real text; hostile repeats stop here
+        found = before.find(probe, start)
+        if found < 0:
+            return 0
+        if fragment.startswith(before[found:]):
+            return len(before) - found
+        start = found + 1
+    return 0
 
 
 def _kind_matches(caption: Element, target: Element) -> bool:
@@ -143,6 +166,8 @@ class _Logical:
         self.dropped = dropped or set()
         self.held: Element | None = None
         self.last_id: str | None = None  # id of the held chain's last fragment
+        self.pieces: list[str] = []  # the held text chain's text, joined when it is let go
+        self.chain_end = ""  # the last OVERLAP_WINDOW characters of that text
         self.furniture: list[Element] = []
         self.caption: Element | None = None  # waiting for the object after it
         self.caption_after: Element | None = None  # the held object it may belong to instead
@@ -153,6 +178,8 @@ class _Logical:
             self.caption = None
         if self.held is not None:
             trailing = None  # a caption after the held object that it cannot take
+            if self.held.parts and self.held.type != "Table":
+                self._close_text_chain(self.held)
             if self.caption is not None and self.caption_after is self.held:
                 if self.held.caption is None:
                     self.held.caption = self.caption
@@ -200,6 +227,17 @@ class _Logical:
     def _hold(self, element: Element) -> None:
         self.held = element
         self.last_id = element.id
+        if element.type != "Table":
+            self.pieces = [element.text]
+            self.chain_end = element.text[-OVERLAP_WINDOW:]
+
+    def _close_text_chain(self, head: Element) -> None:
+        """The joined text of a chain, once: runs first (each fragment keeps its own inline
+        objects), then the text."""
+        head.runs(lambda message: self.diag.warn("inline-formula", message, head.where))
+        head.text = "".join(self.pieces)
+        self.pieces = []
+        self.chain_end = ""
 
     def _join(self, head: Element, fragment: Element) -> None:
         """Fold a continuation into its chain (raises ``TableTooLarge`` before changing
@@ -208,8 +246,15 @@ class _Logical:
             assert head.table is not None
             head.table.extend(table_of(fragment, self.diag))
         else:
-            glue = "" if _joins_without_space(head.text, fragment.text) else " "
-            head.text = head.text + glue + fragment.text
+            repeat = repeated_overlap(self.chain_end, fragment.text)
+            if repeat:
+                self.diag.warn("continuation-repeat", f"the first {repeat} characters repeat "
+                               "the end of the text it continues; dropped", fragment.where)
+                fragment.text = fragment.text[repeat:]
+                fragment.text_start = repeat
+            fragment.glue = join_glue(self.chain_end, fragment.text)
+            self.pieces += (fragment.glue, fragment.text)
+            self.chain_end = (self.chain_end + fragment.glue + fragment.text)[-OVERLAP_WINDOW:]
         if not head.parts:
             head.parts = [head]
         head.parts.append(fragment)

@@ -17,6 +17,11 @@ Repair rules, applied while placing cells in input order:
 5. Slots no cell covers (sparse input) get an empty 1x1 cell.
 6. A grid of more than ``MAX_GRID_SLOTS`` slots is refused (``TableTooLarge``) rather than
    allocated.
+7. A sparse ``table_structure`` (slots no cell covers, or cells without text) takes the missing
+   texts from the element's own ``text`` when that holds a complete table of the same shape
+   without spans: an HTML table, a pipe table, or plain lines whose whitespace-separated
+   tokens number exactly the columns on every line (TextIn's 1.4.0 example lists 2 of 6 cells
+   and gives all six texts in ``text``).
 Each rule that fires adds a line to ``Table.repairs``.
 
 Header rows are decided here and only here: ``table_layout.header_rows`` or cell ``role``
@@ -27,10 +32,12 @@ tallest row span) when the table has more rows than that.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
+from . import inline
 from .images import ImageRef, image_ref_from
+from .inline import Run
 from .model import as_int
 from .text import display_width
 
@@ -46,14 +53,18 @@ class TableTooLarge(ValueError):
 
 
 class Cell:
-    """One cell: its anchor (0-based), spans, text, and where it came from."""
+    """One cell: its anchor (0-based), spans, text, and where it came from.
+
+    ``text`` is what a reader sees (markup removed: HTML tags, emphasis markers; math as
+    written); ``runs`` the same content as inline runs (``inline.Run``), with its pictures.
+    """
 
     __slots__ = ("row", "col", "row_span", "col_span", "text", "header", "page", "element_id",
-                 "images", "raw")
+                 "raw", "_runs")
 
     def __init__(self, row: int, col: int, row_span: int = 1, col_span: int = 1,
                  text: str = "", header: bool = False, page: int | None = None,
-                 element_id: str | None = None, images: list[ImageRef] | None = None,
+                 element_id: str | None = None, runs: list[Run] | None = None,
                  raw: dict[str, Any] | None = None) -> None:
         self.row = row
         self.col = col
@@ -63,8 +74,19 @@ class Cell:
         self.header = header
         self.page = page
         self.element_id = element_id
-        self.images: Sequence[ImageRef] = images or ()
         self.raw = raw
+        self._runs = runs  # None: plain text, made into runs on first use
+
+    @property
+    def runs(self) -> list[Run]:
+        if self._runs is None:
+            self._runs = inline.text_runs(self.text)
+        return self._runs
+
+    @property
+    def images(self) -> list[ImageRef]:
+        """The cell's pictures, in order."""
+        return inline.pictures(self._runs) if self._runs else []
 
     @property
     def is_merged(self) -> bool:
@@ -72,6 +94,33 @@ class Cell:
 
     def __repr__(self) -> str:
         return f"Cell({self.row},{self.col},{self.row_span}x{self.col_span},{self.text!r})"
+
+
+def cell_content(text: str, raw: dict[str, Any] | None = None) -> tuple[str, list[Run] | None]:
+    """A source cell's visible text and runs (None when the text is plain: runs are then
+    made on first use).  HTML markup is read as HTML, a ``formula`` cell is one formula,
+    other text follows the inline rules of engine text; pictures from ``image_datas`` (or
+    ``image_data``) follow the text."""
+    runs: list[Run] | None = None
+    content_type = raw.get("content_type") if raw is not None else None
+    if content_type == "formula" and text.strip():
+        runs = inline.math_runs(text)
+    elif inline.has_html_markup(text):
+        runs = inline.parse_html(text)
+    else:
+        objects = raw.get("objects") if raw is not None else None
+        if objects or inline.may_have_markup(text):
+            runs = inline.parse_text(text, objects if isinstance(objects, list) else ())
+    if raw is not None and ("image_datas" in raw or "image_data" in raw):
+        ref = image_ref_from(raw.get("image_datas") or raw.get("image_data"), {})
+        if ref is not None:
+            runs = [*(runs if runs is not None else inline.text_runs(text)),
+                    Run(inline.PICTURE, image=ref)]
+    if runs is None:
+        return text, None
+    if inline.is_plain(runs):
+        return inline.plain_text(runs), None
+    return inline.plain_text(runs), runs
 
 
 class Covered:
@@ -180,7 +229,7 @@ class Table:
                 continue
             cells.append(Cell(cell.row, left - start, cell.row_span, right - left, cell.text,
                               header=cell.header, page=cell.page,
-                              element_id=cell.element_id, images=cell.images, raw=cell.raw))
+                              element_id=cell.element_id, runs=cell._runs, raw=cell.raw))
         part = Table(self.n_rows, stop - start, cells, header_rows=self.header_rows,
                      source=self.source)
         part.row_pages = list(self.row_pages)
@@ -352,10 +401,13 @@ class _Placer:
                         self.cells.append(cell)
                         holes += 1
         if holes:
-            self.repairs.append(f"{holes} empty cell{'s' if holes > 1 else ''} filled in where "
-                                "the source had none")
+            self.repairs.append(_holes_note(holes))
         self.cells.sort(key=lambda c: (c.row, c.col))
         return Table(self.n_rows, self.n_cols, self.cells, source=source, repairs=self.repairs)
+
+
+def _holes_note(holes: int) -> str:
+    return f"{holes} empty cell{'s' if holes > 1 else ''} filled in where the source had none"
 
 
 def _span(value: object, repairs: list[str], what: str) -> int:
@@ -413,22 +465,18 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
                 repairs.append("a cell without a row or column was skipped")
                 continue
         text = item.get("text")
+        text = text if type(text) is str else ("" if text is None else str(text))
         role = item.get("role")
         is_header = role is not None and isinstance(role, str) and role.lower() in HEADER_ROLES
-        images: list[ImageRef] | None = None
-        if "image_datas" in item or "image_data" in item:
-            ref = image_ref_from(item.get("image_datas") or item.get("image_data"), {})
-            if ref is not None:
-                images = [ref]
+        text, runs = cell_content(text, item)
         page = as_int(item["page_number"]) if "page_number" in item else None
         row_span, col_span = item.get("row_span", 1), item.get("col_span", 1)
         if row_span != 1 or type(row_span) is not int:
             row_span = _span(row_span, repairs, "row span")
         if col_span != 1 or type(col_span) is not int:
             col_span = _span(col_span, repairs, "column span")
-        cell = Cell(row - base, col - base, row_span, col_span,
-                    text if type(text) is str else ("" if text is None else str(text)),
-                    is_header, page, None, images, item)
+        cell = Cell(row - base, col - base, row_span, col_span, text, is_header, page, None,
+                    runs, item)
         parsed.append(cell)
         if isinstance(role, str):
             roles.setdefault(cell.row, []).append(is_header)
@@ -468,43 +516,6 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         _set_header_rows(table, [bool(roles.get(r)) and all(roles[r])
                                  for r in range(table.n_rows)] if roles else None)
     return table
-
-
-_WS = re.compile(r"[ \t\r\n\f\v]+")
-
-
-def _html_cell_text(node: Any) -> tuple[str, list[str]]:
-    """Text of an HTML cell with ``<br>`` and block ends as newlines; image sources apart."""
-    parts: list[str] = []
-    images: list[str] = []
-
-    def walk(el: Any) -> None:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if tag == "br":
-            parts.append("\n")
-        elif tag == "img":
-            src = el.get("src")
-            if src:
-                images.append(src)
-        elif el.text and tag not in ("script", "style"):
-            parts.append(_WS.sub(" ", el.text))
-        if tag not in ("script", "style", "br", "img"):
-            for child in el:
-                walk(child)
-                if child.tail:
-                    parts.append(_WS.sub(" ", child.tail))
-            if tag in ("p", "div", "li", "tr") and parts and parts[-1] != "\n":
-                parts.append("\n")
-
-    if node.text:
-        parts.append(_WS.sub(" ", node.text))
-    for child in node:
-        walk(child)
-        if child.tail:
-            parts.append(_WS.sub(" ", child.tail))
-    text = "".join(parts)
-    lines = [line.strip() for line in text.split("\n")]
-    return "\n".join(lines).strip("\n"), images
 
 
 def _html_rows(table_el: Any) -> Iterator[tuple[Any, bool]]:
@@ -548,11 +559,11 @@ def table_from_html(markup: str) -> Table | None:
             all_th = all_th and tag == "th"
             while (r, col) in placer.owner:
                 col += 1
-            text, srcs = _html_cell_text(td)
-            images = [ImageRef(s, None, s if s.startswith("data:") else None) for s in srcs]
+            runs = inline.html_node_runs(td)
+            plain = inline.is_plain(runs)
             cell = Cell(r, col, _span(td.get("rowspan"), repairs, "rowspan"),
-                        _span(td.get("colspan"), repairs, "colspan"), text,
-                        header=tag == "th" or in_thead, images=images)
+                        _span(td.get("colspan"), repairs, "colspan"), inline.plain_text(runs),
+                        header=tag == "th" or in_thead, runs=None if plain else runs)
             if col + cell.col_span > placer.n_cols:
                 placer.n_cols = min(col + cell.col_span, MAX_COLS)
             placer.place(cell)
@@ -600,11 +611,62 @@ def _table_from_texts(rows: list[list[str]], source: str, header_rows: int) -> T
     width = max(len(r) for r in rows)
     if len(rows) > MAX_ROWS or width > MAX_COLS or len(rows) * width > MAX_GRID_SLOTS:
         raise TableTooLarge(f"a table of {len(rows)} x {width} cells is too large")
-    cells = [Cell(r, c, text=row[c] if c < len(row) else "", header=r < header_rows)
-             for r, row in enumerate(rows) for c in range(width)]
+    cells = []
+    for r, row in enumerate(rows):
+        for c in range(width):
+            text, runs = cell_content(row[c]) if c < len(row) else ("", None)
+            cells.append(Cell(r, c, text=text, header=r < header_rows, runs=runs))
     table = Table(len(rows), width, cells, source=source,
                   header_rows=header_rows if len(rows) > header_rows else 0)
     return table
+
+
+def _text_grid(text: str, rows: int, cols: int) -> list[list[str]] | None:
+    """The texts of the complete table of ``rows`` x ``cols`` without spans that ``text``
+    holds (rule 7), else None."""
+    found: Table | None = None
+    if looks_like_html_table(text):
+        found = table_from_html(text)
+    elif "|" in text:
+        found = table_from_pipe(text)
+    if found is not None:
+        if (found.n_rows, found.n_cols) != (rows, cols) or found.has_spans:
+            return None
+        return found.text_grid()
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    if len(lines) != rows or any(len(tokens) != cols for tokens in lines):
+        return None
+    return lines
+
+
+def _fill_from_text(table: Table, text: str) -> None:
+    """Rule 7: slots a sparse structure left empty take their text from the element text."""
+    missing = [c for c in table.cells if c.raw is None or not c.text and not c.raw.get("text")
+               and not c.images]
+    if not missing or table.has_spans or table.n_rows * table.n_cols > 10_000:
+        return
+    grid = _text_grid(text, table.n_rows, table.n_cols)
+    if grid is None:
+        return
+    listed = sum(1 for c in table.cells if c.raw is not None)
+    filled = 0
+    holes = 0
+    for cell in missing:
+        value = grid[cell.row][cell.col]
+        if value:
+            cell.text, cell._runs = cell_content(value)
+            filled += 1
+        elif cell.raw is None:
+            holes += 1
+    if not filled:
+        return
+    table.repairs = [r for r in table.repairs if not r.endswith("filled in where the source "
+                                                                "had none")]
+    table.repairs.append(f"the structure lists {listed} of {table.n_rows * table.n_cols} cells; "
+                         f"{filled} text{'s' if filled > 1 else ''} taken from the element's "
+                         "text")
+    if holes:
+        table.repairs.append(_holes_note(holes))
 
 
 def looks_like_html_table(text: str) -> bool:
@@ -617,6 +679,8 @@ def build_table(raw: dict[str, Any], text: str, *, one_based: bool = True) -> Ta
     table: Table | None = None
     if isinstance(structure, dict):
         table = table_from_structure(structure, one_based=one_based)
+        if table is not None and text:
+            _fill_from_text(table, text)
     if table is None and text and looks_like_html_table(text):
         table = table_from_html(text)
     if table is None and text:

@@ -56,6 +56,18 @@ def strip_math_delimiters(text: str) -> str:
     return text.strip()
 
 
+def join_glue(left: str, right: str) -> str:
+    """What goes between two pieces of one paragraph split across pages: nothing after a
+    hyphen or whitespace, before whitespace, or next to CJK and fullwidth text (which has no
+    spaces); else one space."""
+    if not left or not right:
+        return ""
+    a, b = left[-1], right[0]
+    if a == "-" or a.isspace() or b.isspace():
+        return ""
+    return "" if ord(a) > 0x2E7F or ord(b) > 0x2E7F else " "
+
+
 # ``find_bad(s)`` is None when ``clean_text(s)`` would return ``s`` unchanged (a hot-path test).
 find_bad = _ANY_BAD.search
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
 from ..diagnostics import Diagnostics
+from ..inline import Run, fold_runs, strip_runs, without_prefix
 from ..model import DocumentInfo, Element, method_name
 from ..text import TextStats, clean_text
 
@@ -146,3 +147,22 @@ class Writer:
     def clean(self, text: str) -> str:
         """Text safe for any output: see ``text.clean_text``; counts go to the report."""
         return clean_text(text, self.context.text_stats)
+
+    def runs(self, el: Element) -> list[Run]:
+        """An element's inline runs as a paragraph shows them (stripped, text cleaned)."""
+        return self._cleaned(strip_runs(el.runs(self._formula_warning(el))))
+
+    def line_runs(self, el: Element) -> list[Run]:
+        """An element's inline runs on one line (headings, list items, captions)."""
+        return self._cleaned(fold_runs(el.runs(self._formula_warning(el))))
+
+    def list_runs(self, el: Element) -> list[Run]:
+        """A list item's runs on one line, without the marker its text starts with."""
+        return without_prefix(self.line_runs(el), el.list.marker)
+
+    def _formula_warning(self, el: Element) -> Callable[[str], None]:
+        return lambda message: self.diag.warn("inline-formula", message, el.where)
+
+    def _cleaned(self, runs: list[Run]) -> list[Run]:
+        stats = self.context.text_stats
+        return [r._replace(text=clean_text(r.text, stats)) if r.text else r for r in runs]

@@ -21,7 +21,20 @@ from typing import IO
 
 from lxml import etree
 
-from ..images import EMBED, FILE, LINK, LOAD, MISSING, NONE, ImageRef, Placement, place
+from ..images import EMBED, FILE, LINK, LOAD, MISSING, NONE, ImageRef, Placement, place, safe_url
+from ..inline import (
+    BREAK,
+    EMPHASIS,
+    MATH,
+    PICTURE,
+    STRONG,
+    SUB,
+    SUP,
+    TEXT,
+    Run,
+    plain_text,
+    split_lines,
+)
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Covered, Table
 from ..text import strip_math_delimiters
@@ -67,15 +80,21 @@ def _serialise(block: etree._Element) -> bytes:
 
 
 def _add_text(run_parent: etree._Element, text: str, *, bold: bool = False,
-              style: str | None = None) -> None:
-    """Runs for ``text``: newlines become ``w:br``, tabs ``w:tab``, spaces are kept."""
+              style: str | None = None, marks: int = 0) -> None:
+    """A run for ``text``: newlines become ``w:br``, tabs ``w:tab``, spaces are kept;
+    ``marks`` (``inline.STRONG`` ...) become run properties."""
     run = _el("r", run_parent)
-    if bold or style:
+    bold = bold or bool(marks & STRONG)
+    if bold or style or marks:
         rpr = _el("rPr", run)
         if style:
             _el("rStyle", rpr, val=style)
         if bold:
             _el("b", rpr)
+        if marks & EMPHASIS:
+            _el("i", rpr)
+        if marks & (SUB | SUP):
+            _el("vertAlign", rpr, val="subscript" if marks & SUB else "superscript")
     for i, line in enumerate(text.split("\n")):
         if i:
             _el("br", run)
@@ -152,7 +171,7 @@ class DocxWriter(Writer):
         self.titles: list[tuple[int, str, str]] = []  # level, text, bookmark
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         self.images_mode = self.option("images") or "embed"
-        self._table_where = ""
+        self._picture_where = ""
         self._drawing_id = 0
         self._bookmark_id = 0
         self._ordered_runs = 0
@@ -171,12 +190,13 @@ class DocxWriter(Writer):
         self.breaks.see(element)
         if element.type != "ListItem":
             self._in_list = False
+        self._picture_where = element.where  # where a picture in it warns
         super().write(element)
 
     # -- text blocks -----------------------------------------------------------------
     def title(self, el: Element) -> None:
-        text = " ".join(self.clean(el.text).split())
-        if not text:
+        runs = self.line_runs(el)
+        if not runs:
             return
         level = min(el.heading_level, 9)
         p = _paragraph(f"Heading{level}")
@@ -184,26 +204,59 @@ class DocxWriter(Writer):
             self._bookmark_id += 1
             name = f"_Toc{self._bookmark_id}"
             _el("bookmarkStart", p, id=str(self._bookmark_id), name=name)
-            _add_text(p, text)
+            self._add_runs(p, runs)
             _el("bookmarkEnd", p, id=str(self._bookmark_id))
-            self.titles.append((level, text, name))
+            self.titles.append((level, plain_text(runs), name))
         else:
-            _add_text(p, text)
+            self._add_runs(p, runs)
         self._emit(p)
 
     def narrative_text(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
-            self._emit(_paragraph(None, text))
+        runs = self.runs(el)
+        if runs:
+            self._emit(self._runs_paragraph(None, runs))
+
+    def _runs_paragraph(self, style: str | None, runs: list[Run], *, keep_next: bool = False
+                        ) -> etree._Element:
+        p = _paragraph(style, keep_next=keep_next)
+        self._add_runs(p, runs)
+        return p
+
+    def _add_runs(self, p: etree._Element, runs: list[Run], *, bold: bool = False,
+                  max_width: int = TEXT_W) -> None:
+        """Inline runs into the paragraph ``p``: marks as run properties, links as
+        hyperlinks (through the URL policy), pictures inline, math as an equation."""
+        for run in runs:
+            if run.kind == TEXT:
+                url = safe_url(run.href) if run.href else None
+                if url:
+                    link = _el("hyperlink", p)
+                    link.set(f"{{{R_NS}}}id", self.package.add_link(url))
+                    _add_text(link, run.text, bold=bold, marks=run.marks, style="Hyperlink")
+                else:
+                    _add_text(p, run.text, bold=bold, marks=run.marks)
+            elif run.kind == BREAK:
+                _el("br", _el("r", p))
+            elif run.kind == MATH:
+                self.inline_equation(p, run)
+            elif run.kind == PICTURE and run.image is not None:
+                placement = self._place(run.image)
+                if placement.action != MISSING:  # the text stays; a warning said why
+                    self._picture_into(p, placement, max_width, description=run.text)
+
+    def inline_equation(self, p: etree._Element, run: Run) -> None:
+        """An inline formula inside ``p``: its LaTeX as written (native math replaces this
+        one method)."""
+        _add_text(p, run.source or run.text)
 
     default = narrative_text
     uncategorized_text = narrative_text
     chemical = narrative_text
 
     def header(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
-            self._emit(_paragraph("Header" if el.type == "Header" else "Footer", text))
+        runs = self.runs(el)
+        if runs:
+            self._emit(self._runs_paragraph("Header" if el.type == "Header" else "Footer", runs))
 
     footer = header
     page_number = header
@@ -213,7 +266,6 @@ class DocxWriter(Writer):
 
     def list_item(self, el: Element) -> None:
         info = el.list
-        body = self.clean(info.body).strip()
         if info.ordered:
             if not self._in_list or self._list_num is None:
                 self._ordered_runs += 1
@@ -227,7 +279,7 @@ class DocxWriter(Writer):
         numpr = _el("numPr", p.find(w("pPr")))
         _el("ilvl", numpr, val=str(min(info.level, 8)))
         _el("numId", numpr, val=str(num))
-        _add_text(p, body)
+        self._add_runs(p, self.list_runs(el))
         self._emit(p)
         self._in_list = True
 
@@ -250,9 +302,9 @@ class DocxWriter(Writer):
         return _paragraph("Formula", latex)
 
     def table_caption(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
-            self._emit(_paragraph("Caption", text))
+        runs = self.line_runs(el)
+        if runs:
+            self._emit(self._runs_paragraph("Caption", runs))
 
     figure_caption = table_caption
 
@@ -261,11 +313,10 @@ class DocxWriter(Writer):
         table = el.table
         if table is None:
             return
-        caption = self.clean(el.caption.text).strip() if el.caption else ""
+        caption = self.line_runs(el.caption) if el.caption else []
         caption_first = el.caption_first
-        self._table_where = el.where  # where the pictures of its cells warn
         if caption and caption_first:
-            self._emit(_paragraph("Caption", caption, keep_next=True))
+            self._emit(self._runs_paragraph("Caption", caption, keep_next=True))
         if table.n_cols <= WORD_MAX_COLUMNS:
             self._emit(self._table_xml(table))
         else:  # Word cannot hold more columns in one table: consecutive tables, labelled
@@ -277,7 +328,7 @@ class DocxWriter(Writer):
                                       keep_next=True))
                 self._emit(self._table_xml(table.slice_columns(start, stop)))
         if caption and not caption_first:
-            self._emit(_paragraph("Caption", caption))
+            self._emit(self._runs_paragraph("Caption", caption))
 
     def _table_xml(self, table: Table) -> etree._Element:
         widths = column_widths(table, TEXT_W)
@@ -319,17 +370,9 @@ class DocxWriter(Writer):
             _el("vMerge", tcpr, val="restart")
         if cell.row_span > 1 or header:
             _el("vAlign", tcpr, val="center")
-        text = self.clean(cell.text)
-        lines = text.split("\n") if text else [""]
-        for line in lines:
-            p = _el("p", tc)
-            if line:
-                _add_text(p, line, bold=header)
-        for ref in cell.images:
-            placement = self._place(ref, self._table_where)
-            if placement.action != MISSING:  # the cell keeps its text; a warning said why
-                self._picture_into(tc, placement,
-                                   sum(widths[cell.col:cell.col + cell.col_span]) - 200)
+        width = sum(widths[cell.col:cell.col + cell.col_span]) - 200
+        for line in split_lines(self._cleaned(cell.runs)):
+            self._add_runs(_el("p", tc), line, bold=header, max_width=width)
 
     def _continued_cell(self, tr: etree._Element, anchor: Cell, widths: list[int]) -> None:
         tc = _el("tc", tr)
@@ -339,22 +382,23 @@ class DocxWriter(Writer):
 
     # -- pictures --------------------------------------------------------------------
     def image(self, el: Element) -> None:
-        caption = self.clean(el.caption.text).strip() if el.caption else ""
+        caption = self.line_runs(el.caption) if el.caption else []
         caption_first = el.caption_first
         if caption and caption_first:
-            self._emit(_paragraph("Caption", caption, keep_next=True))
-        placement = self._place(el.image, el.where)
+            self._emit(self._runs_paragraph("Caption", caption, keep_next=True))
+        placement = self._place(el.image)
         if placement.action != NONE:
             p = _paragraph(None, keep_next=bool(caption) and not caption_first)
-            self._picture_into(p, placement, TEXT_W,
-                               description=caption or self.clean(el.text).strip())
+            description = plain_text(caption) or self.clean(el.text).strip()
+            self._picture_into(p, placement, TEXT_W, description=description)
             self._emit(p)
         if caption and not caption_first:
-            self._emit(_paragraph("Caption", caption))
+            self._emit(self._runs_paragraph("Caption", caption))
 
-    def _place(self, ref: ImageRef | None, where: str) -> Placement:
+    def _place(self, ref: ImageRef | None) -> Placement:
         return place(ref, self.images_mode, max_pixels=self.option("max_image_pixels"),
-                     warn=lambda kind, message: self.diag.warn(kind, message, where))
+                     warn=lambda kind, message: self.diag.warn(kind, message,
+                                                               self._picture_where))
 
     def _placeholder(self, p: etree._Element, url: str | None) -> None:
         """A short note instead of a picture: a link the reader can click when there is a
@@ -384,9 +428,7 @@ class DocxWriter(Writer):
         else:  # WebP: Word cannot show it
             data, extension = _to_png(data), "png"
         rid = self.package.add_image(data, extension)
-        width_px = info.width or 100
-        height_px = info.height or 100
-        cx, cy = width_px * EMU_PER_PX, height_px * EMU_PER_PX
+        cx, cy = info.width * EMU_PER_PX, info.height * EMU_PER_PX
         limit_w, limit_h = max(max_width, 600) * EMU_PER_TWIP, TEXT_H * EMU_PER_TWIP
         scale = min(1.0, limit_w / cx, limit_h / cy)
         cx, cy = max(int(cx * scale), 1), max(int(cy * scale), 1)

@@ -15,7 +15,8 @@ from typing import Any
 from lxml import etree
 
 from ..images import EMBED, FILE, IMG_SRC, LINK, LOAD, MISSING, ImageRef, Placement, place
-from ..markup import fill_text, table_element
+from ..inline import Run, plain_text
+from ..markup import fill_runs, table_element
 from ..model import DocumentInfo, Element
 from ..tables import Table
 from ..text import clean_text, strip_math_delimiters
@@ -149,6 +150,7 @@ class HtmlWriter(Writer):
 
     def begin(self, info: DocumentInfo) -> None:
         self.images = self.option("images") or "embed"
+        self._picture_where = ""
         self.titles: list[tuple[int, str, str]] = []
         self.pages_marked: set[int] = set()
         self.last_page: int | None = None
@@ -188,38 +190,46 @@ class HtmlWriter(Writer):
             self.last_page = max(element.page, self.last_page or 0)
         if element.type != "ListItem":
             self._close_lists(-1)
+        self._picture_where = element.where  # where a picture in it warns
         super().write(element)
 
     # -- text blocks -----------------------------------------------------------------
     def title(self, el: Element) -> None:
-        text = " ".join(self.clean(el.text).split())
-        if not text:
+        runs = self.line_runs(el)
+        if not runs:
             return
         level = el.heading_level
         anchor = f"h-{len(self.titles) + 1}"
-        self.titles.append((level, text, anchor))
+        self.titles.append((level, plain_text(runs), anchor))
         node = etree.Element(f"h{min(level, 6)}", id=anchor, **_attrs(el))
         if level > 6:
             node.set("class", f"level-{level}")
-        node.text = text
+        self._fill(node, runs)
         self._emit(node)
 
     def narrative_text(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
+        runs = self.runs(el)
+        if runs:
             node = etree.Element("p", **_attrs(el))
-            fill_text(node, text)
+            self._fill(node, runs)
             self._emit(node)
+
+    def _fill(self, node: etree._Element, runs: list[Run]) -> None:
+        fill_runs(node, runs, picture=self._picture, math=self.inline_math)
+
+    def inline_math(self, run: Run) -> etree._Element | None:
+        """Markup of an inline formula; None writes its LaTeX as written."""
+        return None
 
     default = narrative_text
     uncategorized_text = narrative_text
     chemical = narrative_text
 
     def header(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
+        runs = self.runs(el)
+        if runs:
             node = etree.Element("p", {"class": f"furniture {el.type.lower()}"}, **_attrs(el))
-            node.text = text
+            self._fill(node, runs)
             self._emit(node)
 
     footer = header
@@ -242,8 +252,10 @@ class HtmlWriter(Writer):
             self.out.write(f"<{tag}>\n")
             self.lists.append(tag)
             self.list_levels.append(level)
-        attrs = " ".join(f'{k}="{html.escape(v)}"' for k, v in _attrs(el).items())
-        self.out.write(f"<li {attrs}>{html.escape(' '.join(self.clean(info.body).split()))}")
+        item = etree.Element("li", **_attrs(el))
+        self._fill(item, self.list_runs(el))
+        markup = etree.tostring(item, method="html", encoding="unicode")
+        self.out.write(markup[:-len("</li>")])  # closed when the next item or the list ends
 
     def _close_one(self) -> None:
         self.out.write(f"</li>\n</{self.lists.pop()}>\n")
@@ -273,11 +285,19 @@ class HtmlWriter(Writer):
         self._emit(node)
 
     def table_caption(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
+        runs = self.line_runs(el)
+        if runs:
             node = etree.Element("p", {"class": "caption"}, **_attrs(el))
-            node.text = text
+            self._fill(node, runs)
             self._emit(node)
+
+    def _figcaption(self, caption: Element) -> etree._Element | None:
+        runs = self.line_runs(caption)
+        if not runs:
+            return None
+        node = etree.Element("figcaption", {"data-element-id": self.clean(caption.id)})
+        self._fill(node, runs)
+        return node
 
     figure_caption = table_caption
 
@@ -286,15 +306,14 @@ class HtmlWriter(Writer):
         table = el.table
         if table is None:
             return
-        node = table_element(table, clean=self.clean, row_attrs=self._row_attrs(table),
-                             picture=lambda ref: self._picture(ref, el.where))
+        node = table_element(table, clean_runs=self._cleaned, row_attrs=self._row_attrs(table),
+                             picture=self._picture, math=self.inline_math)
         node.set("data-element-id", self.clean(el.id))
         if el.page is not None:
             node.set("data-page", str(el.page))
-        if el.caption is not None:
+        caption = self._figcaption(el.caption) if el.caption is not None else None
+        if caption is not None:
             figure = etree.Element("figure", **_attrs(el))
-            caption = etree.Element("figcaption", {"data-element-id": self.clean(el.caption.id)})
-            caption.text = self.clean(el.caption.text).strip()
             if el.caption_first:
                 figure.append(caption)
                 figure.append(node)
@@ -324,9 +343,10 @@ class HtmlWriter(Writer):
             return out
         return attrs
 
-    def _place(self, ref: ImageRef | None, where: str) -> Placement:
+    def _place(self, ref: ImageRef | None) -> Placement:
         return place(ref, self.images, max_pixels=self.option("max_image_pixels"),
-                     warn=lambda kind, message: self.diag.warn(kind, message, where))
+                     warn=lambda kind, message: self.diag.warn(kind, message,
+                                                               self._picture_where))
 
     def _src(self, placement: Placement) -> str | None:
         """The ``src`` of a picture shown in the page, or None when it is not shown."""
@@ -337,26 +357,24 @@ class HtmlWriter(Writer):
             return self.context.assets.add(placement.data, placement.info.extension)
         return placement.url if placement.action == LOAD else None
 
-    def _picture(self, ref: ImageRef, where: str) -> etree._Element | None:
-        """A table cell's picture: an ``<img>``, or a link the reader can click."""
-        placement = self._place(ref, where)
+    def _picture(self, ref: ImageRef, alt: str = "") -> etree._Element | None:
+        """A picture in text or a table cell: an ``<img>``, or a link the reader can click."""
+        placement = self._place(ref)
         src = self._src(placement)
         if src:
-            return etree.Element("img", src=src, alt="", loading="lazy")
+            return etree.Element("img", src=src, alt=alt, loading="lazy")
         if placement.action == LINK:
             return _image_link(etree.Element("span", {"class": "missing"}), placement.url)
         return None
 
     def image(self, el: Element) -> None:
         figure = etree.Element("figure", **_attrs(el))
-        caption_text = self.clean(el.caption.text).strip() if el.caption else ""
-        caption = None
-        if caption_text:
-            caption = etree.Element("figcaption", {"data-element-id": self.clean(el.caption.id)})
-            caption.text = caption_text
-            if el.caption_first:
-                figure.append(caption)
-        placement = self._place(el.image, el.where)
+        caption = self._figcaption(el.caption) if el.caption is not None else None
+        caption_text = " ".join("".join(caption.itertext()).split()) if caption is not None \
+            else ""
+        if caption is not None and el.caption_first:
+            figure.append(caption)
+        placement = self._place(el.image)
         src = self._src(placement)
         if src:
             etree.SubElement(figure, "img", src=src, alt=caption_text or "image",

@@ -1,29 +1,113 @@
-"""Markdown regenerated from the logical document, or the engine's own markdown as it is."""
+"""Markdown regenerated from the logical document, or the engine's own markdown as it is.
+
+Markdown is an output people render, so everything from the input is escaped to render as
+the text it is, except what the engine meant: emphasis and math (``inline``).  Inside math, a
+``<`` that could start raw HTML is written ``\\lt `` (and ``>`` ``\\gt ``), which MathJax and
+KaTeX render.  Block markers at the start of a line (``#``, ``>``, ``-``, ``+``, ``1.``) are
+escaped, every link and picture passes the one URL policy.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
 
-from ..images import EMBED, FILE, LINK, LOAD, MISSING, ImageRef, Placement, place
+from ..images import EMBED, FILE, LINK, LOAD, MISSING, ImageRef, Placement, place, safe_url
+from ..inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from ..markup import table_html
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Table
 from ..text import strip_math_delimiters
 from .base import Option, PageBreaks, Writer
 
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+# ASCII punctuation that may start Markdown syntax anywhere in a line
+_INLINE_SPECIAL = re.compile(r"([\\`*\[\]$~|])")
+_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+_LINE_START = re.compile(r"^([ \t]*)(#|>|=|[-+](?=[ \t]|$)|\d{1,9}(?=[.)](?:[ \t]|$)))",
+                         re.MULTILINE)
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 
-def _escape_html(text: str) -> str:
-    """Keep raw HTML in OCR text from turning into markup: ``<tag`` -> ``&lt;tag``."""
-    return _TAG_START.sub("&lt;", text)
+def escape_text(text: str) -> str:
+    """Text that renders as itself inside a line (not at its start: see ``escape_lines``)."""
+    text = _INLINE_SPECIAL.sub(r"\\\1", text)
+    text = _UNDERSCORE.sub(r"\\_", text)
+    text = _ENTITY.sub("&amp;", text)
+    return text.replace("<", "&lt;")
 
 
-def _pipe_cell(text: str) -> str:
-    return _escape_html(text).replace("|", "\\|").replace("\n", "<br>").strip()
+def escape_lines(text: str) -> str:
+    """Escape what would start a block at the start of each line of a paragraph."""
+    def mark(match: re.Match[str]) -> str:
+        marker = match.group(2)
+        if marker[0].isdigit():  # "1." -> "1\\."
+            return f"{match.group(1)}{marker}\\"
+        return f"{match.group(1)}\\{marker}"
+    return _LINE_START.sub(mark, text)
+
+
+def safe_math(latex: str) -> str:
+    """LaTeX as written, except that it can never start raw HTML."""
+    if _HTML_START.search(latex) is None:
+        return latex
+    return latex.replace("<", "\\lt ").replace(">", "\\gt ")
+
+
+def _is_punctuation(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "PS"
+
+
+def _wrap(text: str, marks: int) -> str:
+    """Marks around already escaped text; spaces stay outside (else Markdown ignores them),
+    and HTML tags stand in where ``*`` would not be read as emphasis (punctuation at an
+    edge)."""
+    core = text.strip()
+    if not core:
+        return text
+    lead, trail = text[:len(text) - len(text.lstrip())], text[len(text.rstrip()):]
+    if marks & SUB:
+        core = f"<sub>{core}</sub>"
+    if marks & SUP:
+        core = f"<sup>{core}</sup>"
+    edge = _is_punctuation(core[0]) or _is_punctuation(core[-1])
+    if marks & EMPHASIS:
+        core = f"<em>{core}</em>" if edge else f"*{core}*"
+    if marks & STRONG:
+        core = f"<strong>{core}</strong>" if edge or core[0] == "*" else f"**{core}**"
+    return f"{lead}{core}{trail}"
+
+
+def inline_markdown(runs: list[Run], picture: Callable[[ImageRef, str], str], *,
+                    cell: bool = False) -> str:
+    """Markdown for inline runs.  Breaks are newlines (``<br>`` in a table cell); a picture
+    is what ``picture(ref, escaped alt)`` makes of it ("" leaves it out)."""
+    parts: list[str] = []
+    for run in runs:
+        if run.kind == TEXT:
+            text = _wrap(escape_text(run.text), run.marks)
+            url = safe_url(run.href) if run.href else None
+            parts.append(f"[{text}]({url})" if url else text)
+        elif run.kind == BREAK:
+            parts.append("<br>" if cell else "\n")
+        elif run.kind == MATH:
+            parts.append(safe_math(run.source or f"${run.text}$"))
+        elif run.kind == PICTURE and run.image is not None:
+            markup = picture(run.image, escape_text(run.text))
+            if markup and parts and parts[-1] and not parts[-1][-1].isspace():
+                parts.append(" ")  # apart from the text before it
+            parts.append(markup)
+    return "".join(parts)
+
+
+def _pipe_safe(url: str | None) -> str:
+    """A URL that passed the policy, with ``|`` percent-encoded: in a pipe table it would end
+    the cell, and the URL means the same."""
+    return (url or "").replace("|", "%7C")
 
 
 class MarkdownWriter(Writer):
@@ -42,6 +126,7 @@ class MarkdownWriter(Writer):
     def begin(self, info: DocumentInfo) -> None:
         self._engine = self.option("md_source") == "engine"
         self._images = self.option("images") or "files"
+        self._picture_where = ""
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         self._blocks = 0
         self._in_list = False
@@ -61,19 +146,26 @@ class MarkdownWriter(Writer):
         if self._engine:
             return
         self.breaks.see(element)
+        self._picture_where = element.where  # where a picture in it warns
         super().write(element)
 
     # -- element methods ---------------------------------------------------------------
+    def _inline(self, runs: list[Run]) -> str:
+        return inline_markdown(runs, self._picture)
+
+    def _paragraph(self, runs: list[Run]) -> None:
+        text = self._inline(runs)
+        if text.strip():
+            self._block(escape_lines(text))
+
     def title(self, el: Element) -> None:
         level = min(el.heading_level, 6)
-        text = " ".join(self.clean(el.text).split())
-        if text:
-            self._block(f"{'#' * level} {_escape_html(text)}")
+        text = self._inline(self.line_runs(el))
+        if text.strip():
+            self._block(f"{'#' * level} {text}")
 
     def narrative_text(self, el: Element) -> None:
-        text = self.clean(el.text).strip()
-        if text:
-            self._block(_escape_html(text))
+        self._paragraph(self.runs(el))
 
     uncategorized_text = narrative_text
     chemical = narrative_text
@@ -90,7 +182,7 @@ class MarkdownWriter(Writer):
 
     def list_item(self, el: Element) -> None:
         info = el.list
-        body = _escape_html(" ".join(self.clean(info.body).split()))
+        body = escape_lines(self._inline(self.list_runs(el)))
         if not self._in_list:
             self._counters = {}
         for level in [lv for lv in self._counters if lv > info.level]:
@@ -118,10 +210,10 @@ class MarkdownWriter(Writer):
     def formula(self, el: Element) -> None:
         latex = strip_math_delimiters(self.clean(el.text))
         if latex:
-            self._block(f"$$\n{latex}\n$$")
+            self._block(f"$$\n{safe_math(latex)}\n$$")
 
     def _caption_text(self, el: Element) -> str:
-        return " ".join(self.clean(el.caption.text).split()) if el.caption else ""
+        return escape_lines(self._inline(self.line_runs(el.caption))) if el.caption else ""
 
     def table(self, el: Element) -> None:
         table = el.table
@@ -130,36 +222,35 @@ class MarkdownWriter(Writer):
         caption = self._caption_text(el)
         caption_first = el.caption_first
         if caption and caption_first:
-            self._block(_escape_html(caption))
+            self._block(caption)
         if table.has_spans or table.header_rows > 1:
-            self._block(table_html(table, clean=self.clean,
-                                   picture=lambda ref: self._picture_node(ref, el.where)))
+            self._block(table_html(table, clean_runs=self._cleaned, picture=self._picture_node))
         else:
-            self._block(self._pipe_table(table, el.where))
+            self._block(self._pipe_table(table))
         if caption and not caption_first:
-            self._block(_escape_html(caption))
+            self._block(caption)
 
-    def _pipe_table(self, table: Table, where: str) -> str:
-        rows = [[self._pipe_text(s, where) if isinstance(s, Cell) else "" for s in row]
+    def _pipe_table(self, table: Table) -> str:
+        rows = [[self._pipe_text(s) if isinstance(s, Cell) else "" for s in row]
                 for row in table.grid()]
-        header = rows[0] if table.header_rows else [""] * table.n_cols
-        body = rows[1:] if table.header_rows else rows
+        # GFM needs a header row: a table of one row is that row; longer ones without a
+        # header row get a blank one
+        has_header = table.header_rows > 0 or table.n_rows == 1
+        header = rows[0] if has_header else [""] * table.n_cols
+        body = rows[1:] if has_header else rows
         lines = ["| " + " | ".join(header) + " |",
                  "|" + "|".join(["---"] * table.n_cols) + "|"]
         lines.extend("| " + " | ".join(row) + " |" for row in body)
         return "\n".join(lines)
 
-    def _pipe_text(self, cell: Cell, where: str) -> str:
-        """A pipe-table cell: its text, then its pictures (``|`` in a URL is percent-encoded:
-        it would end the cell)."""
-        parts = [_pipe_cell(self.clean(cell.text))]
-        parts += [self._picture_text(self._place(ref, where)).replace("|", "%7C")
-                  for ref in cell.images]
-        return " ".join(p for p in parts if p)
+    def _pipe_text(self, cell: Cell) -> str:
+        """A pipe-table cell: its runs on one line (``|`` is escaped with all the rest)."""
+        return inline_markdown(self._cleaned(cell.runs), self._picture, cell=True).strip()
 
-    def _place(self, ref: ImageRef | None, where: str) -> Placement:
+    def _place(self, ref: ImageRef | None) -> Placement:
         return place(ref, self._images, max_pixels=self.option("max_image_pixels"),
-                     warn=lambda kind, message: self.diag.warn(kind, message, where))
+                     warn=lambda kind, message: self.diag.warn(kind, message,
+                                                               self._picture_where))
 
     def _target(self, placement: Placement) -> str | None:
         """Where a picture shown in the Markdown is, or None when it is not shown."""
@@ -168,23 +259,29 @@ class MarkdownWriter(Writer):
         if placement.action == FILE:
             assert placement.data is not None and placement.info is not None
             return self.context.assets.add(placement.data, placement.info.extension)
-        return placement.url if placement.action == LOAD else None
+        return _pipe_safe(placement.url) if placement.action == LOAD else None
 
-    def _picture_text(self, placement: Placement, alt: str = "", label: str = "Image") -> str:
-        """A picture as Markdown: an image, or a link the reader can click; "" for none."""
+    def _picture_markdown(self, placement: Placement, alt: str = "",
+                          label: str = "Image") -> str:
+        """A picture as Markdown: an image, or a link the reader can click; "" for none.
+        ``alt`` and ``label`` are escaped already."""
         target = self._target(placement)
         if target:
             return f"![{alt}]({target})"
         if placement.action == LINK:
-            return f"[{label}]({placement.url})"
+            return f"[{label}]({_pipe_safe(placement.url)})"
         return ""
 
-    def _picture_node(self, ref: ImageRef, where: str) -> etree._Element | None:
+    def _picture(self, ref: ImageRef, alt: str = "") -> str:
+        """A picture in text or a pipe-table cell."""
+        return self._picture_markdown(self._place(ref), alt)
+
+    def _picture_node(self, ref: ImageRef, alt: str = "") -> etree._Element | None:
         """A picture in an HTML table cell: ``<img>``, or a link the reader can click."""
-        placement = self._place(ref, where)
+        placement = self._place(ref)
         target = self._target(placement)
         if target:
-            return etree.Element("img", src=target, alt="")
+            return etree.Element("img", src=target, alt=alt)
         if placement.action == LINK:
             link = etree.Element("a", href=placement.url or "")
             link.text = "Image"
@@ -195,21 +292,22 @@ class MarkdownWriter(Writer):
         caption = self._caption_text(el)
         caption_first = el.caption_first
         if caption and caption_first:
-            self._block(_escape_html(caption))
-        alt = caption.replace("[", "(").replace("]", ")")
-        placement = self._place(el.image, el.where)
+            self._block(caption)
+        placement = self._place(el.image)
+        alt = escape_text(" ".join(self.clean(el.caption.text).split())) if el.caption else ""
         if placement.action == MISSING:
-            self._block(f"*[{_escape_html(alt or 'image')}: not available]*")
+            # the caption, when there is one, is written beside: not repeated here
+            self._block("*\\[image not available\\]*")
         else:
-            label = f"Image: {_escape_html(alt)}" if alt else "Image"
-            picture = self._picture_text(placement, alt or "image", label)
+            picture = self._picture_markdown(placement, alt or "image",
+                                             f"Image: {alt}" if alt else "Image")
             if picture:
                 self._block(picture)
         if caption and not caption_first:
-            self._block(_escape_html(caption))
+            self._block(caption)
 
     def table_caption(self, el: Element) -> None:
-        self.narrative_text(el)
+        self._paragraph(self.line_runs(el))
 
     figure_caption = table_caption
 

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
+from ..inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from ..model import DocumentInfo, Element
 from ..numbers import parse_number
 from ..tables import Cell, Table
@@ -166,6 +167,11 @@ class XlsxWriter(Writer):
         return style
 
     def _cell_xml(self, ref: str, cell: Cell, header: bool) -> str:
+        if cell._runs is not None:  # marked text, math or pictures: rich text, never a number
+            rich = self._rich_text(cell._runs, header)
+            if rich is not None:
+                return (f'<c r="{ref}" s="{self._style(header, cell.is_merged)}" t="inlineStr">'
+                        f"<is>{rich}</is></c>")
         text = cell.text
         if find_bad(text) is not None:
             text = self.clean(text)
@@ -178,6 +184,42 @@ class XlsxWriter(Writer):
             if number is not None:
                 return _number_cell(ref, number.value, self._style(False, merged, number.format))
         return _string_cell(ref, text, self._style(header, merged))
+
+    def _rich_text(self, runs: list[Run], header: bool) -> str | None:
+        """Inline rich-text runs (``<r>``) for a cell: bold, italic, sub/superscript as run
+        properties; math as its LaTeX; a picture as ``[image]`` or its safe URL.  None when
+        the text is too long for a cell (the plain path truncates it)."""
+        parts: list[str] = []
+        length = 0
+        for run in runs:
+            marks = 0
+            if run.kind == TEXT:
+                text, marks = run.text, run.marks
+            elif run.kind == BREAK:
+                text = "\n"
+            elif run.kind == MATH:
+                text = run.source or run.text
+            elif run.kind == PICTURE:
+                url = run.image.safe_url if run.image is not None else None
+                text = url or "[image]"
+            else:
+                continue
+            if not text:
+                continue
+            if find_bad(text) is not None:
+                text = self.clean(text)
+            length += utf16_len(text)  # as Excel counts
+            if header:  # a run's properties replace the cell's bold font
+                marks |= STRONG
+            props = "".join(tag for flag, tag in ((STRONG, "<b/>"), (EMPHASIS, "<i/>"))
+                            if marks & flag)
+            if marks & (SUB | SUP):
+                props += f'<vertAlign val="{"subscript" if marks & SUB else "superscript"}"/>'
+            rpr = f"<rPr>{props}</rPr>" if props else ""
+            parts.append(f'<r>{rpr}<t xml:space="preserve">{escape(text)}</t></r>')
+        if length > MAX_CELL_CHARS or not parts:
+            return None
+        return "".join(parts)
 
     def _covered_xml(self, ref: str, header: bool) -> str:
         return f'<c r="{ref}" s="{self._style(header, True)}"/>'
@@ -299,7 +341,7 @@ class XlsxWriter(Writer):
         label = f"Table {entry.number}" + (f": {entry.caption}" if entry.caption else "")
         if entry.pages:
             label += f" (page {_page_range(entry.pages)})"
-        sheet.row(title_row, [_string_cell(f"A{title_row}", label,
+        sheet.row(title_row, [_string_cell(f"A{title_row}", utf16_cut(label, MAX_CELL_CHARS),
                                            self.book.styles.get(font=FONT_BOLD, border=False))])
         rows = list(range(table.n_rows))
         self._table_rows(sheet, table, rows, first_row=title_row + 1, page_column=page_column)
