@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import lxml.html
 import pytest
@@ -215,3 +216,108 @@ def test_a_link_that_could_break_out_is_refused(tmp_path, write_json):
     convert(write_json(doc), "md", tmp_path)
     text = (tmp_path / "input.md").read_text(encoding="utf-8")
     assert "javascript" not in text and "a.example" not in text
+
+
+class DevTools:
+    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4, messages
+    ended by NUL): one browser start for several pages, and page scripts run even where the
+    page's own Content-Security-Policy forbids them, without relaxing what it allows."""
+
+    def __init__(self, profile):
+        import fcntl
+
+        to_chromium, self._out = os.pipe()
+        self._in, from_chromium = os.pipe()
+
+        def on_fds_3_and_4():  # in the child, before exec
+            a = fcntl.fcntl(to_chromium, fcntl.F_DUPFD, 10)
+            b = fcntl.fcntl(from_chromium, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(3, 4), preexec_fn=on_fds_3_and_4)
+        os.close(to_chromium)
+        os.close(from_chromium)
+        self._buffer, self._id, self._events = b"", 0, []
+
+    def _message(self):
+        import json
+
+        while b"\0" not in self._buffer:
+            chunk = os.read(self._in, 1 << 16)
+            assert chunk, "Chromium closed the DevTools pipe"
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(line)
+
+    def call(self, method, params=None, session=None):
+        import json
+
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._out, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._message()
+            if reply.get("id") == self._id:
+                assert "error" not in reply, reply
+                return reply["result"]
+            self._events.append(reply)
+
+    def open(self, url):
+        """A new tab showing ``url``, once its load event fired; its session id."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.call("Target.attachToTarget", {"targetId": target,
+                                                      "flatten": True})["sessionId"]
+        self.call("Page.enable", session=session)
+        self.call("Page.navigate", {"url": url}, session)
+        while True:
+            event = self._events.pop(0) if self._events else self._message()
+            if event.get("method") == "Page.loadEventFired" and \
+                    event.get("sessionId") == session:
+                return session
+
+    def evaluate(self, session, expression):
+        result = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                "returnByValue": True}, session)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def close(self):
+        try:
+            self.call("Browser.close")
+        finally:
+            self.proc.wait(20)
+            os.close(self._in)
+            os.close(self._out)
+
+
+# Pictures are lazy-loaded: make every one load now, wait for it, and report what it shows.
+LOAD_EVERY_PICTURE = """(async () => {
+  const pictures = [...document.images];
+  for (const img of pictures) { img.loading = 'eager'; img.scrollIntoView(); }
+  await Promise.all(pictures.map(img => img.decode().catch(() => null)));
+  return pictures.map(img => [img.getAttribute('src'), img.naturalWidth]);
+})()"""
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="no Chromium")
+def test_files_pictures_show_when_the_page_is_opened_from_disk(tmp_path):
+    # today the page's own img-src (data: http: https:) blocks its report_files/ pictures
+    assert CHROMIUM, "CI must have Chromium (installed by .ci/run)"
+    subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(SAMPLE), "--to", "html",
+                    "--images", "files", "-o", str(tmp_path)], check=True, timeout=60)
+    browser = DevTools(tmp_path / "profile")
+    try:
+        shown = browser.evaluate(browser.open((tmp_path / "report.html").as_uri()),
+                                 LOAD_EVERY_PICTURE)
+    finally:
+        browser.close()
+    assert shown and all(src.startswith("report_files/") for src, _ in shown), shown
+    assert all(width > 0 for _, width in shown), shown

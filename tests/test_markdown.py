@@ -161,7 +161,9 @@ def test_pictures_in_table_cells(write_json, tmp_path):
     text = (tmp_path / "o" / "input.md").read_text(encoding="utf-8")
     links = re.findall(r"!\[\]\((input_files/[^)]+)\)", text)
     assert len(links) == 1 and (tmp_path / "o" / links[0]).is_file()
-    assert '<img src="https://e.com/a.png"' in text
+    # a picture known only by its URL is a link under --images files, never loaded on open
+    assert '<td>x <a href="https://e.com/a.png">Image</a></td>' in text
+    assert "<img src=\"https:" not in text
 
 
 def test_one_row_table_is_a_header_row(write_json, tmp_path):

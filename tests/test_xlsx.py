@@ -233,3 +233,46 @@ def test_libreoffice_reads_it(tmp_path):
     chain = next(p for p in csvs if "Rev" in p.name).read_text(encoding="utf-8")
     # numbers display exactly as the source wrote them ("as shown" export)
     assert '合计 Total,,"128,600",+18.4%,4' in chain
+
+
+def test_excel_limits_count_utf16_units(tmp_path, write_json):
+    # Excel counts UTF-16 units: an emoji is two.  Today a name of 31 emoji (62 units) and a
+    # cell of 17,000 emoji (34,000 units) are written as they are, past Excel's limits.
+    import sys
+
+    emoji = "\U0001F600"
+    captions = [emoji * 40, "a" + emoji * 40]  # the second one's cut falls inside a pair
+    els = []
+    for i, caption in enumerate(captions):
+        els.append(element(f"c{i}", "TableCaption", caption, metadata={"ref_element_id": f"t{i}"}))
+        els.append(element(f"t{i}", "Table", "", page=i + 1, table_structure=structure(
+            [(1, 1, 1, 1, "head"), (2, 1, 1, 1, "x" + emoji * 17_000),
+             (3, 1, 1, 1, emoji * 16_383)])))
+    src = write_json(envelope(els))
+    proc = subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(src), "--to", "xlsx",
+                           "-o", str(tmp_path / "o")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    book = openpyxl.load_workbook(tmp_path / "o" / "input.xlsx")
+
+    def units(text):
+        return len(text.encode("utf-16-le")) // 2
+
+    # as long as fits: 28 units for the caption beside the page hint, whole characters only
+    assert book.sheetnames[1:] == [emoji * 14 + " p1", "a" + emoji * 13 + " p2"]
+    marker = "… [truncated]"
+    for ws in book.worksheets[1:]:
+        cut = ws["A2"].value
+        # 32,766 units: one more emoji would pass 32,767
+        assert cut == "x" + emoji * 16_376 + marker and units(cut) == 32_766
+        assert ws["A3"].value == emoji * 16_383  # 32,766 units: fits, kept whole
+    index = book["Tables"]
+    assert index["C2"].value == captions[0] and index["B2"].value == book.sheetnames[1]
+    assert "2 cell(s) longer than Excel's 32767 characters were truncated" in proc.stderr
+
+
+def test_utf16_cut_never_splits_a_pair():
+    cut = xlsx_module.utf16_cut
+    assert cut("ab\U0001F600c", 3) == "ab" and cut("ab\U0001F600c", 4) == "ab\U0001F600"
+    assert cut("abc", 0) == "" and cut("abc", 10) == "abc"
+    assert xlsx_module.utf16_len("a\U0001F600\u4e2d") == 4

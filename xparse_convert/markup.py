@@ -23,11 +23,12 @@ def _append_text(parent: etree._Element, text: str) -> None:
 
 
 def fill_runs(parent: etree._Element, runs: list[Run], *,
-              picture: Callable[[ImageRef], str | None] | None = None,
+              picture: Callable[[ImageRef, str], etree._Element | None] | None = None,
               math: Callable[[Run], etree._Element | None] | None = None) -> None:
     """Append ``runs`` to ``parent``: marks as ``strong``/``em``/``sub``/``sup``, breaks as
-    ``<br>``, links as ``<a>`` when the URL policy allows them, pictures as ``<img>`` when
-    ``picture`` gives a source, math as what ``math`` makes (else its LaTeX as written)."""
+    ``<br>``, links as ``<a>`` when the URL policy allows them, pictures as what
+    ``picture(ref, alt)`` makes (an ``<img>``, a link; None leaves it out), math as what
+    ``math`` makes (else its LaTeX as written)."""
     for run in runs:
         if run.kind == TEXT:
             target = parent
@@ -50,20 +51,23 @@ def fill_runs(parent: etree._Element, runs: list[Run], *,
             else:
                 parent.append(node)
         elif run.kind == PICTURE and picture is not None and run.image is not None:
-            src = picture(run.image)
-            if src:
-                etree.SubElement(parent, "img", src=src, alt=run.text)
+            node = picture(run.image, run.text)
+            if node is not None:
+                before = parent[-1].tail if len(parent) else parent.text
+                if before and not before[-1].isspace():  # apart from the text before it
+                    _append_text(parent, " ")
+                parent.append(node)
 
 
 def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
                   row_attrs: Callable[[int], dict[str, str]] | None = None,
-                  picture: Callable[[ImageRef], str | None] | None = None,
+                  picture: Callable[[ImageRef, str], etree._Element | None] | None = None,
                   math: Callable[[Run], etree._Element | None] | None = None
                   ) -> etree._Element:
     """``<table>`` with ``<thead>`` for the header rows, ``rowspan``/``colspan`` from the
     grid, each cell's runs (``fill_runs``), texts passed through ``clean``.  ``row_attrs``
-    gives a row's attributes, ``picture`` the ``src`` of a cell's picture (None leaves it
-    out), ``math`` a formula's markup."""
+    gives a row's attributes, ``picture`` renders a cell's picture (see ``fill_runs``),
+    ``math`` a formula's markup."""
     root = etree.Element("table")
     head = etree.SubElement(root, "thead") if table.header_rows else None
     body = None
@@ -100,7 +104,7 @@ def fill_text(parent: etree._Element, text: str) -> None:
 
 
 def table_html(table: Table, *, clean: Callable[[str], str] = lambda s: s,
-               picture: Callable[[ImageRef], str | None] | None = None) -> str:
+               picture: Callable[[ImageRef, str], etree._Element | None] | None = None) -> str:
     return etree.tostring(table_element(table, clean=clean, picture=picture),
                           method="html", encoding="unicode")
 

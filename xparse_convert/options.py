@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import UsageError
+from .images import DEFAULT_MAX_PIXELS
 from .stages import PageSet
 from .writers import Option, Writer
 
@@ -20,8 +21,10 @@ COMMON: tuple[Option, ...] = (
     Option("page_breaks", "page breaks from PageBreak elements and source page boundaries",
            False, kind=bool),
     Option("images", "how pictures are written: embed (in the file), files (in <stem>_files/), "
-           "url (link to the source URL) or none; each format has its own default",
+           "url (loaded from the source URL) or none; each format has its own default",
            choices=IMAGE_MODES),
+    Option("max_image_pixels", "pictures above this many pixels are left out (a JPEG is "
+           "decoded at reduced size instead)", DEFAULT_MAX_PIXELS, kind=int),
 )
 
 # Limits: what a hostile or broken input (or server) may cost, each with a generous default.
@@ -92,6 +95,8 @@ def normalise(options: dict[str, Any] | None, writers: Iterable[type[Writer]]) -
             out["pages"] = PageSet.parse(pages)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if out.get("max_image_pixels") is not None and out["max_image_pixels"] < 1:
+        raise UsageError("option max_image_pixels takes a positive number")
     for key in ("types", "exclude_types"):
         if out.get(key) is not None:
             out[key] = frozenset(out[key])

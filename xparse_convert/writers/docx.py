@@ -16,11 +16,12 @@ import io
 import re
 import shutil
 import tempfile
+import warnings
 from typing import IO
 
 from lxml import etree
 
-from ..images import ImageRef, safe_url
+from ..images import EMBED, FILE, LINK, LOAD, MISSING, NONE, ImageRef, Placement, place, safe_url
 from ..inline import (
     BREAK,
     EMPHASIS,
@@ -170,6 +171,7 @@ class DocxWriter(Writer):
         self.titles: list[tuple[int, str, str]] = []  # level, text, bookmark
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         self.images_mode = self.option("images") or "embed"
+        self._picture_where = ""
         self._drawing_id = 0
         self._bookmark_id = 0
         self._ordered_runs = 0
@@ -188,6 +190,7 @@ class DocxWriter(Writer):
         self.breaks.see(element)
         if element.type != "ListItem":
             self._in_list = False
+        self._picture_where = element.where  # where a picture in it warns
         super().write(element)
 
     # -- text blocks -----------------------------------------------------------------
@@ -236,9 +239,10 @@ class DocxWriter(Writer):
                 _el("br", _el("r", p))
             elif run.kind == MATH:
                 self.inline_equation(p, run)
-            elif run.kind == PICTURE and run.image is not None and not self._picture_into(
-                    p, run.image, max_width, description=run.text):
-                self._placeholder(p, run.image)
+            elif run.kind == PICTURE and run.image is not None:
+                placement = self._place(run.image)
+                if placement.action != MISSING:  # the text stays; a warning said why
+                    self._picture_into(p, placement, max_width, description=run.text)
 
     def inline_equation(self, p: etree._Element, run: Run) -> None:
         """An inline formula inside ``p``: its LaTeX as written (native math replaces this
@@ -384,22 +388,23 @@ class DocxWriter(Writer):
         caption_first = el.caption_first
         if caption and caption_first:
             self._emit(self._runs_paragraph("Caption", caption, keep_next=True))
-        p = _paragraph(None, keep_next=bool(caption) and not caption_first)
-        ref = el.image
-        description = plain_text(caption) or self.clean(el.text).strip()
-        if ref is None or not self._picture_into(p, ref, TEXT_W, description=description):
-            if self.images_mode == "none":
-                p = None
-            else:
-                self._placeholder(p, ref)
-        if p is not None:
+        placement = self._place(el.image)
+        if placement.action != NONE:
+            p = _paragraph(None, keep_next=bool(caption) and not caption_first)
+            description = plain_text(caption) or self.clean(el.text).strip()
+            self._picture_into(p, placement, TEXT_W, description=description)
             self._emit(p)
         if caption and not caption_first:
             self._emit(self._runs_paragraph("Caption", caption))
 
-    def _placeholder(self, p: etree._Element, ref: ImageRef | None) -> None:
-        """A short note instead of a broken picture: the link when there is a safe one."""
-        url = ref.safe_url if ref is not None else None
+    def _place(self, ref: ImageRef | None) -> Placement:
+        return place(ref, self.images_mode, max_pixels=self.option("max_image_pixels"),
+                     warn=lambda kind, message: self.diag.warn(kind, message,
+                                                               self._picture_where))
+
+    def _placeholder(self, p: etree._Element, url: str | None) -> None:
+        """A short note instead of a picture: a link the reader can click when there is a
+        safe URL (Word never loads it on open)."""
         _add_text(p, "[Image: " if url else "[Image not available]")
         if url:
             link = _el("hyperlink", p)
@@ -407,32 +412,31 @@ class DocxWriter(Writer):
             _add_text(link, url, style="Hyperlink")
             _add_text(p, "]")
 
-    def _picture_into(self, parent: etree._Element, ref: ImageRef, max_width: int,
-                      description: str = "") -> bool:
-        """Put an inline picture in ``parent`` (a paragraph, or a cell: then in a new
-        paragraph).  False when the bytes are not a usable raster image."""
-        if self.images_mode in ("none", "url"):
-            return False
-        data, info = ref.data(), ref.info()
-        if data is None or info is None:
-            return False
+    def _picture_into(self, parent: etree._Element, placement: Placement, max_width: int,
+                      description: str = "") -> None:
+        """Put a picture in ``parent`` (a paragraph, or a cell: then in a new paragraph).  A
+        DOCX carries its pictures, so FILE is embedded too; LOAD and LINK are links."""
+        if placement.action == NONE:
+            return
+        target = parent if parent.tag == w("p") else _el("p", parent)
+        if placement.action not in (EMBED, FILE):
+            self._placeholder(target, placement.url if placement.action in (LOAD, LINK)
+                              else None)
+            return
+        data, info = placement.data, placement.info
+        assert data is not None and info is not None
         if info.format in MEDIA_EXTENSIONS:
             extension = MEDIA_EXTENSIONS[info.format]
         else:  # WebP: Word cannot show it
             data, extension = _to_png(data), "png"
         rid = self.package.add_image(data, extension)
-        ref.release()
-        width_px = info.width or ref.meta_width or 100
-        height_px = info.height or ref.meta_height or 100
-        cx, cy = width_px * EMU_PER_PX, height_px * EMU_PER_PX
+        cx, cy = info.width * EMU_PER_PX, info.height * EMU_PER_PX
         limit_w, limit_h = max(max_width, 600) * EMU_PER_TWIP, TEXT_H * EMU_PER_TWIP
         scale = min(1.0, limit_w / cx, limit_h / cy)
         cx, cy = max(int(cx * scale), 1), max(int(cy * scale), 1)
         self._drawing_id += 1
-        target = parent if parent.tag == w("p") else _el("p", parent)
         run = _el("r", target)
         run.append(_inline_picture(rid, cx, cy, self._drawing_id, description))
-        return True
 
     # -- the end -----------------------------------------------------------------------
     def end(self, info: DocumentInfo) -> None:
@@ -533,11 +537,15 @@ def _inline_picture(rid: str, cx: int, cy: int, drawing_id: int, description: st
 
 
 def _to_png(data: bytes) -> bytes:
+    """A picture that ``images.verify`` passed, as PNG.  It decoded under the pixel cap there,
+    and Pillow's warnings about it were reported then: they are not repeated (nor printed)."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as img:
-        out = io.BytesIO()
-        img.save(out, format="PNG")
-        return out.getvalue()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(data)) as img:
+            out = io.BytesIO()
+            img.save(out, format="PNG")
+            return out.getvalue()
 
 

@@ -3,7 +3,8 @@
 Safe by construction: no markup from the input is ever copied.  Text is escaped by lxml (or
 ``html.escape`` for the few tags written by hand), tables are rebuilt from the model's grid,
 formula MathML is rebuilt from an allow-list, and every URL passes one policy
-(``images.safe_url``).  A Content-Security-Policy that forbids scripts backs it up.
+(``images.safe_url``).  A Content-Security-Policy that forbids scripts backs it up; its
+``img-src`` allows exactly what the ``--images`` mode writes (``images.IMG_SRC``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from ..images import ImageRef, image_source, safe_url
+from ..images import EMBED, FILE, IMG_SRC, LINK, LOAD, MISSING, ImageRef, Placement, place
 from ..inline import Run, plain_text
 from ..markup import fill_runs, table_element
 from ..model import DocumentInfo, Element
@@ -22,7 +23,7 @@ from ..text import clean_text, strip_math_delimiters
 from .base import Writer
 
 MAX_EMPTY_MARKERS = 20
-CSP = ("default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline'; "
+CSP = ("default-src 'none'; img-src {img_src}; style-src 'unsafe-inline'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 MATHML_ELEMENTS = frozenset({
@@ -149,6 +150,7 @@ class HtmlWriter(Writer):
 
     def begin(self, info: DocumentInfo) -> None:
         self.images = self.option("images") or "embed"
+        self._picture_where = ""
         self.titles: list[tuple[int, str, str]] = []
         self.pages_marked: set[int] = set()
         self.last_page: int | None = None
@@ -157,7 +159,8 @@ class HtmlWriter(Writer):
         title = html.escape(self.clean(info.title))
         self.out.write(
             "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+            f'<meta http-equiv="Content-Security-Policy" '
+            f'content="{CSP.format(img_src=IMG_SRC[self.images])}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             '<meta name="generator" content="xparse-convert">\n'
             f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n")
@@ -187,6 +190,7 @@ class HtmlWriter(Writer):
             self.last_page = max(element.page, self.last_page or 0)
         if element.type != "ListItem":
             self._close_lists(-1)
+        self._picture_where = element.where  # where a picture in it warns
         super().write(element)
 
     # -- text blocks -----------------------------------------------------------------
@@ -334,8 +338,29 @@ class HtmlWriter(Writer):
             return out
         return attrs
 
-    def _picture(self, ref: ImageRef) -> str | None:
-        return image_source(ref, self.images, self.context.assets)
+    def _place(self, ref: ImageRef | None) -> Placement:
+        return place(ref, self.images, max_pixels=self.option("max_image_pixels"),
+                     warn=lambda kind, message: self.diag.warn(kind, message,
+                                                               self._picture_where))
+
+    def _src(self, placement: Placement) -> str | None:
+        """The ``src`` of a picture shown in the page, or None when it is not shown."""
+        if placement.action == EMBED:
+            return placement.data_uri
+        if placement.action == FILE:
+            assert placement.data is not None and placement.info is not None
+            return self.context.assets.add(placement.data, placement.info.extension)
+        return placement.url if placement.action == LOAD else None
+
+    def _picture(self, ref: ImageRef, alt: str = "") -> etree._Element | None:
+        """A picture in text or a table cell: an ``<img>``, or a link the reader can click."""
+        placement = self._place(ref)
+        src = self._src(placement)
+        if src:
+            return etree.Element("img", src=src, alt=alt, loading="lazy")
+        if placement.action == LINK:
+            return _image_link(etree.Element("span", {"class": "missing"}), placement.url)
+        return None
 
     def image(self, el: Element) -> None:
         figure = etree.Element("figure", **_attrs(el))
@@ -344,20 +369,16 @@ class HtmlWriter(Writer):
             else ""
         if caption is not None and el.caption_first:
             figure.append(caption)
-        src = image_source(el.image, self.images, self.context.assets)
+        placement = self._place(el.image)
+        src = self._src(placement)
         if src:
             etree.SubElement(figure, "img", src=src, alt=caption_text or "image",
                              loading="lazy")
-        elif self.images != "none":
-            note = etree.SubElement(figure, "p", {"class": "missing"})
-            url = safe_url(el.image.url) if el.image is not None else None
-            if url:
-                note.text = "Image: "
-                link = etree.SubElement(note, "a", href=url, rel="noopener noreferrer")
-                link.text = url
-            else:
-                note.text = "Image not available"
-        else:
+        elif placement.action == LINK:
+            _image_link(etree.SubElement(figure, "p", {"class": "missing"}), placement.url)
+        elif placement.action == MISSING:
+            etree.SubElement(figure, "p", {"class": "missing"}).text = "Image not available"
+        elif caption is None:  # --images none and nothing to keep
             return
         if caption is not None and el.caption is not None and not el.caption_first:
             figure.append(caption)
@@ -401,3 +422,11 @@ class HtmlWriter(Writer):
             link.text = text
             stack[-1][2] = item
         return nav
+
+
+def _image_link(note: etree._Element, url: str | None) -> etree._Element:
+    """``Image: <url>`` as a link: a picture the page does not load when it is opened."""
+    note.text = "Image: "
+    link = etree.SubElement(note, "a", href=url or "", rel="noopener noreferrer")
+    link.text = url
+    return note

@@ -14,7 +14,9 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
-from ..images import ImageRef, image_source, safe_url
+from lxml import etree
+
+from ..images import EMBED, FILE, LINK, LOAD, MISSING, ImageRef, Placement, place, safe_url
 from ..inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from ..markup import table_html
 from ..model import DocumentInfo, Element
@@ -88,9 +90,10 @@ def _wrap(text: str, marks: int) -> str:
     return f"{lead}{core}{trail}"
 
 
-def inline_markdown(runs: list[Run], picture: Callable[[ImageRef], str | None], *,
+def inline_markdown(runs: list[Run], picture: Callable[[ImageRef, str], str], *,
                     cell: bool = False) -> str:
-    """Markdown for inline runs.  Breaks are newlines (``<br>`` in a table cell)."""
+    """Markdown for inline runs.  Breaks are newlines (``<br>`` in a table cell); a picture
+    is what ``picture(ref, escaped alt)`` makes of it ("" leaves it out)."""
     parts: list[str] = []
     for run in runs:
         if run.kind == TEXT:
@@ -102,10 +105,17 @@ def inline_markdown(runs: list[Run], picture: Callable[[ImageRef], str | None], 
         elif run.kind == MATH:
             parts.append(safe_math(run.source or f"${run.text}$"))
         elif run.kind == PICTURE and run.image is not None:
-            src = picture(run.image)
-            if src:
-                parts.append(f"![{escape_text(run.text)}]({src})")
+            markup = picture(run.image, escape_text(run.text))
+            if markup and parts and parts[-1] and not parts[-1][-1].isspace():
+                parts.append(" ")  # apart from the text before it
+            parts.append(markup)
     return "".join(parts)
+
+
+def _pipe_safe(url: str | None) -> str:
+    """A URL that passed the policy, with ``|`` percent-encoded: in a pipe table it would end
+    the cell, and the URL means the same."""
+    return (url or "").replace("|", "%7C")
 
 
 class MarkdownWriter(Writer):
@@ -124,6 +134,7 @@ class MarkdownWriter(Writer):
     def begin(self, info: DocumentInfo) -> None:
         self._engine = self.option("md_source") == "engine"
         self._images = self.option("images") or "files"
+        self._picture_where = ""
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         self._blocks = 0
         self._in_list = False
@@ -143,6 +154,7 @@ class MarkdownWriter(Writer):
         if self._engine:
             return
         self.breaks.see(element)
+        self._picture_where = element.where  # where a picture in it warns
         super().write(element)
 
     # -- element methods ---------------------------------------------------------------
@@ -216,7 +228,7 @@ class MarkdownWriter(Writer):
         if caption and caption_first:
             self._block(caption)
         if table.has_spans or table.header_rows > 1:
-            self._block(table_html(table, clean=self.clean, picture=self._picture))
+            self._block(table_html(table, clean=self.clean, picture=self._picture_node))
         else:
             self._block(self._pipe_table(table))
         if caption and not caption_first:
@@ -241,22 +253,62 @@ class MarkdownWriter(Writer):
             return escape_text(self.clean(cell.text)).replace("\n", "<br>").strip()
         return inline_markdown(self._cleaned(cell.runs), self._picture, cell=True).strip()
 
-    def _picture(self, ref: ImageRef) -> str | None:
-        return image_source(ref, self._images, self.context.assets)
+    def _place(self, ref: ImageRef | None) -> Placement:
+        return place(ref, self._images, max_pixels=self.option("max_image_pixels"),
+                     warn=lambda kind, message: self.diag.warn(kind, message,
+                                                               self._picture_where))
+
+    def _target(self, placement: Placement) -> str | None:
+        """Where a picture shown in the Markdown is, or None when it is not shown."""
+        if placement.action == EMBED:
+            return placement.data_uri
+        if placement.action == FILE:
+            assert placement.data is not None and placement.info is not None
+            return self.context.assets.add(placement.data, placement.info.extension)
+        return _pipe_safe(placement.url) if placement.action == LOAD else None
+
+    def _picture_markdown(self, placement: Placement, alt: str = "",
+                          label: str = "Image") -> str:
+        """A picture as Markdown: an image, or a link the reader can click; "" for none.
+        ``alt`` and ``label`` are escaped already."""
+        target = self._target(placement)
+        if target:
+            return f"![{alt}]({target})"
+        if placement.action == LINK:
+            return f"[{label}]({_pipe_safe(placement.url)})"
+        return ""
+
+    def _picture(self, ref: ImageRef, alt: str = "") -> str:
+        """A picture in text or a pipe-table cell."""
+        return self._picture_markdown(self._place(ref), alt)
+
+    def _picture_node(self, ref: ImageRef, alt: str = "") -> etree._Element | None:
+        """A picture in an HTML table cell: ``<img>``, or a link the reader can click."""
+        placement = self._place(ref)
+        target = self._target(placement)
+        if target:
+            return etree.Element("img", src=target, alt=alt)
+        if placement.action == LINK:
+            link = etree.Element("a", href=placement.url or "")
+            link.text = "Image"
+            return link
+        return None
 
     def image(self, el: Element) -> None:
         caption = self._caption_text(el)
         caption_first = el.caption_first
         if caption and caption_first:
             self._block(caption)
-        target = image_source(el.image, self._images, self.context.assets)
-        if target:
-            alt = escape_text(" ".join(self.clean(el.caption.text).split())) \
-                if el.caption else "image"
-            self._block(f"![{alt or 'image'}]({target})")
-        elif self._images != "none":
+        placement = self._place(el.image)
+        alt = escape_text(" ".join(self.clean(el.caption.text).split())) if el.caption else ""
+        if placement.action == MISSING:
             # the caption, when there is one, is written beside: not repeated here
             self._block("*\\[image not available\\]*")
+        else:
+            picture = self._picture_markdown(placement, alt or "image",
+                                             f"Image: {alt}" if alt else "Image")
+            if picture:
+                self._block(picture)
         if caption and not caption_first:
             self._block(caption)
 

@@ -30,6 +30,23 @@ INDEX_HEADER = ("No.", "Sheet", "Caption", "First page", "Last page", "Rows", "C
                 "Merged cells", "Element ids", "Repairs")
 
 
+def utf16_len(text: str) -> int:
+    """A length as Excel counts it, in UTF-16 code units: a character above U+FFFF (an emoji,
+    a rare CJK ideograph) counts two."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def utf16_cut(text: str, units: int) -> str:
+    """The longest start of ``text`` that is at most ``units`` UTF-16 code units, never
+    ending inside a surrogate pair."""
+    if len(text) * 2 <= units:
+        return text
+    data = text.encode("utf-16-le", "surrogatepass")[: max(units, 0) * 2]
+    if data and 0xD8 <= data[-1] <= 0xDB:  # the first half of a pair: drop it
+        data = data[:-2]
+    return data.decode("utf-16-le", "surrogatepass")
+
+
 @lru_cache(maxsize=4096)
 def col(index: int) -> str:
     """Column letters of a 0-based column index: 0 -> A, 25 -> Z, 26 -> AA.  (openpyxl has
@@ -158,8 +175,8 @@ class XlsxWriter(Writer):
         text = cell.text
         if find_bad(text) is not None:
             text = self.clean(text)
-        if len(text) > MAX_CELL_CHARS:
-            text = text[: MAX_CELL_CHARS - len(TRUNCATED)] + TRUNCATED
+        if len(text) > MAX_CELL_CHARS // 2 and utf16_len(text) > MAX_CELL_CHARS:
+            text = utf16_cut(text, MAX_CELL_CHARS - utf16_len(TRUNCATED)) + TRUNCATED
             self._truncated += 1
         merged = cell.row_span > 1 or cell.col_span > 1
         if not self.as_text and not header:
@@ -191,7 +208,7 @@ class XlsxWriter(Writer):
                 continue
             if find_bad(text) is not None:
                 text = self.clean(text)
-            length += len(text)
+            length += utf16_len(text)  # as Excel counts
             if header:  # a run's properties replace the cell's bold font
                 marks |= STRONG
             props = "".join(tag for flag, tag in ((STRONG, "<b/>"), (EMPHASIS, "<i/>"))
@@ -324,7 +341,7 @@ class XlsxWriter(Writer):
         label = f"Table {entry.number}" + (f": {entry.caption}" if entry.caption else "")
         if entry.pages:
             label += f" (page {_page_range(entry.pages)})"
-        sheet.row(title_row, [_string_cell(f"A{title_row}", label,
+        sheet.row(title_row, [_string_cell(f"A{title_row}", utf16_cut(label, MAX_CELL_CHARS),
                                            self.book.styles.get(font=FONT_BOLD, border=False))])
         rows = list(range(table.n_rows))
         self._table_rows(sheet, table, rows, first_row=title_row + 1, page_column=page_column)
@@ -333,20 +350,20 @@ class XlsxWriter(Writer):
         entry.anchor = f"A{title_row}"
 
     def _sheet_name(self, entry: _IndexRow, part: int = 0) -> str:
-        """Excel's rules: at most 31 characters, none of []:*?/\\, not blank, no leading or
-        trailing apostrophe, unique ignoring case, not "History"; from the caption when there
-        is one, else "Table N", with a page hint."""
+        """Excel's rules: at most 31 characters (UTF-16 units, as Excel counts), none of
+        []:*?/\\, not blank, no leading or trailing apostrophe, unique ignoring case, not
+        "History"; from the caption when there is one, else "Table N", with a page hint."""
         hint = f" p{_page_range(entry.pages)}" if entry.pages else ""
         if part:
             hint += f" ({part})"
         base = _BAD_NAME_CHARS.sub(" ", entry.caption)
         base = " ".join(base.split()).strip("'") or f"Table {entry.number}"
-        name = base[: 31 - len(hint)].rstrip() + hint
+        name = utf16_cut(base, 31 - len(hint)).rstrip() + hint
         name = name.strip("'").strip() or f"Table {entry.number}"
         candidate, n = name, 2
         while candidate.lower() in self._names or candidate.lower() in RESERVED_NAMES:
             suffix = f" ~{n}"
-            candidate = name[: 31 - len(suffix)].rstrip() + suffix
+            candidate = utf16_cut(name, 31 - len(suffix)).rstrip() + suffix
             n += 1
         self._names.add(candidate.lower())
         return candidate
@@ -391,15 +408,15 @@ class XlsxWriter(Writer):
                                    f"display={quoteattr(entry.sheet)}/>")
             else:
                 cells.append(_string_cell(f"B{r}", "(left out)", plain))
-            cells.append(_string_cell(f"C{r}", entry.caption[:MAX_CELL_CHARS], plain))
+            cells.append(_string_cell(f"C{r}", utf16_cut(entry.caption, MAX_CELL_CHARS), plain))
             if entry.pages:
                 cells.append(_number_cell(f"D{r}", entry.pages[0], plain))
                 cells.append(_number_cell(f"E{r}", entry.pages[-1], plain))
             cells += [_number_cell(f"F{r}", entry.rows, plain),
                       _number_cell(f"G{r}", entry.cols, plain),
                       _number_cell(f"H{r}", entry.merged, plain),
-                      _string_cell(f"I{r}", self.clean(", ".join(entry.element_ids))
-                                   [:MAX_CELL_CHARS], plain),
+                      _string_cell(f"I{r}", utf16_cut(self.clean(", ".join(entry.element_ids)),
+                                                      MAX_CELL_CHARS), plain),
                       _string_cell(f"J{r}", self.clean("; ".join(entry.repairs))[:2000],
                                    plain)]
             sheet.row(r, cells)
