@@ -544,8 +544,12 @@ def table_from_html(markup: str) -> Table | None:
 
     try:
         root = lxml.html.fromstring(markup)
-    except (etree.LxmlError, ValueError):  # unparseable markup: the caller falls back
+    except (lxml.etree.ParserError, ValueError):  # nothing there: the caller falls back
         return None
+    except etree.LxmlError as exc:
+        # libxml2's HTML parser recovers from any markup; what it cannot get past is a
+        # failed allocation (reported as "unknown error"), which must not pass for text
+        raise MemoryError(f"the HTML table could not be parsed ({exc})") from None
     table_el = root if root.tag == "table" else next(root.iter("table"), None)
     if table_el is None:
         return None
