@@ -96,6 +96,8 @@ class Writer:
     name: ClassVar[str] = ""
     extension: ClassVar[str] = ""
     binary: ClassVar[bool] = False
+    # text a pipe can take (``-o -``); None: whatever is not ``binary`` (JSONL writes bytes)
+    text: ClassVar[bool | None] = None
     consumes: ClassVar[str] = "logical"
     options: ClassVar[tuple[Option, ...]] = ()
     description: ClassVar[str] = ""
