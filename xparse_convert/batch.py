@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,25 +79,32 @@ def targets_of(job: Job, to: Sequence[str]) -> dict[str, Path]:
     return output_paths(job.name or stem_of(job.source), folder, formats(to))
 
 
-def plan_jobs(sources: Iterable[str | os.PathLike], to: Sequence[str],
+def results_in(folder: str | os.PathLike) -> Iterator[Path]:
+    """The result files below ``folder`` (every ``*.json``/``*.json.gz``), unordered."""
+    return (p for p in Path(folder).rglob("*")
+            if p.is_file() and p.name.lower().endswith((".json", ".json.gz")))
+
+
+def plan_jobs(sources: Iterable[str | os.PathLike | Job], to: Sequence[str],
               out_dir: str | os.PathLike | None) -> list[Job | Report]:
-    """Expand folders (every ``*.json``/``*.json.gz`` below them, subfolders mirrored under
-    ``out_dir``), in order; an input that would write the same outputs as an earlier one is
-    a failed ``Report`` in its place."""
+    """Expand folders (``results_in`` them, subfolders mirrored under ``out_dir``), in order;
+    a ``Job`` is taken as it is (its own folder and name); an input that would write the same
+    outputs as an earlier one is a failed ``Report`` in its place."""
     planned: list[Job | Report] = []
     claimed: dict[Path, str] = {}
     for src in sources:
-        src_path = Path(src)
-        if src_path.is_dir():
-            found = sorted(p for p in src_path.rglob("*")
-                           if p.is_file() and p.name.lower().endswith((".json", ".json.gz"))
-                           and not _is_run_report(p))
+        src_path = Path(src.source if isinstance(src, Job) else src)
+        if isinstance(src, Job):
+            entries = [(src_path, None)]
+        elif src_path.is_dir():
+            found = sorted(p for p in results_in(src_path) if not _is_run_report(p))
             entries = [(p, Path(out_dir) / p.parent.relative_to(src_path) if out_dir else None)
                        for p in found]
         else:
             entries = [(src_path, Path(out_dir) if out_dir else None)]
         for path, folder in entries:
-            job = Job(os.fspath(path), os.fspath(folder) if folder is not None else None)
+            job = src if isinstance(src, Job) else Job(
+                os.fspath(path), os.fspath(folder) if folder is not None else None)
             paths = [p.resolve() for p in targets_of(job, to).values()]
             clash = next((claimed[p] for p in paths if p in claimed), None)
             if clash is not None:
@@ -130,7 +137,7 @@ def is_up_to_date(job: Job, to: Sequence[str]) -> bool:
         return False
 
 
-def convert_many(sources: Iterable[str | os.PathLike], to: str | Sequence[str] = "jsonl",
+def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[str] = "jsonl",
                  out_dir: str | os.PathLike | None = None,
                  options: dict[str, Any] | None = None, *, jobs: int | None = None,
                  executor: Executor | None = None, timeout: float | None = None,
@@ -144,10 +151,11 @@ def convert_many(sources: Iterable[str | os.PathLike], to: str | Sequence[str] =
     package installed).  Each input runs in a child process, killed after ``timeout``
     seconds and capped at ``memory_limit_mb``; a failing input is a report with ``error``
     set and never stops the others.  ``options`` must be plain values (they travel as
-    JSON).  ``on_planned`` learns how many inputs there are once folders are expanded;
-    ``on_report`` sees each report as soon as it is done.  A ``KeyboardInterrupt`` stops
-    the batch within about a second and raises ``BatchInterrupted`` (see there).  Temporary
-    files that killed runs left in the output folders are removed first.
+    JSON).  A ``Job`` among ``sources`` keeps its own folder and output name.
+    ``on_planned`` learns how many inputs there are once folders are expanded; ``on_report``
+    sees each report as soon as it is done.  A ``KeyboardInterrupt`` stops the batch within
+    about a second and raises ``BatchInterrupted`` (see there).  Temporary files that killed
+    runs left in the output folders are removed first.
     """
     from .isolation import NOT_CONVERTED, run_isolated
 

@@ -11,13 +11,17 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__, convert, convert_many, inspect, render_info
-from .batch import BatchInterrupted, write_run_report
+from .batch import BatchInterrupted, Job, results_in, write_run_report
+from .convert import resolve_output
+from .diagnostics import WARNINGS_LOGGER
 from .errors import UsageError, XParseError
-from .options import COMMON, writer_option_key
+from .options import COMMON, match_types, split_list, writer_option_key
 from .output import check_writable, remove_stale_temporaries
+from .terminal import printable
 from .writers import available
 
 PROG = "xparse-convert"
@@ -56,11 +60,25 @@ def _catch_signals() -> dict[int, Any] | None:
     except ValueError:  # not the main thread (main() called from a thread): leave them
         return None
 
+MIN_MEMORY_LIMIT_MB = 256  # address space, not RSS: a smaller cap fails ordinary inputs
+
+_live_bar: Any = None  # the progress bar on screen, if any: messages go above it
+
+
+def _emit(line: str) -> None:
+    """Print one message line to stderr: values in it shown, never obeyed (``printable``),
+    and above the progress bar rather than on its line."""
+    line = printable(line)
+    if _live_bar is not None:
+        _live_bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
+        self.exit(EXIT_USAGE, printable(f"{PROG}: error: {message}") + "\n")
 
 
 def _add_option(parser: argparse.ArgumentParser, flag: str, dest: str, option: Any) -> None:
@@ -78,22 +96,30 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Convert TextIn xParse results (JSON) to DOCX, XLSX, HTML, JSONL or "
                     "Markdown, streaming.",
-        epilog=f"Subcommands: {PROG} info INPUT [--json] shows what a result holds. "
-               "Inputs named info/parse/fetch: write ./info.",
+        epilog=f"Subcommands (each has --help): '{PROG} info INPUT... [--json]' shows what "
+               "results hold (a folder: one line per result); "
+               f"'{PROG} parse DOCUMENT... --to FMT' parses PDFs and images with TextIn's "
+               f"async API, then converts the results; '{PROG} fetch JOB_ID --to FMT' resumes "
+               "a parse job. Inputs named info/parse/fetch: write ./info.",
     )
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="result files (.json, .json.gz), folders, or - for stdin")
-    parser.add_argument("--to", "-t", metavar="FMT[,FMT...]", help="output formats")
-    parser.add_argument("-o", "--output-dir", metavar="OUTDIR",
-                        help="folder for the outputs (default: beside each input); - for stdout")
-    parser.add_argument("--name", metavar="STEM", help="output name for stdin input")
+    parser.add_argument("--to", "-t", metavar="FMT[,FMT...]", action="append",
+                        help="output formats (repeatable); optional when -o names a file")
+    parser.add_argument("-o", "--output-dir", metavar="OUT",
+                        help="a file when it ends in the format's extension (out.docx), else a "
+                             "folder (default: beside each input); - for stdout")
+    parser.add_argument("--name", metavar="STEM",
+                        help="output name (stdin, or a single input), a plain file name")
     batch = parser.add_argument_group("batches")
     batch.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                        help="convert N files at once (default: one per core)")
     batch.add_argument("--timeout", type=float, metavar="S",
                        help="stop a file's conversion after S seconds (it fails alone)")
     batch.add_argument("--memory-limit", type=int, metavar="MB",
-                       help="cap each file's conversion process at MB megabytes")
+                       help="cap each file's conversion process at MB megabytes of address "
+                            f"space (RLIMIT_AS: virtual, not resident memory; at least "
+                            f"{MIN_MEMORY_LIMIT_MB})")
     batch.add_argument("--skip-existing", action="store_true",
                        help="skip inputs whose outputs are newer than the input (resume)")
     batch.add_argument("--report", metavar="FILE", help="write a JSON report of every input")
@@ -101,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                        default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
                        help="run the batch on a Dask cluster (needs xparse-convert[dask]; "
                             "default: $DASK_SCHEDULER_ADDRESS)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no warnings")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress, no warnings (--strict still shows them)")
     parser.add_argument("--strict", action="store_true", help="exit 1 on any warning")
     parser.add_argument("--debug", action="store_true", help="tracebacks and debug logging")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -134,44 +161,83 @@ def _collect_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _say(kind: str, source: str, text: str) -> None:
-    print(f"{PROG}: {kind}: {source}: {text}".replace("\n", " "), file=sys.stderr)
+    _emit(f"{PROG}: {kind}: {source}: {text}")
 
 
 def _progress_bar(total: int | None, unit: str, enabled: bool) -> Any:
+    global _live_bar
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=unit, unit_scale=unit == "B", unit_divisor=1024,
-                file=sys.stderr, leave=False, dynamic_ncols=True)
+    _live_bar = tqdm(total=total, unit=unit, unit_scale=unit == "B", unit_divisor=1024,
+                     file=sys.stderr, leave=False, dynamic_ncols=True)
+    return _live_bar
+
+
+def _close_bar(bar: Any) -> None:
+    global _live_bar
+    if bar is not None:
+        bar.close()
+        if _live_bar is bar:
+            _live_bar = None
 
 
 def _list_formats() -> int:
     for name, writer in sorted(available().items()):
-        print(f"{name:<8} .{writer.extension:<6} {writer.description}")
+        print(printable(f"{name:<8} .{writer.extension:<6} {writer.description}"))
     return EXIT_OK
 
 
+def _one_line(summary: dict[str, Any]) -> str:
+    """An ``info`` summary in one line, for a folder of results."""
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    shape = summary["shape"] + (f" {summary['schema_version']}" if summary["schema_version"]
+                                else "")
+    parts = [shape, count(summary["pages"] or 0, "page"), count(summary["elements"], "element"),
+             count(len(summary["tables"]), "table"), count(summary["images"]["count"], "image"),
+             count(summary["formulas"], "formula"), count(len(summary["warnings"]), "warning")]
+    if summary["partial"]:
+        parts.append("partial")
+    return f"{summary['source']}: {', '.join(parts)}"
+
+
 def _run_info(argv: Sequence[str]) -> int:
-    parser = _Parser(prog=f"{PROG} info", description="Show what an xParse result holds.")
+    parser = _Parser(prog=f"{PROG} info",
+                     description="Show what xParse results hold: a file in full, a folder one "
+                                 "line per result.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--name", metavar="STEM")
     args = parser.parse_args(argv)
     status = EXIT_OK
     summaries = []
-    for src in args.inputs:
-        try:
-            summary = inspect(src, name=args.name)
-        except XParseError as exc:
-            print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
-            status = EXIT_FAILED
-            continue
-        summaries.append(summary)
-        if not args.json:
-            print(render_info(summary))
+    listing = len(args.inputs) > 1
+    for given in args.inputs:
+        if given != "-" and os.path.isdir(given):
+            listing = True
+            found = sorted(results_in(given))
+            if not found:
+                _say("warning", given, "no result files (*.json, *.json.gz) in this folder")
+            sources: list[str] = [os.fspath(p) for p in found]
+            brief = True
+        else:
+            sources, brief = [given], False
+        for src in sources:
+            try:
+                summary = inspect(src, name=args.name)
+            except XParseError as exc:
+                _emit(f"{PROG}: error: {exc.one_line()}")
+                status = EXIT_FAILED
+                continue
+            summaries.append(summary)
+            if not args.json:
+                text = _one_line(summary) if brief else render_info(summary)
+                print("\n".join(printable(line) for line in text.split("\n")))
     if args.json:
-        print(json.dumps(summaries if len(args.inputs) > 1 else (summaries or [None])[0],
+        print(json.dumps(summaries if listing else (summaries or [None])[0],
                          ensure_ascii=False, indent=2))
     return status
 
@@ -182,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format=f"{PROG}: %(message)s")
     previous = _catch_signals()
+    # the command line prints every warning itself, once, after its input
+    logging.getLogger(WARNINGS_LOGGER).propagate = False
     try:
         if argv and argv[0] in SUBCOMMANDS:
             if argv[0] == "info":
@@ -199,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except UsageError as exc:
-        print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
+        _emit(f"{PROG}: error: {exc.one_line()}")
         return EXIT_USAGE
     except Exception:
         if debug:
@@ -207,8 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import traceback
 
         last = traceback.format_exc().strip().splitlines()[-1]
-        print(f"{PROG}: error: internal error ({last}); rerun with --debug and report it",
-              file=sys.stderr)
+        _emit(f"{PROG}: error: internal error ({last}); rerun with --debug and report it")
         return EXIT_FAILED
     finally:
         # once stopping, signals stay ignored until the process ends (see _on_signal)
@@ -224,17 +291,20 @@ def _convert(argv: list[str]) -> int:
         return _list_formats()
     if not args.inputs:
         parser.error("no input given")
-    if not args.to:
-        parser.error("--to FMT is required (see --list-formats)")
     if args.jobs is not None and args.jobs < 1:
         parser.error("--jobs must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         parser.error("--timeout must be positive")
+    if args.memory_limit is not None and args.memory_limit < MIN_MEMORY_LIMIT_MB:
+        parser.error(f"--memory-limit caps each conversion's address space (virtual, not "
+                     f"resident memory): give at least {MIN_MEMORY_LIMIT_MB} (MB)")
+    to = [f for given in args.to or () for f in split_list(given)] or None
+    folders = [s for s in args.inputs if s != "-" and os.path.isdir(s)]
+    target = resolve_output(args.output_dir, to, name=args.name,
+                            several_inputs=len(args.inputs) > 1 or bool(folders))
+    formats = list(target.formats)
     options = _collect_options(args)
-    formats = [f.strip() for f in args.to.split(",") if f.strip()]
-    to_stdout = args.output_dir == "-"
-    if to_stdout and (len(args.inputs) != 1 or os.path.isdir(args.inputs[0])):
-        parser.error("-o - (standard output) takes exactly one input")
+    to_stdout = target.stdout
     if args.report == "-" and to_stdout:
         parser.error("--report - and -o - cannot both write to standard output")
     if args.report and args.report != "-":
@@ -242,11 +312,23 @@ def _convert(argv: list[str]) -> int:
             check_writable(args.report)
         except XParseError as exc:
             raise UsageError(f"--report {args.report}: {exc.message}") from None
+    for key, flag in (("types", "--types"), ("exclude_types", "--exclude-types")):
+        if options.get(key) is not None:
+            chosen, notes = match_types(split_list(options[key]), flag)
+            options[key] = sorted(chosen)  # as matched: each batch child takes them as they are
+            for note in notes:
+                if not args.quiet:
+                    _emit(f"{PROG}: note: {note}")
     interactive = sys.stderr.isatty() and not args.quiet
     failures = 0
     warnings = 0
     reports: list[Any] = []
     started = time.perf_counter()
+
+    def warn(source: str, line: str) -> None:
+        # with --strict a warning fails the run, so it is shown even with --quiet
+        if not args.quiet or args.strict:
+            _say("warning", source, line)
 
     def report_done(report: Any) -> None:
         nonlocal failures, warnings
@@ -257,27 +339,35 @@ def _convert(argv: list[str]) -> int:
             _say("error", report.source, f"{where}{report.error}")
         if report.warning_count:
             warnings += report.warning_count
-            if not args.quiet:
-                for line in report.warnings:
-                    _say("warning", report.source, line)
+            for line in report.warnings:
+                warn(report.source, line)
 
+    for folder in folders:
+        if next(results_in(folder), None) is None:
+            warnings += 1
+            warn(folder, "no result files (*.json, *.json.gz) in this folder")
     stdin_inputs = [s for s in args.inputs if s == "-"]
     file_inputs = [s for s in args.inputs if s != "-"]
     if len(stdin_inputs) > 1:
         parser.error("stdin (-) can be read only once")
-    out_dir = None if to_stdout else args.output_dir
-    batch = len(file_inputs) > 1 or any(os.path.isdir(s) for s in file_inputs) or any(
+    out_dir = None if target.stdout else target.folder
+    batch = len(file_inputs) > 1 or bool(folders) or any(
         v is not None for v in (args.jobs, args.timeout, args.memory_limit, args.dask_scheduler)
     ) or args.skip_existing
     try:
         for src in stdin_inputs:
-            report_done(_convert_one(src, formats, out_dir, options, args.name, to_stdout,
-                                     interactive))
+            report_done(_convert_one(src, formats, out_dir, options, args.name, target.stem,
+                                     target.stdout, interactive))
         if file_inputs and not batch:
             report_done(_convert_one(file_inputs[0], formats, out_dir, options, None,
-                                     to_stdout, interactive))
+                                     target.stem, target.stdout, interactive))
         elif file_inputs:
-            _run_batch(args, file_inputs, formats, out_dir, options, interactive, report_done)
+            # a single input named by --name or a file -o keeps that name in its own process
+            sources: list[Any] = [Job(file_inputs[0], os.fspath(out_dir) if out_dir else None,
+                                      target.stem)] if target.stem else file_inputs
+            _run_batch(args, sources, formats, out_dir, options, interactive, report_done)
+            if interactive:
+                _emit(_summary_line(reports, time.perf_counter() - started))
     except KeyboardInterrupt as exc:
         from .convert import Report
 
@@ -297,6 +387,8 @@ def _convert(argv: list[str]) -> int:
     if failures:
         return EXIT_FAILED
     if warnings and args.strict:
+        _emit(f"{PROG}: error: failed under --strict: {warnings} "
+              f"warning{'s' if warnings != 1 else ''}")
         return EXIT_FAILED
     return EXIT_OK
 
@@ -305,27 +397,35 @@ def _say_interrupted(reports: list[Any]) -> None:
     """What an interrupted run did not do: how many inputs, and the first few by name."""
     missing = [r.source for r in reports if r.interrupted]
     name = signal.Signals(_stopped_by or signal.SIGINT).name
-    print(f"{PROG}: interrupted ({name}): {len(missing)} of {len(reports)} input"
-          f"{'s' if len(reports) != 1 else ''} not converted; finished outputs are kept",
-          file=sys.stderr)
+    _emit(f"{PROG}: interrupted ({name}): {len(missing)} of {len(reports)} input"
+          f"{'s' if len(reports) != 1 else ''} not converted; finished outputs are kept")
     for source in missing[:SHOWN_NOT_CONVERTED]:
-        print(f"{PROG}: not converted: {source}", file=sys.stderr)
+        _emit(f"{PROG}: not converted: {source}")
     if len(missing) > SHOWN_NOT_CONVERTED:
-        print(f"{PROG}: ... and {len(missing) - SHOWN_NOT_CONVERTED} more (--report FILE "
-              "lists every input)", file=sys.stderr)
+        _emit(f"{PROG}: ... and {len(missing) - SHOWN_NOT_CONVERTED} more (--report FILE "
+              "lists every input)")
 
 
 def _write_report(path: str, reports: list[Any], seconds: float) -> bool:
     try:
         write_run_report(path, reports, seconds)
     except OSError as exc:
-        print(f"{PROG}: error: --report {path}: {exc.strerror or exc}", file=sys.stderr)
+        _emit(f"{PROG}: error: --report {path}: {exc.strerror or exc}")
         return False
     return True
 
 
-def _run_batch(args: argparse.Namespace, inputs: list[str], formats: list[str],
-               out_dir: str | None, options: dict[str, Any], interactive: bool,
+def _summary_line(reports: list[Any], seconds: float) -> str:
+    """The batch's outcome in one line, for a person at a terminal."""
+    skipped = sum(1 for r in reports if r.skipped)
+    failed = sum(1 for r in reports if not r.ok)
+    converted = len(reports) - skipped - failed
+    return (f"{PROG}: {converted} converted, {failed} failed, {skipped} skipped "
+            f"in {seconds:.1f} s")
+
+
+def _run_batch(args: argparse.Namespace, inputs: list[Any], formats: list[str],
+               out_dir: Path | None, options: dict[str, Any], interactive: bool,
                report_done: Any) -> None:
     """Many files: a local pool, or a Dask cluster; a progress bar over files."""
     executor = None
@@ -365,14 +465,13 @@ def _run_batch(args: argparse.Namespace, inputs: list[str], formats: list[str],
                      timeout=args.timeout, memory_limit_mb=args.memory_limit,
                      skip_existing=args.skip_existing, on_planned=planned, on_report=tick)
     finally:
-        if bar is not None:
-            bar.close()
+        _close_bar(bar)
         if client is not None:
             client.close()
 
 
-def _convert_one(src: str, formats: list[str], out_dir: str | None, options: dict[str, Any],
-                 name: str | None, to_stdout: bool, interactive: bool) -> Any:
+def _convert_one(src: str, formats: list[str], out_dir: Path | None, options: dict[str, Any],
+                 name: str | None, stem: str | None, to_stdout: bool, interactive: bool) -> Any:
     from .convert import Report
 
     size = os.path.getsize(src) if src != "-" and os.path.isfile(src) else None
@@ -389,7 +488,7 @@ def _convert_one(src: str, formats: list[str], out_dir: str | None, options: dic
         if not to_stdout:
             remove_stale_temporaries([out_dir or (os.path.dirname(src) if src != "-" else ".")
                                       or "."])
-        return convert(src, formats, out_dir, options, name=name, stdout=to_stdout,
+        return convert(src, formats, out_dir, options, name=name, stem=stem, stdout=to_stdout,
                        progress=progress if bar is not None else None)
     except UsageError:
         raise
@@ -400,8 +499,7 @@ def _convert_one(src: str, formats: list[str], out_dir: str | None, options: dic
     except OSError as exc:
         return Report(source=src, error=f"{exc.strerror or exc}")
     finally:
-        if bar is not None:
-            bar.close()
+        _close_bar(bar)
 
 
 if __name__ == "__main__":  # pragma: no cover

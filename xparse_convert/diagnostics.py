@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-log = logging.getLogger("xparse_convert")
+# Each warning is logged (at DEBUG) as it happens, for library users; a caller that prints
+# the collected warnings itself (the command line) silences this logger so none shows twice.
+WARNINGS_LOGGER = "xparse_convert.warnings"
+log = logging.getLogger(WARNINGS_LOGGER)
 
 MESSAGES_PER_KIND = 5
 

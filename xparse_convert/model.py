@@ -37,6 +37,12 @@ SHAPES = {
     "legacy-web": "legacy result in a web front-end envelope (code, msg, data.result.detail)",
     "legacy-bare": "legacy result object without its envelope (detail, pages, markdown)",
 }
+# The GUI engine's UI element types (``force_engine: "textin_gui"``), as its documentation lists
+# them; writers treat them as unknown types, but ``--types`` accepts them by name.
+GUI_TYPES = frozenset({
+    "button", "input", "checkbox", "dropdown", "link", "tab", "text", "label", "title", "icon",
+    "image", "menu", "navigation", "toolbar", "statusbar",
+})
 FURNITURE_TYPES = frozenset({"Header", "Footer", "PageNumber"})
 CAPTION_TYPES = frozenset({"TableCaption", "FigureCaption"})
 

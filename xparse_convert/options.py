@@ -8,6 +8,7 @@ from typing import Any
 
 from .errors import UsageError
 from .images import DEFAULT_MAX_PIXELS
+from .model import GUI_TYPES, KNOWN_TYPES
 from .stages import PageSet
 from .writers import Option, Writer
 
@@ -21,7 +22,8 @@ COMMON: tuple[Option, ...] = (
     Option("page_breaks", "page breaks from PageBreak elements and source page boundaries",
            False, kind=bool),
     Option("images", "how pictures are written: embed (in the file), files (in <stem>_files/), "
-           "url (loaded from the source URL) or none; each format has its own default",
+           "url (loaded from the source URL) or none; default: embed for docx and html, files "
+           "for md (xlsx and jsonl hold no pictures)",
            choices=IMAGE_MODES),
     Option("max_image_pixels", "pictures above this many pixels are left out (a JPEG is "
            "decoded at reduced size instead)", DEFAULT_MAX_PIXELS, kind=int),
@@ -37,8 +39,59 @@ LIMITS: tuple[Option, ...] = (
 )
 
 
+def declared_types() -> frozenset[str]:
+    """Element types that installed writers declare (their ``types``), beyond the
+    documented ones."""
+    from .writers import available
+
+    found: set[str] = set()
+    for writer in available().values():
+        declared = writer.types
+        found.update(t for t in declared if isinstance(t, str))
+    return frozenset(found)
+
+
+def match_types(names: Iterable[str], label: str = "types") -> tuple[frozenset[str], list[str]]:
+    """The element types ``names`` mean, and notes on names read case-insensitively.
+
+    A name is taken as it is when it is a documented type (document engine or GUI engine) or
+    one an installed writer declares; else a case-insensitive match against the document
+    engine's types (``table`` is ``Table``), with a note; else ``UsageError`` listing them.
+    """
+    exact = KNOWN_TYPES | GUI_TYPES
+    by_lower = {t.lower(): t for t in KNOWN_TYPES}
+    chosen: set[str] = set()
+    notes: list[str] = []
+    declared: frozenset[str] | None = None
+    for name in names:
+        if name in exact:
+            chosen.add(name)
+            continue
+        if declared is None:
+            declared = declared_types()  # imports every writer: only for an unusual name
+        if name in declared:
+            chosen.add(name)
+        elif name.lower() in by_lower:
+            chosen.add(by_lower[name.lower()])
+            notes.append(f"{label} {name}: read as {by_lower[name.lower()]} "
+                         "(type names are case-sensitive)")
+        else:
+            extra = sorted(declared - exact)
+            raise UsageError(
+                f"{label}: no element type {name!r}; document types: "
+                f"{', '.join(sorted(KNOWN_TYPES))}; GUI types: {', '.join(sorted(GUI_TYPES))}"
+                + (f"; writer types: {', '.join(extra)}" if extra else ""))
+    return frozenset(chosen), notes
+
+
 def writer_option_key(writer: type[Writer], option: Option) -> str:
     return f"{writer.name}_{option.name}".replace("-", "_")
+
+
+def split_list(value: str | Iterable[Any]) -> list[str]:
+    """A list option's items: ``"a, b"`` or ``["a", "b"]`` give ``["a", "b"]``."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(i).strip() for i in items if str(i).strip()]
 
 
 def _coerce(key: str, option: Option, value: Any) -> Any:
@@ -52,8 +105,7 @@ def _coerce(key: str, option: Option, value: Any) -> Any:
             return value.lower() in ("1", "true", "yes", "on")
         raise UsageError(f"option {key} takes true or false, not {value!r}")
     if option.kind is list:
-        items = value.split(",") if isinstance(value, str) else list(value)
-        items = [str(i).strip() for i in items if str(i).strip()]
+        items = split_list(value)
         if option.choices:
             bad = [i for i in items if i not in option.choices]
             if bad:
@@ -89,6 +141,11 @@ def normalise(options: dict[str, Any] | None, writers: Iterable[type[Writer]]) -
         out[norm] = _coerce(norm, known[norm], value)
     for key, option in known.items():
         out.setdefault(key, option.default)
+    if out.get("md_source") == "engine" and any(
+            out.get(k) for k in ("pages", "types", "exclude_types")):
+        raise UsageError("--md-source engine copies the engine's markdown as it is and cannot "
+                         "apply --pages, --types or --exclude-types; leave them out or use "
+                         "--md-source model")
     pages = out.get("pages")
     if isinstance(pages, str):
         try:
@@ -99,7 +156,7 @@ def normalise(options: dict[str, Any] | None, writers: Iterable[type[Writer]]) -
         raise UsageError("option max_image_pixels takes a positive number")
     for key in ("types", "exclude_types"):
         if out.get(key) is not None:
-            out[key] = frozenset(out[key])
+            out[key] = match_types(out[key], f"option {key}")[0]
     return out
 
 

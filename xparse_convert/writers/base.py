@@ -24,7 +24,7 @@ DOCUMENT_TYPES: Mapping[str, str] = {
     "UncategorizedText": "uncategorized_text",
 }
 # The GUI engine's lowercase types go to ``default`` as text, except a picture.
-GUI_TYPES: Mapping[str, str] = {"image": "image"}
+GUI_METHODS: Mapping[str, str] = {"image": "image"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,8 @@ class Writer:
     name: ClassVar[str] = ""
     extension: ClassVar[str] = ""
     binary: ClassVar[bool] = False
+    # text a pipe can take (``-o -``); None: whatever is not ``binary`` (JSONL writes bytes)
+    text: ClassVar[bool | None] = None
     consumes: ClassVar[str] = "logical"
     options: ClassVar[tuple[Option, ...]] = ()
     description: ClassVar[str] = ""
@@ -142,11 +144,11 @@ class Writer:
 
     def write(self, element: Element) -> None:
         """Dispatch ``element`` by its type: the writer's own ``types``, then the documented
-        types (``DOCUMENT_TYPES``), then ``GUI_TYPES``; anything else goes to ``default``."""
+        types (``DOCUMENT_TYPES``), then ``GUI_METHODS``; anything else goes to ``default``."""
         method = self._methods.get(element.type)
         if method is None:
             name = self.types.get(element.type) or DOCUMENT_TYPES.get(element.type) or \
-                GUI_TYPES.get(element.type)
+                GUI_METHODS.get(element.type)
             if name is None:
                 self.default(element)  # not cached: the input chooses these strings
                 return
@@ -158,7 +160,7 @@ class Writer:
     def undeclared_methods(cls) -> list[str]:
         """Public one-argument methods of a writer that no type dispatches to (a plug-in that
         expects its method named after a type to be called must declare it in ``types``)."""
-        dispatched = {*DOCUMENT_TYPES.values(), *GUI_TYPES.values(), *cls.types.values()}
+        dispatched = {*DOCUMENT_TYPES.values(), *GUI_METHODS.values(), *cls.types.values()}
         found = []
         for klass in cls.__mro__:
             if klass is Writer or not issubclass(klass, Writer):

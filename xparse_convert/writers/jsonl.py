@@ -76,6 +76,7 @@ class JsonlWriter(Writer):
     name = "jsonl"
     extension = "jsonl"
     binary = True
+    text = True  # UTF-8 lines: `-o - | jq` works
     consumes = "raw"
     description = "one JSON object per element (lossless), or per table cell"
     options = (
