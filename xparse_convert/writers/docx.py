@@ -20,6 +20,8 @@ from typing import IO
 
 from lxml import etree
 
+from ..equations import chemical_latex, omml_display
+from ..equations.omml import M_NS
 from ..images import ImageRef
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Covered, Table
@@ -30,7 +32,7 @@ from .docx_package import BULLET_NUM, R_NS, W_NS, DocxPackage
 WP_NS = "http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"
 A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
 PIC_NS = "http://schemas.openxmlformats.org/drawingml/2006/picture"
-NSMAP = {"w": W_NS, "r": R_NS, "wp": WP_NS, "a": A_NS, "pic": PIC_NS}
+NSMAP = {"w": W_NS, "r": R_NS, "wp": WP_NS, "a": A_NS, "pic": PIC_NS, "m": M_NS}
 XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 
 # A4 portrait, 2.54 cm margins, in twentieths of a point (twips).
@@ -196,7 +198,6 @@ class DocxWriter(Writer):
 
     default = narrative_text
     uncategorized_text = narrative_text
-    chemical = narrative_text
 
     def header(self, el: Element) -> None:
         text = self.clean(el.text).strip()
@@ -239,13 +240,50 @@ class DocxWriter(Writer):
 
     def formula(self, el: Element) -> None:
         latex = strip_math_delimiters(self.clean(el.text))
-        if latex:
-            self._emit(self.equation(latex))
+        if not latex:
+            return
+        block = self.equation(latex)
+        if block is None:  # kept as LaTeX text, as before native math
+            self.diag.warn("formula-fallback", "formula kept as LaTeX text (cannot convert it "
+                           "to Word math)", el.where)
+            block = _paragraph("Formula", latex)
+        self._emit(block)
 
-    def equation(self, latex: str) -> etree._Element:
-        """A display equation.  This renders the LaTeX in the ``Formula`` style; a writer that
-        produces native Word math (OMML) overrides this one method."""
-        return _paragraph("Formula", latex)
+    def chemical(self, el: Element) -> None:
+        """Chemistry (``H_2SO_4``, ``\\ce{..}``) as an equation; other text as a paragraph."""
+        text = self.clean(el.text).strip()
+        try:
+            block = self.equation(chemical_latex(strip_math_delimiters(text)))
+        except ValueError:
+            block = None
+        if block is None:
+            if text:
+                self.diag.warn("formula-fallback", "chemical formula kept as text", el.where)
+            self.narrative_text(el)
+        else:
+            self._emit(block)
+
+    def equation(self, latex: str) -> etree._Element | None:
+        """A display equation: a paragraph holding ``m:oMathPara``, with a ``\\tag`` as a
+        right-aligned ``(n)`` on tab stops; None when the LaTeX cannot be converted."""
+        converted = omml_display(latex)
+        if converted is None:
+            return None
+        math, tag = converted
+        p = _paragraph("Formula")
+        if tag:
+            ppr = p.find(w("pPr"))
+            tabs = _el("tabs", ppr)
+            _el("tab", tabs, val="center", pos=str(TEXT_W // 2))
+            _el("tab", tabs, val="right", pos=str(TEXT_W))
+            _el("jc", ppr, val="left")
+            _el("tab", _el("r", p))
+            p.append(math)
+            _el("tab", _el("r", p))
+            _add_text(p, tag)
+        else:
+            p.append(math)
+        return p
 
     def table_caption(self, el: Element) -> None:
         text = self.clean(el.text).strip()
