@@ -38,6 +38,13 @@ NARY = frozenset("∑∏∐∫∬∭∮∯∰∱∲∳⋃⋂⋁⋀⨀⨁⨂⨄�
 STOPS = frozenset("=<>≤≥≦≧⩽⩾≠≈≡≢∼≃≅≐∝≪≫→←↔⇒⇐⇔⟶⟹⟺↦∈∉∋⊂⊃⊆⊇⊊⊋+−-±∓,;")
 LIMIT_NAMES = frozenset({"lim", "max", "min", "sup", "inf", "limsup", "liminf", "argmax",
                          "argmin", "det", "gcd", "Pr", "plim", "injlim", "projlim"})
+BRACKETS = frozenset("([{")
+CLOSERS = frozenset(")]}")
+BARS_PAIRED = frozenset("|‖")
+# Operators that cannot start a box in LibreOffice's reading of OMML (its StarMath parser wants
+# a left operand); written as literal runs there (``m:lit``), which Word shows the same.
+LEADING_LITERAL = STOPS - frozenset("+−-±∓") | frozenset("×·÷∗∘⋅/")
+ENDING_LITERAL = STOPS | frozenset("×·÷∗∘⋅/")
 OPEN_FENCES = {"(": ")", "[": "]", "{": "}", "|": "|", "‖": "‖", "⟨": "⟩", "⌊": "⌋", "⌈": "⌉"}
 # over-script character -> the combining character Word's m:acc takes
 ACCENTS = {
@@ -91,15 +98,28 @@ def _is_empty(node: etree._Element) -> bool:
                                                                              "").strip()
 
 
-def _fence(node: etree._Element) -> tuple[str, str] | None:
-    """The delimiters of a ``\\left..\\right`` group, else None."""
+def _fence(node: etree._Element) -> tuple[str, str, int] | None:
+    """(opening, closing, items after the content) of a ``\\left..\\right`` group (or of
+    ``cases``, which has no closing fence), else None."""
     if node.tag != "mrow" or len(node) < 2:
         return None
     first, last = node[0], node[-1]
-    if first.tag == "mo" and last.tag == "mo" and first.get("fence") == "true" and \
-            first.get("form") == "prefix" and last.get("form") == "postfix":
-        return _text(first), _text(last)
-    return None
+    if first.tag != "mo" or first.get("fence") != "true" or first.get("form") != "prefix":
+        return None
+    if last.tag == "mo" and last.get("form") == "postfix":
+        return _text(first), _text(last), 1
+    return _text(first), "", 0
+
+
+def _fenced_table(items: list[etree._Element], i: int) -> bool:
+    """True when items i..i+2 are an opening fence, a table (or a bar-less fraction) and the
+    matching closing fence: ``pmatrix``, ``\\binom``."""
+    if i + 2 >= len(items) or items[i].tag != "mo" or _text(items[i]) not in OPEN_FENCES:
+        return False
+    inner, close = items[i + 1], items[i + 2]
+    return (inner.tag == "mtable" or inner.tag == "mfrac" and
+            inner.get("linethickness") in ("0", "0pt", "0em")) and close.tag == "mo" and \
+        _text(close) == OPEN_FENCES[_text(items[i])]
 
 
 def _scripts(node: etree._Element
@@ -133,6 +153,86 @@ def _function_name(node: etree._Element) -> str | None:
     return None
 
 
+def _literal_ends(box: etree._Element) -> None:
+    """An operator ending a box is written literally (LibreOffice wants a right operand after
+    ``+`` in ``Fe^{3+}``); Word shows it the same."""
+    if len(box) and box[-1].tag == m("r"):
+        t = box[-1].find(m("t"))
+        if t is not None and (t.text or "").strip() in ENDING_LITERAL and \
+                box[-1].find(f"{m('rPr')}/{m('lit')}") is None:
+            props = box[-1].find(m("rPr"))
+            if props is None:
+                props = etree.Element(m("rPr"))
+                box[-1].insert(0, props)
+            props.insert(0, etree.Element(m("lit")))
+
+
+def _bracket(node: etree._Element) -> str:
+    """The bracket a plain (not ``\\left``) operator is, or "" (for a scripted node: of its
+    base)."""
+    core = _unwrap(_scripts(node)[0])
+    if core.tag in ("mo", "mi") and core.get("form") is None:
+        text = _text(core)
+        if text in BARS_PAIRED or core.tag == "mo" and (text in BRACKETS or text in CLOSERS):
+            return text
+    return ""
+
+
+def _group(opening: str, inner: list[etree._Element], closing: str) -> etree._Element:
+    group = etree.Element("mrow")
+    etree.SubElement(group, "mo", fence="true", form="prefix").text = opening
+    group.extend(inner)
+    etree.SubElement(group, "mo", fence="true", form="postfix").text = closing
+    return group
+
+
+def _pair_brackets(items: list[etree._Element]) -> list[etree._Element]:
+    """Brackets of one sequence paired into groups (``m:d``), the way Word builds them: a
+    script on a closing bracket goes on the group (``(1+r)^n``), and an operand search never
+    stops inside one.  ``|`` and ``‖`` close the group they opened, else open one.  A bracket
+    without its partner still opens or closes a group with an empty other side (LibreOffice
+    cannot read an unpaired one)."""
+    if not any(_bracket(item) for item in items):
+        return items
+    out: list[etree._Element] = []
+    opened: list[int] = []
+    for item in items:
+        text = _bracket(item)
+        role = ""
+        if text in BARS_PAIRED:
+            if opened and _text(out[opened[-1]]) == text:
+                role = "close"
+            elif item.tag in ("mo", "mi"):
+                role = "open"
+        elif text in BRACKETS and item.tag == "mo":
+            role = "open"
+        elif text in CLOSERS:
+            role = "close"
+        if role == "open":
+            opened.append(len(out))
+            out.append(item)
+        elif role == "close":
+            start = opened.pop() if opened else -1
+            opening = _text(out[start]) if start >= 0 else ""
+            inner = out[start + 1:]
+            del out[max(start, 0):]
+            group = _group(opening, inner, text)
+            if item.tag not in ("mo", "mi"):  # (..)^n: the script moves onto the group
+                scripted = etree.Element(item.tag)
+                scripted.append(group)
+                scripted.extend(list(item)[1:])
+                group = scripted
+            out.append(group)
+        else:
+            out.append(item)
+    while opened:
+        start = opened.pop()
+        group = _group(_text(out[start]), out[start + 1:], "")
+        del out[start:]
+        out.append(group)
+    return out
+
+
 class _Converter:
     # -- sequences ---------------------------------------------------------------------
     def flatten(self, nodes: list[etree._Element], depth: int) -> list[etree._Element]:
@@ -152,7 +252,7 @@ class _Converter:
     def sequence(self, nodes: list[etree._Element], parent: etree._Element, depth: int) -> None:
         if depth > MAX_TREE_DEPTH:
             raise FormulaError("formula nested too deeply")
-        items = self.flatten(nodes, depth)
+        items = _pair_brackets(self.flatten(nodes, depth))
         i = 0
         while i < len(items):
             item = items[i]
@@ -169,19 +269,16 @@ class _Converter:
                 if end > i + 1:
                     func = _el("func", parent)
                     self.function_name(item, _el("fName", func), depth)
-                    self.sequence(items[i + 1:end], _el("e", func), depth + 1)
+                    self.box("e", func, items[i + 1:end], depth)
                 else:
                     self.function_name(item, parent, depth)
                 i = end
                 continue
-            if item.tag == "mo" and _text(item) in OPEN_FENCES and i + 2 < len(items):
-                inner, close = items[i + 1], items[i + 2]
-                if (inner.tag == "mtable" or inner.tag == "mfrac" and
-                        inner.get("linethickness") in ("0", "0pt", "0em")) and \
-                        close.tag == "mo" and _text(close) == OPEN_FENCES[_text(item)]:
-                    self.delimited(_text(item), [inner], _text(close), parent, depth)
-                    i += 3
-                    continue
+            if _fenced_table(items, i):
+                self.delimited(_text(item), [items[i + 1]], _text(items[i + 2]), parent,
+                               depth)
+                i += 3
+                continue
             if item.tag in ("msub", "msup", "msubsup") and _is_empty(item[0]) and \
                     i + 1 < len(items):
                 self.prescripts(item, items[i + 1], parent, depth)
@@ -202,6 +299,8 @@ class _Converter:
             k += 1  # \sin \cos x: the inner function is the outer one's argument
         if k >= len(items) or self.is_stop(items[k]):
             return k
+        if _fenced_table(items, k):
+            return k + 3
         if not _is_open_paren(items[k]):
             k += 1
         if k < len(items) and _is_open_paren(items[k]):
@@ -222,6 +321,7 @@ class _Converter:
         element = _el(tag, parent)
         if nodes:
             self.sequence(nodes, element, depth + 1)
+            _literal_ends(element)
         return element
 
     def nary(self, op: etree._Element, body: list[etree._Element], parent: etree._Element,
@@ -295,7 +395,9 @@ class _Converter:
         width = max(len(row) for row in rows) or 1
         aligns = (table.get("columnalign") or "").split()
         matrix = _el("m", parent)
-        columns = _el("mcs", _el("mPr", matrix))
+        props = _el("mPr", matrix)
+        _el("plcHide", props, "1")
+        columns = _el("mcs", props)
         for c in range(width):
             align = next((row[c].get("columnalign") for row in rows
                           if c < len(row) and row[c].get("columnalign")), None)
@@ -306,18 +408,22 @@ class _Converter:
         for row in rows:
             mr = _el("mr", matrix)
             for c in range(width):
-                self.box("e", mr, list(row[c]) if c < len(row) else None, depth)
+                cell = self.box("e", mr, list(row[c]) if c < len(row) else None, depth)
+                if not len(cell):  # LibreOffice drops an empty cell and shifts the row
+                    self.run(" ", cell, literal=True)
 
     # -- one node ----------------------------------------------------------------------
     def run(self, text: str, parent: etree._Element, *, sty: str | None = None,
-            scr: str | None = None, normal: bool = False) -> None:
+            scr: str | None = None, normal: bool = False, literal: bool = False) -> None:
         if not text:
             return
         if _COMMAND.search(text):
             raise FormulaError("a LaTeX command is left in the formula")
         r = _el("r", parent)
-        if normal or sty or scr:
+        if normal or sty or scr or literal:
             props = _el("rPr", r)
+            if literal:
+                _el("lit", props)
             if normal:
                 _el("nor", props)
             else:
@@ -345,7 +451,9 @@ class _Converter:
             scr, sty = VARIANTS.get(node.get("mathvariant") or "", (None, None))
             self.run(_text(node), parent, sty=None if sty == "p" else sty, scr=scr)
         elif tag in ("mo", "ms"):
-            self.run(_text(node), parent)
+            text = _text(node)
+            self.run(text, parent, literal=not len(parent) and text.strip() in LEADING_LITERAL
+                     or "#" in text or "\\" in text)
         elif tag == "mtext":
             self.run(_text(node), parent, normal=True)
         elif tag == "mspace":
@@ -356,7 +464,9 @@ class _Converter:
         elif tag in _TRANSPARENT:
             fence = _fence(node)
             if fence is not None:
-                self.delimited(fence[0], children[1:-1], fence[1], parent, depth)
+                opening, closing, after = fence
+                self.delimited(opening, children[1:len(children) - after], closing, parent,
+                               depth)
             else:
                 self.sequence(children, parent, depth + 1)
         elif tag == "mfrac":
@@ -453,6 +563,7 @@ def mathml_to_omml(math: etree._Element) -> etree._Element:
     ``FormulaError`` for what it cannot map."""
     root = etree.Element(m("oMath"), nsmap=NSMAP)
     _Converter().sequence(list(math), root, 0)
+    _literal_ends(root)
     if not len(root):
         raise FormulaError("the formula is empty")
     return root

@@ -244,8 +244,8 @@ class DocxWriter(Writer):
             return
         block = self.equation(latex)
         if block is None:  # kept as LaTeX text, as before native math
-            self.diag.warn("formula-fallback", "formula kept as LaTeX text (cannot convert it "
-                           "to Word math)", el.where)
+            self.diag.warn("formula-fallback", "DOCX: formula kept as LaTeX text (cannot "
+                           "convert it to Word math)", el.where)
             block = _paragraph("Formula", latex)
         self._emit(block)
 
@@ -258,7 +258,8 @@ class DocxWriter(Writer):
             block = None
         if block is None:
             if text:
-                self.diag.warn("formula-fallback", "chemical formula kept as text", el.where)
+                self.diag.warn("formula-fallback", "DOCX: chemical formula kept as text",
+                               el.where)
             self.narrative_text(el)
         else:
             self._emit(block)

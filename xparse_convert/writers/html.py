@@ -202,7 +202,7 @@ class HtmlWriter(Writer):
         except ValueError:
             latex = None
         if latex is None or not self._display_math(el, latex, text, fallback=False):
-            self.diag.warn("formula-fallback", "chemical formula kept as text", el.where)
+            self.diag.warn("formula-fallback", "HTML: chemical formula kept as text", el.where)
             self.narrative_text(el)
 
     def _display_math(self, el: Element, latex: str, source: str, fallback: bool = True
@@ -219,8 +219,8 @@ class HtmlWriter(Writer):
                 annotation.text = source
             node.append(math)
         else:  # shown as text when it cannot be converted
-            self.diag.warn("formula-fallback", "formula kept as LaTeX text (cannot convert "
-                           "it to MathML)", el.where)
+            self.diag.warn("formula-fallback", "HTML: formula kept as LaTeX text (cannot "
+                           "convert it to MathML)", el.where)
             code = etree.SubElement(node, "code", {"class": "latex"})
             code.text = latex
         self._emit(node)
