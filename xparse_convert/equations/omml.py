@@ -24,6 +24,7 @@ element outside that set raises ``FormulaError``; so does any ``\\command`` left
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from lxml import etree
 
@@ -67,6 +68,7 @@ VARIANTS = {  # mathvariant -> (m:scr, m:sty)
 }
 SPACES = [(1.5, "\u2003\u2003"), (0.9, "\u2003"), (0.25, "\u2005"), (0.1, "\u2009")]
 _COMMAND = re.compile(r"\\[A-Za-z]")
+_PAIRABLE = frozenset({"mo", "mi", "msub", "msup", "msubsup"})
 _TRANSPARENT = frozenset({"mrow", "mstyle", "mpadded", "math", "semantics"})
 
 
@@ -178,15 +180,21 @@ def _bracket(node: etree._Element) -> str:
     return ""
 
 
-def _group(opening: str, inner: list[etree._Element], closing: str) -> etree._Element:
-    group = etree.Element("mrow")
-    etree.SubElement(group, "mo", fence="true", form="prefix").text = opening
-    group.extend(inner)
-    etree.SubElement(group, "mo", fence="true", form="postfix").text = closing
-    return group
+class _Group:
+    """A bracket pair of a sequence and what it holds, with the script its closing bracket
+    carried (a view: the MathML tree itself is never changed)."""
+
+    tag = "#group"
+
+    def __init__(self, opening: str, inner: list[Any], closing: str,
+                 scripted: etree._Element | None = None) -> None:
+        self.opening, self.inner, self.closing, self.scripted = opening, inner, closing, scripted
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return default
 
 
-def _pair_brackets(items: list[etree._Element]) -> list[etree._Element]:
+def _pair_brackets(items: list[Any]) -> list[Any]:
     """Brackets of one sequence paired into groups (``m:d``), the way Word builds them: a
     script on a closing bracket goes on the group (``(1+r)^n``), and an operand search never
     stops inside one.  ``|`` and ``‖`` close the group they opened, else open one.  A bracket
@@ -194,10 +202,10 @@ def _pair_brackets(items: list[etree._Element]) -> list[etree._Element]:
     cannot read an unpaired one)."""
     if not any(_bracket(item) for item in items):
         return items
-    out: list[etree._Element] = []
+    out: list[Any] = []
     opened: list[int] = []
     for item in items:
-        text = _bracket(item)
+        text = _bracket(item) if item.tag in _PAIRABLE else ""
         role = ""
         if text in BARS_PAIRED:
             if opened and _text(out[opened[-1]]) == text:
@@ -216,18 +224,14 @@ def _pair_brackets(items: list[etree._Element]) -> list[etree._Element]:
             opening = _text(out[start]) if start >= 0 else ""
             inner = out[start + 1:]
             del out[max(start, 0):]
-            group = _group(opening, inner, text)
-            if item.tag not in ("mo", "mi"):  # (..)^n: the script moves onto the group
-                scripted = etree.Element(item.tag)
-                scripted.append(group)
-                scripted.extend(list(item)[1:])
-                group = scripted
-            out.append(group)
+            # (..)^n: the script of the closing bracket goes on the group
+            out.append(_Group(opening, inner, text,
+                              None if item.tag in ("mo", "mi") else item))
         else:
             out.append(item)
     while opened:
         start = opened.pop()
-        group = _group(_text(out[start]), out[start + 1:], "")
+        group = _Group(_text(out[start]), out[start + 1:], "")
         del out[start:]
         out.append(group)
     return out
@@ -439,6 +443,9 @@ class _Converter:
     def node(self, node: etree._Element, parent: etree._Element, depth: int) -> None:
         if depth > MAX_TREE_DEPTH:
             raise FormulaError("formula nested too deeply")
+        if isinstance(node, _Group):
+            self.group(node, parent, depth)
+            return
         tag = node.tag
         children = list(node)
         if tag == "mi":
@@ -523,6 +530,19 @@ class _Converter:
             return
         else:  # merror, mmultiscripts, anything new
             raise FormulaError(f"<{tag}> has no Word math equivalent here")
+
+    def group(self, group: _Group, parent: etree._Element, depth: int) -> None:
+        if group.scripted is None:
+            self.delimited(group.opening, group.inner, group.closing, parent, depth)
+            return
+        _, below, above, _ = _scripts(group.scripted)
+        script = _el({"msub": "sSub", "msup": "sSup", "msubsup": "sSubSup"}[
+            group.scripted.tag], parent)
+        self.delimited(group.opening, group.inner, group.closing, _el("e", script), depth)
+        if below is not None:
+            self.box("sub", script, [below], depth)
+        if above is not None:
+            self.box("sup", script, [above], depth)
 
     def under_over(self, node: etree._Element, parent: etree._Element, depth: int) -> None:
         base, below, above, _ = _scripts(node)
