@@ -9,6 +9,8 @@ or None when the formula cannot be converted.
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from typing import Any
 
@@ -77,9 +79,20 @@ def _restore(text: str | None) -> str | None:
     return _RESTORE_RE.sub(lambda m: _RESTORE[m.group(0)], text) if text else text
 
 
+# Documents repeat formulas (``$x$``, ``$n$`` in an exam paper); the last few hundred are kept.
+CACHE_SIZE = 512
+
+
 def mathml_tree(latex: str, display: bool) -> tuple[etree._Element, Normalised]:
-    """The cleaned ``<math>`` tree for ``latex`` and the normalised source; raises on failure
-    (``FormulaError`` or whatever latex2mathml raises)."""
+    """The cleaned ``<math>`` tree for ``latex`` (a fresh copy the caller may change) and the
+    normalised source; raises on failure (``FormulaError`` or whatever latex2mathml raises)."""
+    math, normalised = shared_tree(latex, display)
+    return copy.deepcopy(math), normalised
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def shared_tree(latex: str, display: bool) -> tuple[etree._Element, Normalised]:
+    """``mathml_tree`` without the copy: the tree is shared, so it must not be changed."""
     from latex2mathml.converter import convert
 
     normalised = normalise(latex)

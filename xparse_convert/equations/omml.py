@@ -23,13 +23,15 @@ element outside that set raises ``FormulaError``; so does any ``\\command`` left
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from typing import Any
 
 from lxml import etree
 
 from .latex import FormulaError
-from .mathml import MAX_TREE_DEPTH, mathml_tree
+from .mathml import CACHE_SIZE, MAX_TREE_DEPTH, shared_tree
 
 M_NS = "http://schemas.openxmlformats.org/officeDocument/2006/math"
 NSMAP = {"m": M_NS}
@@ -590,8 +592,21 @@ def mathml_to_omml(math: etree._Element) -> etree._Element:
 
 
 def omml_math(latex: str, display: bool) -> tuple[etree._Element, str | None]:
-    """``m:oMath`` for ``latex`` and its ``\\tag`` (or None); raises on failure."""
-    math, normalised = mathml_tree(latex, display)
+    """``m:oMath`` for ``latex`` (a fresh tree) and its ``\\tag`` (or None); raises on
+    failure."""
+    math, tag = _cached_omml(latex, display)
+    return copy.deepcopy(math), tag
+
+
+def clear_caches() -> None:
+    """Forget cached conversions (for measuring the uncached cost)."""
+    shared_tree.cache_clear()
+    _cached_omml.cache_clear()
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _cached_omml(latex: str, display: bool) -> tuple[etree._Element, str | None]:
+    math, normalised = shared_tree(latex, display)
     return mathml_to_omml(math), normalised.tag
 
 
