@@ -198,6 +198,19 @@ def test_library_calls_agree_with_the_corpus():
             assert omml_inline(entry["latex"]) is None and mathml_inline(entry["latex"]) is None
 
 
+def test_inline_math_sits_among_the_runs_of_a_paragraph():
+    from xparse_convert.writers.docx import NSMAP
+
+    p = etree.Element(f"{W}p", nsmap=NSMAP)
+    etree.SubElement(etree.SubElement(p, f"{W}r"), f"{W}t").text = "毛利率按 "
+    p.append(omml_inline(r"GM=\frac{R-C}{R}"))
+    markup = etree.tostring(p, encoding="unicode")
+    assert markup.count("xmlns:m=") == 1  # declared once, by the paragraph's document
+    assert p[1].tag == f"{M}oMath" and p[1].find(f"{M}f") is not None
+    (math,) = mathml_inline(r"GM=\frac{R-C}{R}").xpath("self::math[@display='inline']")
+    assert math.xpath(".//mfrac")
+
+
 # -- LibreOffice reads the equations ------------------------------------------------------------
 def _cjk_font() -> bool:
     fc = shutil.which("fc-list")

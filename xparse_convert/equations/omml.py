@@ -461,7 +461,8 @@ class _Converter:
             self.run(_text(node), parent, sty=None if sty == "p" else sty, scr=scr)
         elif tag in ("mo", "ms"):
             text = _text(node)
-            self.run(text, parent, literal=not len(parent) and text.strip() in LEADING_LITERAL
+            first = next(iter(parent), None) is None  # (len() of an lxml element counts)
+            self.run(text, parent, literal=first and text.strip() in LEADING_LITERAL
                      or "#" in text or "\\" in text)
         elif tag == "mtext":
             self.run(_text(node), parent, normal=True)
