@@ -1,6 +1,6 @@
 """The one normalisation pass that turns the LaTeX an OCR engine writes into LaTeX latex2mathml
 reads as the author meant it.  Every writer's math goes through ``normalise``; the rules, in the
-order they run:
+order they run (7-11 share one pass, and so do 13, 14 and 19):
 
 1. Length: more than ``MAX_CHARS`` characters is refused (``FormulaError``).
 2. Entities: ``&lt;`` ``&gt;`` ``&amp;`` ``&quot;`` ``&apos;`` ``&nbsp;`` and numeric ``&#..;``
