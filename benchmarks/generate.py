@@ -13,9 +13,13 @@ body content of the next page (between its Header and Footer); the third opens t
 after that, followed by that page's own content (``is_continuation`` / ``continuation_of``, header
 row repeated in every fragment). With ``images`` every 2nd page has a captioned Image holding a real
 PNG (except on the middle page of a chain); with ``char_details`` every text element and table cell
-carries one char_details entry per character.
+carries one char_details entry per character. With ``formulas`` every page but a chain's middle one
+has a display Formula, a paragraph with an inline ``$...$`` in its text, and a paragraph with an
+inline formula in its text that an ``objects`` entry (``type: formula``, ``text_range``,
+``display_mode: inline``) points at; the rest of the page is the same as without.
 
-    python benchmarks/generate.py --pages 1000 [--images] [--char-details] [--seed 0] -o out.json
+    python benchmarks/generate.py --pages 1000 [--images] [--char-details] [--formulas] [--seed 0]
+        -o out.json
 """
 
 from __future__ import annotations
@@ -142,6 +146,7 @@ class _Block:
     image_size: tuple[int, int] | None = None
     image_url: str = ""
     box: Box = (0.0, 0.0, 0.0, 0.0)
+    inline_object: tuple[int, int] | None = None  # text_range of an inline formula object
 
 
 def _rng(seed: int, page: int, stream: str) -> random.Random:
@@ -303,7 +308,26 @@ def _layout(blocks: list[_Block]) -> None:
     blocks[-1].box = (0.485, 0.968, 0.515, 0.982)
 
 
-def _plan_page(seed: int, page: int, images: bool) -> list[_Block]:
+_INLINE_FORMULAS = (r"$GM=\frac{R-C}{R}$", r"$x^{2}+y^{2}=r^{2}$", r"$\sqrt{a^2+b^2}$",
+                    r"$\sum_{i=1}^{n} x_i$", r"$\Delta P = P_1 - P_0$", r"$\ce{H2SO4}$")
+
+
+def _add_formulas(seed: int, page: int, groups: list[list[_Block]]) -> None:
+    """The ``formulas`` variant's additions, from their own random stream (so the rest of the
+    page does not change): a display Formula, an inline ``$..$`` in one paragraph, and an
+    inline formula object in another."""
+    rng = _rng(seed, page, "formulas")
+    paragraphs = [g[0] for g in groups if g[0].type == "NarrativeText"]
+    plain, with_object = paragraphs[0], paragraphs[-1]
+    plain.text += f"公式 {rng.choice(_INLINE_FORMULAS)} 成立。"
+    formula = rng.choice(_INLINE_FORMULAS)
+    start = len(with_object.text) + 3
+    with_object.text += f"其中 {formula} 为比率。"
+    with_object.inline_object = (start, start + len(formula))
+    groups.insert(rng.randint(1, len(groups)), [_Block("Formula", rng.choice(_FORMULAS))])
+
+
+def _plan_page(seed: int, page: int, images: bool, formulas: bool = False) -> list[_Block]:
     """The blocks of one page in reading order, laid out; a pure function of its arguments."""
     rng = _rng(seed, page, "plan")
     chain_step = (page - 1) % CHAIN_EVERY
@@ -349,6 +373,8 @@ def _plan_page(seed: int, page: int, images: bool) -> list[_Block]:
         )
     for extra in extras:
         groups.insert(rng.randint(1, len(groups)), extra)
+    if formulas:
+        _add_formulas(seed, page, groups)
     # A chapter starts every 8 pages; each other page starts a section.
     depth = 0 if (page - 1) % 8 == 0 else 1
     groups.insert(0, [_Block("Title", _title(rng, page, depth), depth=depth)])
@@ -484,10 +510,16 @@ class _ElementBuilder:
     """
 
     def __init__(
-        self, seed: int, images: bool, char_details: bool, data_source: dict[str, Any]
+        self,
+        seed: int,
+        images: bool,
+        char_details: bool,
+        data_source: dict[str, Any],
+        formulas: bool = False,
     ) -> None:
         self.seed = seed
         self.images = images
+        self.formulas = formulas
         self.char_details = char_details
         self.data_source = data_source
         self.next_element = 1
@@ -500,7 +532,7 @@ class _ElementBuilder:
 
     def page(self, page: int) -> Iterator[dict[str, Any]]:
         """Yield the elements of ``page``; pages must be asked for in order from 1."""
-        blocks = _plan_page(self.seed, page, self.images)
+        blocks = _plan_page(self.seed, page, self.images, self.formulas)
         ids = [f"el_{self.next_element + i:06d}" for i in range(len(blocks))]
         self.next_element += len(blocks)
         rng = _rng(self.seed, page, "details")
@@ -540,6 +572,9 @@ class _ElementBuilder:
         if block.image_size is not None:
             metadata["width"], metadata["height"] = block.image_size
         metadata["data_source"] = self.data_source
+        if block.inline_object is not None:
+            metadata["has_inline_objects"] = True
+            metadata["inline_object_types"] = ["formula"]
 
         element: dict[str, Any] = {"element_id": element_id, "type": block.type}
         if block.grid is not None:
@@ -550,6 +585,18 @@ class _ElementBuilder:
             "coordinates": _quad(block.box),
             "metadata": metadata,
         }
+        if block.inline_object is not None:
+            start, end = block.inline_object
+            element["objects"] = [
+                {
+                    "object_id": f"obj_{element_id}",
+                    "type": "formula",
+                    "text": block.text[start:end],
+                    "text_range": [start, end],
+                    "coordinates": _quad(block.box),
+                    "metadata": {"display_mode": "inline"},
+                }
+            ]
         if block.grid is not None:
             element["table_structure"] = self._table_structure(block.grid, block.box, rng)
             self.counts["tables"] += 1
@@ -616,6 +663,7 @@ def generate(
     images: bool = False,
     char_details: bool = False,
     seed: int = 0,
+    formulas: bool = False,
 ) -> dict[str, int]:
     """Write an N-page xParse result to ``path``; the same arguments always give the same bytes.
 
@@ -643,13 +691,15 @@ def generate(
             "data_source": data_source,
         },
     }
-    builder = _ElementBuilder(seed, images, char_details, data_source)
+    builder = _ElementBuilder(seed, images, char_details, data_source, formulas)
     with open(path, "wb", buffering=1 << 20) as out:
         out.write(
             b'{"code":200,"message":"success","data":' + orjson.dumps(head)[:-1] + b',"markdown":"'
         )
         for page in range(1, pages + 1):
-            text = ("\n\n" if page > 1 else "") + _page_markdown(_plan_page(seed, page, images))
+            text = ("\n\n" if page > 1 else "") + _page_markdown(
+                _plan_page(seed, page, images, formulas)
+            )
             # Escaping the pieces one by one escapes the whole string.
             out.write(orjson.dumps(text)[1:-1])
         out.write(b'","elements":[')
@@ -684,6 +734,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--char-details", action="store_true", help="char_details on every text element and cell"
     )
+    parser.add_argument(
+        "--formulas",
+        action="store_true",
+        help="a display Formula, an inline $..$ and an inline formula object on every page",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("-o", "--output", required=True, help="output JSON file")
     args = parser.parse_args(argv)
@@ -691,7 +746,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--pages must be at least 1")
     started = time.perf_counter()
     stats = generate(
-        args.output, args.pages, images=args.images, char_details=args.char_details, seed=args.seed
+        args.output,
+        args.pages,
+        images=args.images,
+        char_details=args.char_details,
+        seed=args.seed,
+        formulas=args.formulas,
     )
     seconds = time.perf_counter() - started
     print(

@@ -126,6 +126,7 @@ class Writer:
         self.context = context
         self.diag = context.diag
         self._methods: dict[str, Callable[[Element], None]] = {}
+        self.where = ""  # the element being written, for warnings
         self.begun = False  # set once ``begin`` has run (``abort`` is called only then)
 
     # -- the protocol ----------------------------------------------------------------
@@ -145,6 +146,7 @@ class Writer:
     def write(self, element: Element) -> None:
         """Dispatch ``element`` by its type: the writer's own ``types``, then the documented
         types (``DOCUMENT_TYPES``), then ``GUI_METHODS``; anything else goes to ``default``."""
+        self.where = element.where  # where a warning about it points
         method = self._methods.get(element.type)
         if method is None:
             name = self.types.get(element.type) or DOCUMENT_TYPES.get(element.type) or \

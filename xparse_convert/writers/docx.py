@@ -21,6 +21,8 @@ from typing import IO
 
 from lxml import etree
 
+from ..equations import chemical_latex, omml_display, omml_inline
+from ..equations.omml import M_NS
 from ..images import EMBED, FILE, LINK, LOAD, MISSING, NONE, ImageRef, Placement, place, safe_url
 from ..inline import (
     BREAK,
@@ -44,7 +46,7 @@ from .docx_package import BULLET_NUM, R_NS, W_NS, DocxPackage
 WP_NS = "http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"
 A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
 PIC_NS = "http://schemas.openxmlformats.org/drawingml/2006/picture"
-NSMAP = {"w": W_NS, "r": R_NS, "wp": WP_NS, "a": A_NS, "pic": PIC_NS}
+NSMAP = {"w": W_NS, "r": R_NS, "wp": WP_NS, "a": A_NS, "pic": PIC_NS, "m": M_NS}
 XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 
 # A4 portrait, 2.54 cm margins, in twentieths of a point (twips).
@@ -171,7 +173,6 @@ class DocxWriter(Writer):
         self.titles: list[tuple[int, str, str]] = []  # level, text, bookmark
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         self.images_mode = self.option("images") or "embed"
-        self._picture_where = ""
         self._drawing_id = 0
         self._bookmark_id = 0
         self._ordered_runs = 0
@@ -190,7 +191,6 @@ class DocxWriter(Writer):
         self.breaks.see(element)
         if element.type != "ListItem":
             self._in_list = False
-        self._picture_where = element.where  # where a picture in it warns
         super().write(element)
 
     # -- text blocks -----------------------------------------------------------------
@@ -245,9 +245,15 @@ class DocxWriter(Writer):
                     self._picture_into(p, placement, max_width, description=run.text)
 
     def inline_equation(self, p: etree._Element, run: Run) -> None:
-        """An inline formula inside ``p``: its LaTeX as written (native math replaces this
-        one method)."""
-        _add_text(p, run.source or run.text)
+        """An inline formula inside ``p`` as Word math (``m:oMath`` among the runs); its
+        LaTeX as written, counted in a warning, when it cannot be converted."""
+        math = omml_inline(run.text)
+        if math is None:
+            self.diag.warn("formula-fallback", "DOCX: inline formula kept as LaTeX text",
+                           self.where)
+            _add_text(p, run.source or run.text)
+        else:
+            p.append(math)
 
     default = narrative_text
 
@@ -289,13 +295,51 @@ class DocxWriter(Writer):
 
     def formula(self, el: Element) -> None:
         latex = strip_math_delimiters(self.clean(el.text))
-        if latex:
-            self._emit(self.equation(latex))
+        if not latex:
+            return
+        block = self.equation(latex)
+        if block is None:  # kept as LaTeX text, as before native math
+            self.diag.warn("formula-fallback", "DOCX: formula kept as LaTeX text (cannot "
+                           "convert it to Word math)", el.where)
+            block = _paragraph("Formula", latex)
+        self._emit(block)
 
-    def equation(self, latex: str) -> etree._Element:
-        """A display equation.  This renders the LaTeX in the ``Formula`` style; a writer that
-        produces native Word math (OMML) overrides this one method."""
-        return _paragraph("Formula", latex)
+    def chemical(self, el: Element) -> None:
+        """Chemistry (``H_2SO_4``, ``\\ce{..}``) as an equation; other text as a paragraph."""
+        text = self.clean(el.text).strip()
+        try:
+            block = self.equation(chemical_latex(strip_math_delimiters(text)))
+        except ValueError:
+            block = None
+        if block is None:
+            if text:
+                self.diag.warn("formula-fallback", "DOCX: chemical formula kept as text",
+                               el.where)
+            self.narrative_text(el)
+        else:
+            self._emit(block)
+
+    def equation(self, latex: str) -> etree._Element | None:
+        """A display equation: a paragraph holding ``m:oMathPara``, with a ``\\tag`` as a
+        right-aligned ``(n)`` on tab stops; None when the LaTeX cannot be converted."""
+        converted = omml_display(latex)
+        if converted is None:
+            return None
+        math, tag = converted
+        p = _paragraph("Formula")
+        if tag:
+            ppr = p.find(w("pPr"))
+            tabs = _el("tabs", ppr)
+            _el("tab", tabs, val="center", pos=str(TEXT_W // 2))
+            _el("tab", tabs, val="right", pos=str(TEXT_W))
+            _el("jc", ppr, val="left")
+            _el("tab", _el("r", p))
+            p.append(math)
+            _el("tab", _el("r", p))
+            _add_text(p, tag)
+        else:
+            p.append(math)
+        return p
 
     def table_caption(self, el: Element) -> None:
         runs = self.line_runs(el)
@@ -400,7 +444,7 @@ class DocxWriter(Writer):
     def _place(self, ref: ImageRef | None) -> Placement:
         return place(ref, self.images_mode, max_pixels=self.option("max_image_pixels"),
                      warn=lambda kind, message: self.diag.warn(kind, message,
-                                                               self._picture_where))
+                                                               self.where))
 
     def _placeholder(self, p: etree._Element, url: str | None) -> None:
         """A short note instead of a picture: a link the reader can click when there is a

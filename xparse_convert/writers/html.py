@@ -2,8 +2,8 @@
 
 Safe by construction: no markup from the input is ever copied.  Text is escaped by lxml (or
 ``html.escape`` for the few tags written by hand), tables are rebuilt from the model's grid,
-formula MathML is rebuilt from an allow-list, and every URL passes one policy
-(``images.safe_url``).  A Content-Security-Policy that forbids scripts backs it up; its
+formula MathML is rebuilt from an allow-list (``equations.mathml``), and every URL passes one
+policy (``images.safe_url``).  A Content-Security-Policy that forbids scripts backs it up; its
 ``img-src`` allows exactly what the ``--images`` mode writes (``images.IMG_SRC``).
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from lxml import etree
 
+from ..equations import chemical_latex, latex_to_mathml, mathml_inline
 from ..images import EMBED, FILE, IMG_SRC, LINK, LOAD, MISSING, ImageRef, Placement, place
 from ..inline import Run, plain_text
 from ..markup import fill_runs, table_element
@@ -25,21 +26,6 @@ from .base import Writer
 MAX_EMPTY_MARKERS = 20
 CSP = ("default-src 'none'; img-src {img_src}; style-src 'unsafe-inline'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-
-MATHML_ELEMENTS = frozenset({
-    "math", "semantics", "annotation", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace",
-    "msub", "msup", "msubsup", "mfrac", "msqrt", "mroot", "munder", "mover", "munderover",
-    "mtable", "mtr", "mtd", "mlabeledtr", "mstyle", "mpadded", "mphantom", "menclose", "mfenced",
-    "merror", "mmultiscripts", "mprescripts", "none",
-})
-MATHML_ATTRIBUTES = frozenset({
-    "display", "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "accent",
-    "accentunder", "columnalign", "rowalign", "columnspacing", "rowspacing", "width", "height",
-    "depth", "linethickness", "displaystyle", "scriptlevel", "notation", "open", "close",
-    "separators", "minsize", "maxsize", "movablelimits", "symmetric", "largeop", "form",
-    "columnlines", "rowlines", "frame", "align", "encoding", "voffset", "columnspan",
-    "rowspan",
-})
 
 STYLE = """
 :root{color-scheme:light dark;--fg:#1d1d1f;--bg:#fff;--muted:#6e6e73;--line:#d2d2d7;
@@ -90,59 +76,6 @@ def _attrs(el: Element) -> dict[str, str]:
     return attrs
 
 
-def _clean_mathml(node: Any, out_parent: etree._Element | None) -> etree._Element | None:
-    """A copy of a MathML tree with only allowed elements and attributes; the text of
-    anything else is kept as text."""
-    tag = etree.QName(node).localname if isinstance(node.tag, str) else None
-    if tag in MATHML_ELEMENTS:
-        copy = etree.Element(tag) if out_parent is None else etree.SubElement(out_parent, tag)
-        for name, value in node.attrib.items():
-            local = etree.QName(name).localname
-            if local in MATHML_ATTRIBUTES and "javascript" not in value.lower():
-                copy.set(local, value)
-        copy.text = node.text
-        for child in node:
-            _clean_mathml(child, copy)
-            if child.tail:
-                last = copy[-1] if len(copy) else None
-                if last is not None:
-                    last.tail = (last.tail or "") + child.tail
-                else:
-                    copy.text = (copy.text or "") + child.tail
-        return copy
-    if out_parent is not None:  # not allowed: keep its text only
-        text = "".join(node.itertext()) if tag not in ("script", "style") else ""
-        if len(out_parent):
-            out_parent[-1].tail = (out_parent[-1].tail or "") + text
-        else:
-            out_parent.text = (out_parent.text or "") + text
-    return None
-
-
-def latex_to_mathml(latex: str, display: bool) -> etree._Element | None:
-    """MathML for ``latex`` with the LaTeX kept as an annotation; None if it cannot convert."""
-    try:
-        from latex2mathml.converter import convert
-
-        markup = convert(latex, display="block" if display else "inline")
-        parsed = etree.fromstring(markup.encode("utf-8"))
-    except Exception:  # the converter raises many kinds on bad LaTeX; all mean "cannot"
-        return None
-    math = _clean_mathml(parsed, None)
-    if math is None or etree.QName(parsed).localname != "math":
-        return None
-    semantics = etree.Element("semantics")
-    row = etree.SubElement(semantics, "mrow")
-    for child in list(math):
-        row.append(child)
-    row.text, math.text = math.text, None
-    annotation = etree.SubElement(semantics, "annotation", encoding="application/x-tex")
-    annotation.text = latex
-    math.append(semantics)
-    math.set("display", "block" if display else "inline")
-    return math
-
-
 class HtmlWriter(Writer):
     name = "html"
     extension = "html"
@@ -150,7 +83,6 @@ class HtmlWriter(Writer):
 
     def begin(self, info: DocumentInfo) -> None:
         self.images = self.option("images") or "embed"
-        self._picture_where = ""
         self.titles: list[tuple[int, str, str]] = []
         self.pages_marked: set[int] = set()
         self.last_page: int | None = None
@@ -190,7 +122,6 @@ class HtmlWriter(Writer):
             self.last_page = max(element.page, self.last_page or 0)
         if element.type != "ListItem":
             self._close_lists(-1)
-        self._picture_where = element.where  # where a picture in it warns
         super().write(element)
 
     # -- text blocks -----------------------------------------------------------------
@@ -218,8 +149,13 @@ class HtmlWriter(Writer):
         fill_runs(node, runs, picture=self._picture, math=self.inline_math)
 
     def inline_math(self, run: Run) -> etree._Element | None:
-        """Markup of an inline formula; None writes its LaTeX as written."""
-        return None
+        """MathML of an inline formula; None (its LaTeX as written, warned) when it cannot
+        be converted."""
+        math = mathml_inline(run.text)
+        if math is None:
+            self.diag.warn("formula-fallback", "HTML: inline formula kept as LaTeX text",
+                           self.where)
+        return math
 
     default = narrative_text
 
@@ -269,16 +205,40 @@ class HtmlWriter(Writer):
 
     def formula(self, el: Element) -> None:
         latex = strip_math_delimiters(self.clean(el.text))
-        if not latex:
-            return
-        node = etree.Element("div", {"class": "formula"}, **_attrs(el))
+        if latex:
+            self._display_math(el, latex, latex)
+
+    def chemical(self, el: Element) -> None:
+        """Chemistry (``H_2SO_4``, ``\\ce{..}``) as a formula; other text as a paragraph."""
+        text = self.clean(el.text).strip()
+        try:
+            latex = chemical_latex(strip_math_delimiters(text))
+        except ValueError:
+            latex = None
+        if latex is None or not self._display_math(el, latex, text, fallback=False):
+            self.diag.warn("formula-fallback", "HTML: chemical formula kept as text", el.where)
+            self.narrative_text(el)
+
+    def _display_math(self, el: Element, latex: str, source: str, fallback: bool = True
+                      ) -> bool:
+        """A display formula block (MathML, ``source`` kept as annotation); when it cannot be
+        converted, the LaTeX as text with a warning (``fallback``) or nothing (False)."""
         math = latex_to_mathml(latex, display=True)
+        if math is None and not fallback:
+            return False
+        node = etree.Element("div", {"class": "formula"}, **_attrs(el))
         if math is not None:
+            annotation = math.find("semantics/annotation")
+            if annotation is not None:
+                annotation.text = source
             node.append(math)
         else:  # shown as text when it cannot be converted
+            self.diag.warn("formula-fallback", "HTML: formula kept as LaTeX text (cannot "
+                           "convert it to MathML)", el.where)
             code = etree.SubElement(node, "code", {"class": "latex"})
             code.text = latex
         self._emit(node)
+        return True
 
     def table_caption(self, el: Element) -> None:
         runs = self.line_runs(el)
@@ -341,7 +301,7 @@ class HtmlWriter(Writer):
     def _place(self, ref: ImageRef | None) -> Placement:
         return place(ref, self.images, max_pixels=self.option("max_image_pixels"),
                      warn=lambda kind, message: self.diag.warn(kind, message,
-                                                               self._picture_where))
+                                                               self.where))
 
     def _src(self, placement: Placement) -> str | None:
         """The ``src`` of a picture shown in the page, or None when it is not shown."""

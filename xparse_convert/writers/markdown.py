@@ -134,7 +134,6 @@ class MarkdownWriter(Writer):
     def begin(self, info: DocumentInfo) -> None:
         self._engine = self.option("md_source") == "engine"
         self._images = self.option("images") or "files"
-        self._picture_where = ""
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         self._blocks = 0
         self._in_list = False
@@ -154,7 +153,6 @@ class MarkdownWriter(Writer):
         if self._engine:
             return
         self.breaks.see(element)
-        self._picture_where = element.where  # where a picture in it warns
         super().write(element)
 
     # -- element methods ---------------------------------------------------------------
@@ -256,7 +254,7 @@ class MarkdownWriter(Writer):
     def _place(self, ref: ImageRef | None) -> Placement:
         return place(ref, self._images, max_pixels=self.option("max_image_pixels"),
                      warn=lambda kind, message: self.diag.warn(kind, message,
-                                                               self._picture_where))
+                                                               self.where))
 
     def _target(self, placement: Placement) -> str | None:
         """Where a picture shown in the Markdown is, or None when it is not shown."""
