@@ -55,6 +55,15 @@ def visible(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+_MATH_MARKUP = re.compile(r"\\[A-Za-z]+|[$^_{}\s]")
+
+
+def loose(text: str) -> str:
+    """A comparison key that a formula rendered as native math still meets: LaTeX markup,
+    dollars and spaces gone, the minus sign MathML writes read as a hyphen."""
+    return _MATH_MARKUP.sub("", text.replace("\u2212", "-"))
+
+
 @dataclass
 class Table:
     cells: list[tuple[int, int, int, int, str]]  # row, col, rowspan, colspan, visible text
@@ -67,6 +76,10 @@ class Table:
     @property
     def texts(self) -> set[str]:
         return {c[4] for c in self.cells if c[4]}
+
+    @property
+    def loose_texts(self) -> set[str]:
+        return {loose(t) for t in self.texts} - {""}
 
 
 @dataclass

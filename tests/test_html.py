@@ -92,7 +92,8 @@ def test_image_embedded_and_other_modes(sample_page, tmp_path):
 def test_formulas_are_mathml_with_the_latex_kept(sample_page):
     path, _ = sample_page
     text = open(path, encoding="utf-8").read()
-    assert text.count("<math") == 2  # the Formula and the Chemical
+    assert text.count('<math display="block"') == 2  # the Formula and the Chemical
+    assert text.count('<math display="inline"') == 1  # the inline formula object of el_012
     assert '<annotation encoding="application/x-tex">\\text{ROE} = ' in text
     assert "<mfrac>" in text
 
