@@ -105,6 +105,10 @@ def test_message_wins_over_msg():
     b'{"code": 200, "data": {"file_id": "a", "file_id": "b", "elements": []}}',
     b'{"code": 200, "data": {"elements": [], "pages": [], "pages": []}}',
     b'{"result": {"pages": [], "detail": []}, "result": {"pages": []}}',
+    # a second element list is read by the parser under the same path as the first
+    b'{"code": 200, "data": {"elements": []}, "data": {"elements": []}}',
+    b'{"code": 200, "data": {"elements": [], "elements": []}}',
+    b'{"result": {"detail": [], "pages": []}, "result": {"detail": []}}',
 ])
 def test_repeated_document_keys_are_refused(tmp_path, doc):
     path = tmp_path / "dup.json"
@@ -201,3 +205,11 @@ def test_legacy_pictures_by_id_then_order(tmp_path, block_ids, expected):
     content = doc["result"]["pages"][0]["content"]
     assert [e.raw["image_data"]["base64"] for e in images] == [
         content[i]["data"]["base64"] for i in expected]
+
+
+def test_an_elements_key_inside_an_element_is_no_second_list(tmp_path):
+    doc = envelope([element("a", metadata={"elements": [1, 2]}, detail=[{"elements": []}])])
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(doc))
+    proc = run(str(path), "--to", "jsonl", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr

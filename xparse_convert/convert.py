@@ -181,7 +181,8 @@ def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | o
     diag = Diagnostics(name or str(src))
     wants_markdown = any(w.wants_engine_markdown(opts) for w in writers_cls)
     with Reader(src, name=name, want_markdown=wants_markdown, diagnostics=diag,
-                progress=progress) as reader:
+                progress=progress, max_depth=opts["max_depth"],
+                max_string_mb=opts["max_string_mb"]) as reader:
         source = reader.source
         diag.source = source.name
         if out_dir is not None:

@@ -10,6 +10,7 @@ from .errors import UsageError
 from .images import DEFAULT_MAX_PIXELS
 from .model import GUI_TYPES, KNOWN_TYPES
 from .stages import PageSet
+from .structure import DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_MB
 from .writers import Option, Writer
 
 IMAGE_MODES = ("embed", "files", "url", "none")
@@ -25,18 +26,28 @@ COMMON: tuple[Option, ...] = (
            "url (loaded from the source URL) or none; default: embed for docx and html, files "
            "for md (xlsx and jsonl hold no pictures)",
            choices=IMAGE_MODES),
-    Option("max_image_pixels", "pictures above this many pixels are left out (a JPEG is "
-           "decoded at reduced size instead)", DEFAULT_MAX_PIXELS, kind=int),
 )
 
 # Limits: what a hostile or broken input (or server) may cost, each with a generous default.
 # Declared here once; the command lines and the library read their names and defaults from
-# this tuple.  Not conversion options (not in COMMON): ``max_download_mb`` bounds what
-# ``parse``/``fetch`` download, before any conversion starts.
-LIMITS: tuple[Option, ...] = (
+# these tuples.  The conversion limits are conversion options (``options={"max_depth": ...}``);
+# ``max_download_mb`` bounds what ``parse``/``fetch`` download, before any conversion starts.
+CONVERSION_LIMITS: tuple[Option, ...] = (
+    Option("max_depth", "refuse input nested deeper than this (real results nest under 20)",
+           DEFAULT_MAX_DEPTH, kind=int),
+    Option("max_string_mb", "refuse a string value longer than this many megabytes",
+           DEFAULT_MAX_STRING_MB, kind=int),
+    Option("max_image_pixels", "pictures above this many pixels are left out (a JPEG is "
+           "decoded at reduced size instead)", DEFAULT_MAX_PIXELS, kind=int),
+)
+DOWNLOAD_LIMITS: tuple[Option, ...] = (
     Option("max_download_mb", "refuse a result download larger than this many megabytes",
            2048, kind=int),
 )
+LIMITS = CONVERSION_LIMITS + DOWNLOAD_LIMITS
+# the parser reaches MAX_DEPTH_CAP frames of Python recursion in a few walks (JSON encoders)
+MAX_DEPTH_CAP = 800
+COMMON = COMMON + CONVERSION_LIMITS
 
 
 def declared_types() -> frozenset[str]:
@@ -152,8 +163,11 @@ def normalise(options: dict[str, Any] | None, writers: Iterable[type[Writer]]) -
             out["pages"] = PageSet.parse(pages)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if out.get("max_image_pixels") is not None and out["max_image_pixels"] < 1:
-        raise UsageError("option max_image_pixels takes a positive number")
+    for option in CONVERSION_LIMITS:
+        if out.get(option.name) is not None and out[option.name] < 1:
+            raise UsageError(f"option {option.name} takes a positive number")
+    if out.get("max_depth") is not None and out["max_depth"] > MAX_DEPTH_CAP:
+        raise UsageError(f"option max_depth takes at most {MAX_DEPTH_CAP}")
     for key in ("types", "exclude_types"):
         if out.get(key) is not None:
             out[key] = match_types(out[key], f"option {key}")[0]

@@ -34,6 +34,7 @@ from .errors import ApiError, InputError
 from .legacy import LegacyPages, map_detail
 from .model import KNOWN_TYPES, DocumentInfo, Element, PageInfo, as_int
 from .source import Source, SourceLike, open_source
+from .structure import DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_MB, StructureGuard, whitespace_only
 from .text import clean_text
 
 CHUNK = 1 << 20
@@ -85,6 +86,7 @@ _LONE_SURROGATE = re.compile(
 
 
 SMALL_VALUE = 64 << 10  # a "markdown" value this short costs yajl nothing: it stays
+_SCALAR_RUN = re.compile(rb"[0-9A-Za-z+\-.]+")  # a chunk that is all one number or literal
 
 
 class _MarkdownSkipper:
@@ -97,8 +99,13 @@ class _MarkdownSkipper:
     an escaped quote, which is checked.  Holds at most ``_CARRY`` bytes between reads.
     """
 
-    def __init__(self, stream: IO[bytes], capture: bool) -> None:
+    def __init__(self, stream: IO[bytes], capture: bool, *,
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 max_string: int = DEFAULT_MAX_STRING_MB << 20, source: str = "") -> None:
         self._stream = stream
+        self.guard = StructureGuard(max_depth, source)
+        self._max_string = max_string
+        self.whitespace_dropped = 0  # runs of whitespace between tokens, never parsed
         self._carry = b""
         self._before = b""  # a few bytes already passed on, for the escape check
         self._in_value = False
@@ -116,9 +123,51 @@ class _MarkdownSkipper:
         self._eof = False
 
     def read_chunk(self, size: int = CHUNK) -> bytes:
-        """Up to about ``size`` filtered bytes; ``b""`` only at the end of input."""
+        """About ``size`` filtered bytes; ``b""`` only at the end of input.  Every chunk
+        passes the structure guard (depth limit); a string that spans whole chunks goes out
+        in one piece up to its end (yajl lexes a token over many reads from its start each
+        time: quadratic), and a chunk of whitespace between tokens not at all."""
         if size == 0:  # ijson probes with read(0) to tell bytes from text
             return b""
+        while True:
+            out = self._escaped_chunk(size)
+            if not out:
+                return b""
+            shape = self.guard.feed(out)
+            if shape.within_string:
+                return self._rest_of_string(out, size)
+            if not shape.starts_in_string and not shape.ends_in_string and \
+                    whitespace_only(out):
+                self.whitespace_dropped += len(out)
+                continue
+            if len(out) >= SMALL_VALUE and not shape.starts_in_string and \
+                    _SCALAR_RUN.fullmatch(out):
+                raise InputError(f"a number or word longer than {len(out)} bytes",
+                                 source=self.guard.source,
+                                 where=f"near byte {self.bytes_in}")
+            return out
+
+    def _rest_of_string(self, first: bytes, size: int) -> bytes:
+        """``first`` (all inside a string) and the following chunks up to the one that ends
+        the string, as one chunk, refused past the string limit."""
+        parts = [first]
+        total = len(first)
+        while True:
+            more = self._escaped_chunk(max(size, total))
+            if not more:
+                break
+            parts.append(more)
+            total += len(more)
+            if total > self._max_string:
+                raise InputError(f"a string value longer than {self._max_string >> 20} MB "
+                                 "(see --max-string-mb)", source=self.guard.source,
+                                 where=f"near byte {self.bytes_in}")
+            if not self.guard.feed(more).within_string:
+                break
+        return b"".join(parts)
+
+    def _escaped_chunk(self, size: int) -> bytes:
+        """Filtered bytes that never end inside an escape (the guard relies on it)."""
         while True:
             out = self._held + self._read_filtered(size)
             self._held = b""
@@ -574,11 +623,15 @@ class Reader:
 
     def __init__(self, src: SourceLike, *, name: str | None = None, want_markdown: bool = False,
                  diagnostics: Diagnostics | None = None,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None,
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 max_string_mb: int = DEFAULT_MAX_STRING_MB) -> None:
         self.source: Source = open_source(src, name=name)
         self.diag = diagnostics if diagnostics is not None else Diagnostics(self.source.name)
         self.info = DocumentInfo(name=self.source.stem, source=self.source.name)
-        self._skipper = _MarkdownSkipper(self.source.stream, want_markdown)
+        self._limits = {"max_depth": max_depth, "max_string": max_string_mb << 20,
+                        "source": self.source.name}
+        self._skipper = _MarkdownSkipper(self.source.stream, want_markdown, **self._limits)
         self._progress = progress
         self._log = _ChunkLog()
         self._legacy_pages: LegacyPages | None = None
@@ -642,7 +695,8 @@ class Reader:
 
     def _source_offset(self, filtered: int) -> int:
         # Offsets after a skipped markdown value are shifted by its length; BOMs by theirs.
-        shift = self._skipper.bytes_skipped if self._skipper.values_skipped else 0
+        shift = (self._skipper.bytes_skipped if self._skipper.values_skipped else 0) + \
+            self._skipper.whitespace_dropped
         bom = 3 if self.source.encoding == "utf-8-sig" else 0
         return filtered + shift + bom
 
@@ -731,6 +785,21 @@ class Reader:
                 self._check_duplicates([f"{pair[0]}.{pair[1]}" if pair[0] else pair[1]])
             seen.add(pair)
 
+    def _check_second_list(self) -> None:
+        """An element list key met twice where the list lives (``data`` or ``elements`` given
+        twice): the parser has read both lists under the same path, where standard JSON
+        parsers keep only the last."""
+        shape = self.info.shape
+        if shape == "elements":
+            return
+        key, depth = _LIST_KEY[shape], _LIST_DEPTH[shape]
+        found = [p for k, d, p in self._skipper.guard.list_keys if k == key and d == depth]
+        if len(found) > 1:
+            container = _LIST_PREFIXES_BY_SHAPE[shape].rpartition(".")[0] or key
+            raise InputError(f"the element list appears twice ({container!r} or {key!r} given "
+                             "twice); a result must have one", source=self.source.name,
+                             where=f"byte {self._source_offset(found[1])}")
+
     def _check_duplicates(self, duplicates: list[str]) -> None:
         """A key repeated at the top level or directly in ``data``/``result`` is refused:
         standard JSON parsers keep only the last one, so two readers would disagree."""
@@ -754,7 +823,7 @@ class Reader:
 
     def _prescan_legacy_pages(self, pages: LegacyPages) -> None:
         stream = self.source.reopen()
-        skipper = _MarkdownSkipper(stream, capture=False)
+        skipper = _MarkdownSkipper(stream, capture=False, **self._limits)
 
         class _Filtered:
             def read(_self, size: int = CHUNK) -> bytes:  # noqa: N805
@@ -875,8 +944,13 @@ class Reader:
         except _READ_ERRORS as exc:
             raise self._json_error(exc, position=stream.position, chunk=stream.last_chunk,
                                    chunk_start=stream.last_start) from None
+        except InputError as exc:  # the structure guard: name the element it was in
+            if exc.where and exc.where.startswith(("byte", "near byte")):
+                exc.where = f"element #{index}, {exc.where}"
+            raise
         self.info.element_count = index
         self.info.page_count_seen = max(seen_pages) if seen_pages else 0
+        self._check_second_list()
         if index and not objects:
             raise InputError(f"this is a JSON list of {index} entr{'y' if index == 1 else 'ies'} "
                              f"({', '.join(sorted(kinds))}) with no element objects, not a "

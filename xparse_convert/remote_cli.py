@@ -23,7 +23,7 @@ from .cli import (
     _say,
 )
 from .errors import UsageError, XParseError
-from .options import LIMITS
+from .options import DOWNLOAD_LIMITS
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
@@ -61,7 +61,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
                              "starting to wait for it (default 3600)")
     parser.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
                         help="first wait between status checks; it grows to 15 s")
-    for option in LIMITS:
+    for option in DOWNLOAD_LIMITS:
         parser.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name,
                             type=option.kind, default=option.default,
                             metavar="MB" if option.name.endswith("_mb") else "N",
@@ -86,7 +86,7 @@ def run_remote(command: str, argv: list[str]) -> int:
 
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
     options = _collect_options(args)
-    for option in LIMITS:
+    for option in DOWNLOAD_LIMITS:
         if getattr(args, option.name) < 1:
             raise UsageError(f"--{option.name.replace('_', '-')} takes a positive number")
     if command == "fetch":

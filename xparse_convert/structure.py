@@ -1,0 +1,179 @@
+"""The structure of the JSON byte stream, followed at C speed: nesting depth and whether a
+position is inside a string, chunk by chunk, before any parser sees the bytes.
+
+yajl (ijson's C backend) has no depth limit and its object builder costs memory growing with
+depth squared (100,000 nested arrays: 24 GB); it lexes a token that spans many reads from its
+first byte on every read (one long string: quadratic time).  ``StructureGuard`` bounds the
+depth and tells the reader where a chunk starts and ends (inside a string or not), so the
+reader can hand a long token to the parser in one piece and drop runs of whitespace.
+
+How a chunk is read without a Python loop over its bytes: escapes are removed (``replace``),
+every byte but ``" [ ] { }`` is deleted (``bytes.translate``), empty pairs of quotes are
+removed (``replace``) and the few strings still holding brackets by one regular expression;
+the brackets left are all
+structure, their net count is the depth change, and removing adjacent ``[]`` pairs pass by
+pass bounds the depth inside the chunk.  Only a chunk whose depth may pass the limit is
+scanned exactly (a loop over its structural bytes), to say where.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InputError
+
+DEFAULT_MAX_DEPTH = 512  # real results nest under 20
+DEFAULT_MAX_STRING_MB = 256  # a longer string value is refused (the reader reads it whole)
+
+_STRUCTURAL = b'"[]{}'
+_DELETE = bytes(b for b in range(256) if b not in _STRUCTURAL)
+_TO_SQUARE = bytes.maketrans(b"{}", b"[]")
+# After escapes are gone, a string is a quote, anything but a quote, a quote.
+_STRING = re.compile(rb'"[^"]*"')
+_TOKEN = re.compile(rb'\\.|["\[\]{}]', re.S)
+# A key that holds an element list, as it can only appear outside a string (checked below).
+LIST_KEY = re.compile(rb'"(elements|detail)"\s*:\s*\[')
+
+
+class ChunkShape:
+    """What a chunk is: whether it starts and ends inside a string, and its depth change."""
+
+    __slots__ = ("starts_in_string", "ends_in_string", "within_string", "depth_start",
+                 "depth_end")
+
+    def __init__(self, starts_in_string: bool, ends_in_string: bool, within_string: bool,
+                 depth_start: int, depth_end: int) -> None:
+        self.starts_in_string = starts_in_string
+        self.ends_in_string = ends_in_string
+        self.within_string = within_string  # all of it inside one string
+        self.depth_start = depth_start
+        self.depth_end = depth_end
+
+
+class StructureGuard:
+    """Follows depth and string state over consecutive chunks (which never end inside an
+    escape); raises ``InputError`` when the nesting passes ``max_depth``.  Remembers where
+    keys that may hold an element list occur outside strings, with their depth."""
+
+    def __init__(self, max_depth: int = DEFAULT_MAX_DEPTH, source: str = "",
+                 offset: object = None) -> None:
+        self.max_depth = max_depth
+        self.source = source
+        self.depth = 0
+        self.in_string = False
+        self.position = 0  # bytes seen
+        self._within = False
+        self.list_keys: list[tuple[str, int, int]] = []  # (key, depth, position)
+        self._offset = offset  # maps a position to the input's byte offset, for messages
+
+    def feed(self, chunk: bytes) -> ChunkShape:
+        start_depth, start_in_string = self.depth, self.in_string
+        self._within = False
+        if chunk:
+            if b'"elements"' in chunk or b'"detail"' in chunk:
+                self._note_list_keys(chunk)
+            if not self._fast(chunk):
+                self._exact(chunk)
+            self.position += len(chunk)
+        return ChunkShape(start_in_string, self.in_string, self._within, start_depth,
+                          self.depth)
+
+    def _fast(self, chunk: bytes) -> bool:
+        """The depth and string state after ``chunk`` without looking at each byte; False
+        when only the exact scan can tell."""
+        if b"\\" in chunk:
+            # escaped backslashes first, then escaped quotes; other escapes hold no quote
+            chunk = chunk.replace(b"\\\\", b"").replace(b'\\"', b"")
+        compact = chunk.translate(_TO_SQUARE, _DELETE)
+        if self.in_string:
+            end = compact.find(b'"')
+            if end < 0:
+                self._within = True  # all of it inside one string
+                return True
+            compact = compact[end + 1:]
+        # Two adjacent quotes go first: that removes no bracket and keeps the parity of the
+        # quotes before every bracket, which is all that says whether it is in a string;
+        # what is left is the few strings that hold brackets, and the brackets.
+        compact = compact.replace(b'""', b"")
+        if b'"' in compact:
+            compact = _STRING.sub(b"", compact)
+        open_at = compact.find(b'"')  # what is left of a quote: a string still open
+        if open_at >= 0:
+            compact = compact[:open_at]
+        opened = compact.count(b"[")
+        if opened:
+            end_depth = self.depth + opened - compact.count(b"]")
+            if self.depth + opened > self.max_depth:
+                brackets = compact.replace(b'"', b"")
+                # the depth may pass the limit: measure the peak
+                passes = 0
+                rest = brackets
+                while passes <= self.max_depth:
+                    shorter = rest.replace(b"[]", b"")
+                    if len(shorter) == len(rest):
+                        break
+                    rest, passes = shorter, passes + 1
+                closers = len(rest) - len(rest.lstrip(b"]"))
+                level = max(self.depth, self.depth - closers + (len(rest) - closers))
+                if level + passes > self.max_depth:
+                    return False
+            self.depth = end_depth
+        else:
+            self.depth -= compact.count(b"]")
+        self.in_string = open_at >= 0
+        return True
+
+    def _exact(self, chunk: bytes) -> None:
+        depth, in_string = self.depth, self.in_string
+        for match in _TOKEN.finditer(chunk):
+            token = match.group()
+            if in_string:
+                if token == b'"':
+                    in_string = False
+                continue
+            if token == b'"':
+                in_string = True
+            elif token in (b"[", b"{"):
+                depth += 1
+                if depth > self.max_depth:
+                    self._too_deep(self.position + match.start())
+            elif token in (b"]", b"}"):
+                depth -= 1
+        self.depth, self.in_string = depth, in_string
+
+    def _too_deep(self, position: int) -> None:
+        where = self._offset(position) if callable(self._offset) else position
+        raise InputError(f"nesting deeper than {self.max_depth} levels (real results nest "
+                         "under 20; see --max-depth)", source=self.source,
+                         where=f"byte {where}")
+
+    def _note_list_keys(self, chunk: bytes) -> None:
+        """Keys ``elements``/``detail`` outside strings, with their depth (exact, from a scan
+        of the chunk up to them: such keys are few)."""
+        for match in LIST_KEY.finditer(chunk):
+            depth, in_string = self._state_at(chunk, match.start())
+            if not in_string:
+                self.list_keys.append((match.group(1).decode(), depth, self.position +
+                                       match.start()))
+
+    def _state_at(self, chunk: bytes, stop: int) -> tuple[int, bool]:
+        depth, in_string = self.depth, self.in_string
+        for match in _TOKEN.finditer(chunk, 0, stop):
+            token = match.group()
+            if in_string:
+                in_string = token != b'"'
+            elif token == b'"':
+                in_string = True
+            elif token in (b"[", b"{"):
+                depth += 1
+            elif token in (b"]", b"}"):
+                depth -= 1
+        return depth, in_string
+
+
+def whitespace_only(chunk: bytes) -> bool:
+    return not chunk.strip()
+
+
+__all__ = ["ChunkShape", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_STRING_MB", "StructureGuard",
+           "whitespace_only"]
