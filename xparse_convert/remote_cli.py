@@ -227,7 +227,8 @@ def run_remote(command: str, argv: list[str]) -> int:
     except KeyboardInterrupt:
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
-        wait(futures, timeout=GRACE)
+        # not the cancelled ones: wait() counts a future cancelled this way as never done
+        wait([f for f in futures if not f.done()], timeout=GRACE)
         _remove_our_temporaries({_folder_of(command, item, folder) for item, folder in items})
         with lock:
             # fetch: an item is its job id, started or not
