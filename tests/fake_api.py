@@ -35,6 +35,7 @@ class Behaviour:
     submit_codes: list[int] = field(default_factory=list)  # answered to the first submits
     polls_before_done: int = 2
     final_status: str = "completed"
+    final_status_of: dict[str, str] = field(default_factory=dict)  # job id -> its own
     fail_message: str = "the document could not be parsed"
     result: bytes = b""
     download: str = "ok"  # ok | truncated | short | drop | endless | stall
@@ -189,18 +190,20 @@ class FakeApi:
                     return
                 job.polls += 1
                 data: dict[str, Any] = {"job_id": job.job_id, "file_id": "f-" + job.job_id}
+                final = api.behaviour.final_status_of.get(job.job_id,
+                                                          api.behaviour.final_status)
                 if job.polls <= api.behaviour.polls_before_done:
                     data["status"] = "pending" if job.polls == 1 else "in_progress"
-                elif api.behaviour.final_status == "completed":
+                elif final == "completed":
                     data["status"] = "completed"
                     data["result_url"] = (f"{api.files_url}/file/xparse_result/{job.job_id}"
                                           if api.behaviour.result_url is _DEFAULT
                                           else api.behaviour.result_url)
-                elif api.behaviour.final_status == "failed":
+                elif final == "failed":
                     data["status"] = "failed"
                     data["message"] = api.behaviour.fail_message
                 else:
-                    data["status"] = api.behaviour.final_status
+                    data["status"] = final
                 self._answer({"code": 200, "message": "success", "data": data},
                              kind="status")
 

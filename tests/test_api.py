@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import random
 import re
+import select
+import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 from conftest import SAMPLE
@@ -493,3 +498,208 @@ def test_cli_fetch_names_from_a_hostile_file_name_stay_inside(api, document, tmp
     assert sorted(p.name for p in out.iterdir()) == [f"{stem}.json", f"{stem}.md",
                                                      f"{stem}_files"]
     assert sorted(p for p in tmp_path.rglob("*") if out not in p.parents) == [document, out]
+
+
+# -- the -o rule of conversions ------------------------------------------------------------
+def test_cli_o_names_a_file_and_the_result_goes_beside_it(api, tmp_path):
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    out = tmp_path / "out"
+    # without --to, the extension chooses the format
+    proc = cli(["parse", tmp_path / "a.pdf", "-o", out / "r.docx", "--poll-interval", "0.01"],
+               api)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["r.docx", "r.json"]
+    assert (out / "r.json").read_bytes() == SAMPLE.read_bytes()
+    assert zipfile.is_zipfile(out / "r.docx")
+    job = next(iter(api.jobs))
+    proc = cli(["fetch", job, "--to", "md", "-o", tmp_path / "f" / "x.md"], api)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["x.json", "x.md", "x_files"]
+    # -o -: the text on standard output, the result where it goes without -o
+    proc = cli(["parse", tmp_path / "a.pdf", "--to", "md", "-o", "-", "--poll-interval",
+                "0.01"], api)
+    assert proc.returncode == 0, proc.stderr
+    written = (tmp_path / "f" / "x.md").read_text(encoding="utf-8")
+    assert proc.stdout.splitlines()[0] == written.splitlines()[0]
+    assert "](data:image/" in proc.stdout and "x_files/" in written  # a stream embeds
+    assert (tmp_path / "a.json").read_bytes() == SAMPLE.read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["parse", "{a}", "-o", "{out}/r.docx", "--to", "md"],
+     "-o {out}/r.docx ends in .docx, but --to asks for md"),
+    (["parse", "{a}", "-o", "{out}/r.docx", "--to", "docx,md"], "--to asks for 2 formats"),
+    (["parse", "{a}", "{a}", "-o", "{out}/r.docx"], "but there are several inputs"),
+    (["parse", "{docs}", "-o", "{out}/r.docx"], "but there are several inputs"),
+    (["fetch", "j1", "j2", "-o", "{out}/r.md"], "but there are several inputs"),
+    (["fetch", "j1", "--name", "n", "-o", "{out}/r.md"], "--name and -o {out}/r.md both name"),
+])
+def test_cli_a_file_o_that_cannot_be_is_a_usage_error(api, tmp_path, args, message):
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "only.pdf").write_bytes(b"x")  # a folder counts as several
+    where = {"a": tmp_path / "a.pdf", "docs": tmp_path / "docs", "out": tmp_path / "out"}
+    proc = cli([a.format(**where) for a in args], api)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and message.format(**where) in proc.stderr
+    assert api.requests == [] and not (tmp_path / "out").exists()
+
+
+def test_cli_downloaded_results_get_the_mode_of_every_output(api, tmp_path):
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    out = tmp_path / "out"
+    proc = cli(["parse", tmp_path / "a.pdf", "--to", "md", "-o", out, "--poll-interval",
+                "0.01"], api, umask=0o022)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE((out / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((out / "a.md").stat().st_mode) == 0o644
+
+
+# -- Ctrl-C and SIGTERM ------------------------------------------------------------------------
+PROMISE = 2.0  # seconds from the signal to the exit, as the README promises
+MARGIN = 2.0  # a loaded test machine is slower than a user's
+
+
+def start(args, api):
+    env = dict(os.environ, XPARSE_APP_ID=APP_ID, XPARSE_SECRET_CODE=SECRET,
+               XPARSE_API_BASE=api.base_url)
+    return subprocess.Popen([sys.executable, "-m", "xparse_convert.cli", *map(str, args)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(ready, proc, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never got there"
+        time.sleep(0.02)
+
+
+def stop(proc, signum, times=3):
+    """Send ``signum`` ``times`` times (a user pressing Ctrl-C again); the exit status, the
+    seconds from the first signal to the exit, and stderr."""
+    started = time.monotonic()
+    for _ in range(times):
+        proc.send_signal(signum)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=30)
+    return proc.returncode, time.monotonic() - started, err
+
+
+def resume_commands(err):
+    """``{document or job: the resume command}`` from an interrupted run's messages."""
+    found = re.findall(r"job (\w+)(?: \((.*)\))?: resume with: (.*)", err)
+    return {document or job: command for job, document, command in found}
+
+
+def test_cli_interrupting_parse_dir_stops_and_says_how_to_resume(api, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in "abcd":
+        (docs / f"{name}.pdf").write_bytes(b"x" * 1000)
+    out = tmp_path / "out"
+    api.behaviour.polls_before_done = 0
+    api.behaviour.download = "stall"  # two downloads hang, their temporary files open
+    proc = start(["parse", docs, "--to", "md", "-o", out, "--concurrency", "2",
+                  "--poll-interval", "0.01"], api)
+    wait_for(lambda: len(list(out.glob(".*.tmp"))) == 2, proc)
+    code, elapsed, err = stop(proc, signal.SIGINT)
+    assert code == 130 and elapsed < PROMISE + MARGIN, (elapsed, err)
+    assert "Traceback" not in err
+    assert ("interrupted (SIGINT): 2 jobs submitted and not finished, 2 documents not "
+            "submitted") in err
+    commands = resume_commands(err)
+    assert sorted(commands) == [str(docs / "a.pdf"), str(docs / "b.pdf")], err
+    assert list(out.iterdir()) == []  # no temporary file is left
+    time.sleep(0.2)
+    assert len(api.jobs) == 2  # c and d were never submitted
+    # the command printed finishes the job as the parse would have
+    api.behaviour.download = "ok"
+    words = shlex.split(commands[str(docs / "b.pdf")])
+    assert words[:2] == ["xparse-convert", "fetch"]
+    proc = cli(words[1:], api)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["b.json", "b.md", "b_files"]
+
+
+@pytest.mark.parametrize("command, signum", [("parse", signal.SIGTERM),
+                                             ("fetch", signal.SIGINT)])
+def test_cli_interrupting_one_job_stops_and_says_how_to_resume(api, document, tmp_path,
+                                                                command, signum):
+    out = tmp_path / "out"
+    if command == "parse":
+        api.behaviour.polls_before_done = 10**6  # the job stays in progress
+        proc = start(["parse", document, "--to", "md", "-o", out, "--poll-interval", "0.05"],
+                     api)
+        wait_for(lambda: api.jobs and api.jobs["job0001"].polls >= 2, proc)
+    else:
+        api.behaviour.polls_before_done = 0
+        with client_for(api) as client:
+            client.submit(document)
+        api.behaviour.download = "stall"
+        proc = start(["fetch", "job0001", "--to", "md", "-o", out], api)
+        wait_for(lambda: len(list(out.glob(".*.tmp"))) == 1, proc)
+    code, elapsed, err = stop(proc, signum)
+    assert code == 128 + signum and elapsed < PROMISE + MARGIN, (elapsed, err)
+    assert "Traceback" not in err
+    assert f"interrupted ({signal.Signals(signum).name}): 1 " in err
+    [resume] = resume_commands(err).values()
+    assert resume.startswith(f"xparse-convert fetch job0001 --to md -o {out}")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+# -- what reaches the terminal ---------------------------------------------------------------
+def test_cli_names_and_server_messages_are_shown_not_obeyed(api, tmp_path):
+    hostile = tmp_path / "evil\x1b[2J\rforged.pdf"
+    hostile.write_bytes(b"x")
+    (tmp_path / "b.pdf").write_bytes(b"x")
+    api.behaviour.final_status_of = {"job0002": "failed"}
+    api.behaviour.fail_message = "no\x1b[2J\rway"
+    env = dict(os.environ, XPARSE_APP_ID=APP_ID, XPARSE_SECRET_CODE=SECRET,
+               XPARSE_API_BASE=api.base_url)
+    proc = subprocess.run([sys.executable, "-m", "xparse_convert.cli", "parse", str(hostile),
+                           str(tmp_path / "b.pdf"), "--to", "md", "-o", str(tmp_path / "out"),
+                           "--concurrency", "1", "--poll-interval", "0.01"],
+                          capture_output=True, env=env, timeout=60)
+    err = proc.stderr.decode()  # bytes: text mode would turn a \r into a line end
+    assert proc.returncode == 1, err
+    assert "\x1b" not in err and "\r" not in err
+    lines = err.splitlines()
+    assert any(line.endswith("evil\\x1b[2J\\rforged.pdf: job job0001 submitted")
+               for line in lines), err
+    assert any(" wrote " in line and "evil\\x1b[2J\\rforged.md" in line for line in lines)
+    assert any(": error: " in line and "job job0002 failed: no\\x1b[2J\\rway" in line
+               for line in lines), err
+
+
+def test_cli_status_lines_on_a_terminal_show_server_words_escaped(api, tmp_path):
+    api.behaviour.final_status = "stuck\x1b[2J\rforged"  # what the status line shows
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    env = dict(os.environ, XPARSE_APP_ID=APP_ID, XPARSE_SECRET_CODE=SECRET,
+               XPARSE_API_BASE=api.base_url)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "xparse_convert.cli", "parse",
+                             str(tmp_path / "a.pdf"), "--to", "md", "-o", str(tmp_path / "out"),
+                             "--poll-interval", "0.01"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 0.2)[0]:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=30) == 1
+    text = seen.decode()
+    assert "job job0001: pending" in text  # status lines were drawn
+    assert "\x1b" not in text and "stuck\\x1b[2J\\rforged" in text, text

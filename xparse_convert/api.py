@@ -8,16 +8,17 @@ exponentially with jitter through an injectable clock, so tests run in milliseco
 Everything the server sends is bounded: each status request has an overall deadline, answers
 are capped in size, submit and polling together end by the poll timeout, and a download ends
 at its size limit or after a stall.  Job ids must be plain names and file names made from
-remote values go through ``safe_names``.
+remote values go through ``safe_names``.  A ``cancel`` event set from another thread (the
+command line's Ctrl-C) ends a client's work soon, at the next sleep, chunk or read.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from urllib.parse import quote, unquote, urlsplit
 from .codes import PARTIAL, RETRYABLE_CODES, SUCCESS, describe
 from .errors import ApiError, UsageError, XParseError
 from .options import LIMITS
+from .output import AtomicFile
 from .safe_names import safe_name
 
 DEFAULT_BASE_URL = "https://api.textin.com"
@@ -49,6 +51,25 @@ class NetworkError(XParseError):
 
 class TooLarge(XParseError):
     """An API answer or a download is over its size limit (never retried)."""
+
+
+class Cancelled(Exception):
+    """The client's ``cancel`` event was set: the work stopped where it was (a download's or
+    a conversion's temporary files are removed; a downloaded result is kept)."""
+
+
+class _Upload(io.FileIO):
+    """A document being uploaded, read in chunks by httpx: each read first checks the
+    cancel event, so a large upload stops within a chunk of Ctrl-C."""
+
+    def __init__(self, path: str | os.PathLike, cancel: threading.Event | None) -> None:
+        super().__init__(path, "rb")
+        self._cancel = cancel
+
+    def read(self, size: int = -1) -> bytes:
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled("cancelled")
+        return super().read(size)
 
 
 def is_job_id(value: object) -> bool:
@@ -178,6 +199,8 @@ class Client:
     Bounds: ``timeout`` for each read or write of an API request, ``status_timeout`` for a
     whole status request (retries aside), ``max_answer_bytes`` for an API answer;
     ``stall_timeout`` (no byte for that long) and ``max_download_mb`` for a download.
+    ``cancel``: once set (from any thread), sleeps end and transfers stop at their next
+    chunk with ``Cancelled``; a read the server never answers still waits its timeout.
     """
 
     def __init__(self, app_id: str, secret_code: str, base_url: str = DEFAULT_BASE_URL, *,
@@ -185,7 +208,8 @@ class Client:
                  clock: Callable[[], float] = time.monotonic, timeout: float = 60.0,
                  transport: Any = None, status_timeout: float = 60.0,
                  max_answer_bytes: int = MAX_ANSWER_BYTES, stall_timeout: float = 60.0,
-                 max_download_mb: int | None = None) -> None:
+                 max_download_mb: int | None = None,
+                 cancel: threading.Event | None = None) -> None:
         if not app_id or not secret_code:
             raise ApiError("credentials missing: give --app-id/--secret-code or set "
                            "XPARSE_APP_ID and XPARSE_SECRET_CODE", code=40101)
@@ -195,7 +219,8 @@ class Client:
         self._api_origin = (parts.scheme.lower(), parts.netloc.lower())
         self._auth = {"x-ti-app-id": app_id, "x-ti-secret-code": secret_code}
         self.retries = retries
-        self.backoff = backoff or Backoff()
+        self.cancel = cancel
+        self.backoff = backoff or Backoff(sleep=self._pause)
         self.clock = clock
         self.timeout = timeout
         self.status_timeout = status_timeout
@@ -223,6 +248,22 @@ class Client:
 
     def __repr__(self) -> str:  # never show the credentials
         return f"Client(base_url={self.base_url!r})"
+
+    def check_cancelled(self) -> None:
+        """Raise ``Cancelled`` if the ``cancel`` event is set."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled")
+
+    def _pause(self, seconds: float) -> None:
+        """The default backoff's sleep: ended at once by the cancel event."""
+        if self.cancel is None:
+            time.sleep(seconds)
+        elif self.cancel.wait(seconds):
+            raise Cancelled("cancelled")
+
+    def _sleep(self, seconds: float) -> None:
+        self.backoff.sleep(seconds)
+        self.check_cancelled()  # an injected sleep does not know the event
 
     # -- requests --------------------------------------------------------------------
     def _headers_for(self, url: str) -> dict[str, str]:
@@ -252,6 +293,7 @@ class Client:
         url = self.base_url + path
         attempt = 0
         while True:
+            self.check_cancelled()
             seconds = attempt_timeout
             cut_by_deadline = False
             if deadline is not None:
@@ -285,7 +327,7 @@ class Client:
             pause = self.backoff.delay(attempt)
             if deadline is not None and self.clock() + pause >= deadline:
                 raise error  # no time left for another attempt: what went wrong is the news
-            self.backoff.sleep(pause)
+            self._sleep(pause)
             attempt += 1
 
     def _answer(self, method: str, url: str, what: str, files: dict[str, Any] | None,
@@ -307,6 +349,7 @@ class Client:
                 raise too_large
             body = bytearray()
             for chunk in response.iter_bytes():
+                self.check_cancelled()
                 body += chunk
                 if len(body) > cap:
                     raise too_large
@@ -341,7 +384,7 @@ class Client:
             opened.clear()
             out = dict(fields)
             if document is not None:
-                handle = open(document, "rb")  # streamed by httpx, never read whole
+                handle = _Upload(document, self.cancel)  # streamed by httpx, never whole
                 opened.append(handle)
                 out["file"] = (Path(document).name, handle, "application/octet-stream")
             return out
@@ -412,17 +455,18 @@ class Client:
             remaining = poll_timeout - elapsed
             if remaining <= delay:
                 # no time for another poll and its request: wait the time out, then give up
-                self.backoff.sleep(remaining)
+                self._sleep(remaining)
                 raise TimeoutError(late)
-            self.backoff.sleep(self.backoff.rng.uniform(delay / 2, delay))
+            self._sleep(self.backoff.rng.uniform(delay / 2, delay))
             delay = min(delay * 1.5, max_delay)
 
     def download(self, job_or_url: str, path: str | os.PathLike) -> Path:
-        """Stream a job's result (a job id, or its ``result_url``) to ``path``: written to a
-        temporary file, checked against Content-Length and for well-formed JSON, then renamed
-        into place.  A broken download leaves nothing at ``path``; so does one over
-        ``max_download_mb`` (``TooLarge``) or one that sends no byte for ``stall_timeout``
-        seconds (retried like a dropped connection)."""
+        """Stream a job's result (a job id, or its ``result_url``) to ``path`` through
+        ``output.AtomicFile`` (the mode of any new file), checked against Content-Length and
+        for well-formed JSON before it is renamed into place.  A broken download leaves
+        nothing at ``path``; so does one over ``max_download_mb`` (``TooLarge``), one that
+        sends no byte for ``stall_timeout`` seconds (retried like a dropped connection), or
+        one cancelled."""
         httpx = _httpx()
         url = job_or_url if "://" in job_or_url else self._result_url(job_or_url)
         if urlsplit(url).scheme.lower() not in ("http", "https"):
@@ -434,14 +478,12 @@ class Client:
         # httpx's read timeout is the time without a byte: the stall timeout
         timeout = httpx.Timeout(self.stall_timeout, connect=min(15.0, self.stall_timeout))
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         attempt = 0
         while True:
-            fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                             dir=target.parent)
-            temp = Path(temp_name)
+            self.check_cancelled()
             try:
-                with os.fdopen(fd, "wb") as out, self._http.stream(
+                # anything raised inside the block removes the temporary file
+                with AtomicFile(target) as out, self._http.stream(
                         "GET", url, headers=self._headers_for(url),
                         timeout=timeout) as response:
                     if response.status_code != 200:
@@ -452,6 +494,7 @@ class Client:
                         raise too_large
                     written = 0
                     for chunk in response.iter_bytes(1 << 20):
+                        self.check_cancelled()
                         written += len(chunk)
                         if written > cap:
                             raise too_large
@@ -461,21 +504,17 @@ class Client:
                     if expected is not None and expected.isdigit() and received != int(expected):
                         raise NetworkError(f"downloading the result: got {received} of "
                                            f"{expected} bytes")
-                check_json(temp)
-                os.replace(temp, target)
+                    out.close()
+                    check_json(out.temp)
                 return target
             except (httpx.TransportError, NetworkError) as exc:
-                temp.unlink(missing_ok=True)
                 if attempt >= self.retries:
                     if isinstance(exc, NetworkError):
                         raise
                     raise NetworkError(f"downloading the result: {type(exc).__name__}: {exc}"
                                        ) from None
-                self.backoff.wait(attempt)
+                self._sleep(self.backoff.delay(attempt))
                 attempt += 1
-            except BaseException:
-                temp.unlink(missing_ok=True)
-                raise
 
     def _result_url(self, job_id: str) -> str:
         state = self.status(job_id)
@@ -553,12 +592,16 @@ def parse_and_convert(client: Client, document: str, to: list[str], out_dir: str
                       poll_timeout: float = 3600.0, poll_interval: float = 1.0,
                       on_submitted: Callable[[str, str], None] | None = None,
                       on_status: Callable[[JobStatus, float], None] | None = None,
-                      taken: set[Path] | None = None) -> Any:
+                      taken: set[Path] | None = None, stem: str | None = None,
+                      stdout: bool = False) -> Any:
     """Submit one document, wait, download ``<stem>.json`` (kept even if converting fails:
     it was paid for) and convert it; the conversion's ``Report`` (outputs include ``json``).
-    ``poll_timeout`` bounds submitting and waiting together.  A URL's stem (its path's last
-    part, else the job id) is a remote value: ``safe_name`` makes it, unique among ``taken``
-    (the names this run has claimed, as ``check_targets`` returns them) and existing files.
+    ``poll_timeout`` bounds submitting and waiting together.  ``stem`` names the outputs (a
+    file ``-o``: ``out.docx`` gives ``out.json`` beside it); else a local document's stem,
+    else a URL's (its path's last part, else the job id), a remote value that ``safe_name``
+    makes unique among ``taken`` (the names this run has claimed, as ``check_targets``
+    returns them) and existing files.  ``stdout``: the one text format goes to standard
+    output, the result where it would go without ``out_dir``.
     """
     started = client.clock()
     is_url = "://" in document
@@ -569,14 +612,17 @@ def parse_and_convert(client: Client, document: str, to: list[str], out_dir: str
         on_submitted(document, job_id)
     url = client.wait(job_id, poll_timeout=poll_timeout, on_status=on_status,
                       first_delay=poll_interval, started=started)
-    folder = _folder(document, out_dir)
-    stem = safe_name(_url_stem(document), folder, taken, suffixes=_target_suffixes(to),
-                     fallback=job_id) if is_url else Path(document).stem
+    folder = output_folder(document, out_dir)
+    if stem is None:
+        stem = safe_name(_url_stem(document), folder, taken, suffixes=_target_suffixes(to),
+                         fallback=job_id) if is_url else Path(document).stem
     result = client.download(url, folder / f"{stem}.json")
-    return _convert_result(result, to, folder, options)
+    return _convert_result(client, result, to, folder, options, stdout)
 
 
-def _folder(document: str, out_dir: str | None) -> Path:
+def output_folder(document: str, out_dir: str | None) -> Path:
+    """Where a parsed document's result and outputs go: ``out_dir``, else beside the
+    document (a URL: the current folder)."""
     if out_dir:
         return Path(out_dir)
     return Path.cwd() if "://" in document else Path(document).parent
@@ -594,9 +640,11 @@ def _target_suffixes(to: list[str]) -> list[str]:
     return [".json", *(f".{w.extension}" for w in formats(to)), "_files"]
 
 
-def check_targets(documents: list[tuple[str, str | None]], to: list[str]) -> set[Path]:
+def check_targets(documents: list[tuple[str, str | None]], to: list[str],
+                  stem: str | None = None) -> set[Path]:
     """Refuse, before anything is submitted, a run whose outputs would overwrite one of its
-    documents or each other (``a.pdf`` and ``a.png`` both give ``a.json``).  Returns the
+    documents or each other (``a.pdf`` and ``a.png`` both give ``a.json``).  ``stem``
+    names every document's outputs (a file ``-o``, which takes one document).  Returns the
     stems the local documents claim (``folder/stem``, resolved), so that names made from
     URLs avoid them; those names are made unique as their jobs end."""
     from .convert import formats, output_paths
@@ -606,12 +654,12 @@ def check_targets(documents: list[tuple[str, str | None]], to: list[str]) -> set
     seen: dict[Path, str] = {}
     claimed: set[Path] = set()
     for document, out_dir in documents:
-        if "://" in document:
+        if "://" in document and stem is None:
             continue
-        stem = Path(document).stem
-        folder = _folder(document, out_dir)
-        claimed.add(folder.resolve() / stem)
-        targets = [folder / f"{stem}.json", *output_paths(stem, folder, writers).values()]
+        named = stem or Path(document).stem
+        folder = output_folder(document, out_dir)
+        claimed.add(folder.resolve() / named)
+        targets = [folder / f"{named}.json", *output_paths(named, folder, writers).values()]
         for target in targets:
             resolved = target.resolve()
             if resolved in inputs:
@@ -624,13 +672,19 @@ def check_targets(documents: list[tuple[str, str | None]], to: list[str]) -> set
     return claimed
 
 
-def _convert_result(result: Path, to: list[str], folder: Path, options: dict[str, Any] | None
-                    ) -> Any:
-    """Convert a downloaded result; a failure is a report (the result file stays)."""
+def _convert_result(client: Client, result: Path, to: list[str], folder: Path,
+                    options: dict[str, Any] | None, stdout: bool = False) -> Any:
+    """Convert a downloaded result; a failure is a report (the result file stays).  The
+    client's cancel event stops the conversion between reads (``Cancelled``; its temporary
+    files are removed, the result stays)."""
     from .convert import Report, convert
 
+    def progress(_consumed: int) -> None:
+        client.check_cancelled()
+
     try:
-        report = convert(result, to, folder, options)
+        report = convert(result, to, folder, options, stdout=stdout,
+                         progress=progress if client.cancel is not None else None)
     except XParseError as exc:
         report = Report(source=str(result), error=exc.message, error_where=exc.where)
     report.outputs["json"] = str(result)
@@ -641,10 +695,11 @@ def fetch_and_convert(client: Client, job_id: str, to: list[str], out_dir: str |
                       options: dict[str, Any] | None = None, *, name: str | None = None,
                       poll_timeout: float = 3600.0, poll_interval: float = 1.0,
                       on_status: Callable[[JobStatus, float], None] | None = None,
-                      taken: set[Path] | None = None) -> Any:
+                      taken: set[Path] | None = None, stdout: bool = False) -> Any:
     """Resume a job: wait if it is still running, download, convert.  Outputs are named
-    from ``name``, else the result's ``metadata.filename``, else the job id; the last two
-    through ``safe_name`` (unique among ``taken`` and existing files)."""
+    from ``name`` (``--name``, or a file ``-o``'s stem), else the result's
+    ``metadata.filename``, else the job id; the last two through ``safe_name`` (unique among
+    ``taken`` and existing files).  ``stdout``: as for ``parse_and_convert``."""
     if not is_job_id(job_id):
         raise UsageError(f"{shown(job_id)} is not a job id ({JOB_ID_RULE})")
     started = client.clock()
@@ -664,4 +719,4 @@ def fetch_and_convert(client: Client, job_id: str, to: list[str], out_dir: str |
                                        ".json")
             os.replace(result, renamed)  # safe_name chose a name no file has
             result = renamed
-    return _convert_result(result, to, folder, options)
+    return _convert_result(client, result, to, folder, options, stdout)

@@ -6,24 +6,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import shutil
+import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from .cli import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     PROG,
+    SHOWN_NOT_CONVERTED,
     _add_conversion_options,
     _collect_options,
+    _emit,
     _Parser,
     _say,
+    interrupted_status,
 )
+from .convert import OutputTarget, resolve_output
 from .errors import UsageError, XParseError
-from .options import DOWNLOAD_LIMITS
+from .options import DOWNLOAD_LIMITS, split_list
+from .output import temporary_name
+from .terminal import printable
+
+# After Ctrl-C or SIGTERM, the seconds the workers get to stop by themselves (a poll's sleep
+# ends at once, a transfer at its next chunk); a request the server holds open is not waited
+# for: the run ends anyway, within the 2 s the README promises.
+GRACE = 1.0
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
@@ -47,8 +61,12 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("job_ids", nargs="+", metavar="JOB_ID")
         parser.add_argument("--name", metavar="STEM", help="output name (default: the "
                             "result's file name, else the job id)")
-    parser.add_argument("--to", "-t", required=True, metavar="FMT[,FMT...]")
-    parser.add_argument("-o", "--output-dir", metavar="OUTDIR")
+    parser.add_argument("--to", "-t", metavar="FMT[,FMT...]", action="append",
+                        help="output formats (repeatable); optional when -o names a file")
+    parser.add_argument("-o", "--output-dir", metavar="OUT",
+                        help="a file when it ends in the format's extension (out.docx; the "
+                             "downloaded result goes beside it, out.json), else a folder "
+                             "(default: beside each document; for fetch, here); - for stdout")
     parser.add_argument("--app-id", default=os.environ.get("XPARSE_APP_ID"),
                         help="default: $XPARSE_APP_ID")
     parser.add_argument("--secret-code", default=os.environ.get("XPARSE_SECRET_CODE"),
@@ -84,7 +102,15 @@ def run_remote(command: str, argv: list[str]) -> int:
         parse_and_convert,
     )
 
-    formats = [f.strip() for f in args.to.split(",") if f.strip()]
+    to = [f for given in args.to or () for f in split_list(given)] or None
+    inputs = args.inputs if command == "parse" else args.job_ids
+    several = len(inputs) > 1 or (command == "parse" and any(
+        "://" not in i and os.path.isdir(i) for i in inputs))
+    # the -o rule of conversions; a file -o names the downloaded result too (out.json)
+    target = resolve_output(args.output_dir, to, several_inputs=several,
+                            name=getattr(args, "name", None))
+    formats = list(target.formats)
+    out_dir = None if target.stdout or target.folder is None else str(target.folder)
     options = _collect_options(args)
     for option in DOWNLOAD_LIMITS:
         if getattr(args, option.name) < 1:
@@ -105,96 +131,193 @@ def run_remote(command: str, argv: list[str]) -> int:
         if not isinstance(config, dict):
             raise UsageError(f"--config {args.config}: not a JSON object")
     interactive = sys.stderr.isatty() and not args.quiet
+    stop = threading.Event()  # set on Ctrl-C/SIGTERM: every worker stops where it is
     lock = threading.Lock()
-    pending: dict[str, str] = {}  # job id -> what it is for, until its result is downloaded
+    job_of: dict[int, str] = {}  # item index -> its job id, once known
+    finished: set[int] = set()  # items whose work ended, converted or failed
 
-    def submitted(document: str, job_id: str) -> None:
+    def submitted(index: int, document: str, job_id: str) -> None:
         with lock:
-            pending[job_id] = document
+            job_of[index] = job_id
         if not args.quiet:
-            print(f"{PROG}: {document}: job {job_id} submitted", file=sys.stderr)
+            _emit(f"{PROG}: {document}: job {job_id} submitted")
 
     def status_line(state: Any, elapsed: float) -> None:
-        if interactive:
-            print(f"\r{PROG}: job {state.job_id}: {state.status} ({elapsed:.0f} s)   ",
+        if interactive and not stop.is_set():
+            # the \r is ours (redraw the line); the server's words are shown, never obeyed
+            print("\r" + printable(f"{PROG}: job {state.job_id}: {state.status} "
+                                   f"({elapsed:.0f} s)   "),
                   end="", file=sys.stderr, flush=True)
 
     try:
         client = Client(args.app_id or "", args.secret_code or "",
                         args.api_base or DEFAULT_BASE_URL,
-                        max_download_mb=args.max_download_mb)
+                        max_download_mb=args.max_download_mb, cancel=stop)
     except XParseError as exc:
-        print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
+        _emit(f"{PROG}: error: {exc.one_line()}")
         return EXIT_USAGE
 
-    def one(entry: tuple[str, str | None]) -> Any:
-        item, folder = entry
+    def one(index: int) -> tuple[int, Any, str | None]:
+        item, folder = items[index]
+        if stop.is_set():  # stopping: start nothing new
+            raise _NotStarted
         try:
             if command == "parse":
                 report = parse_and_convert(
                     client, item, formats, folder, options, config=config,
                     page_range=args.page_range, password=args.password, webhook=args.webhook,
                     poll_timeout=args.poll_timeout, poll_interval=args.poll_interval,
-                    on_submitted=submitted, on_status=status_line, taken=taken)
+                    on_submitted=lambda document, job: submitted(index, document, job),
+                    on_status=status_line, taken=taken, stem=target.stem,
+                    stdout=target.stdout)
             else:
                 with lock:
-                    pending[item] = item
+                    job_of[index] = item
                 report = fetch_and_convert(client, item, formats, folder, options,
-                                           name=args.name, poll_timeout=args.poll_timeout,
+                                           name=target.stem, poll_timeout=args.poll_timeout,
                                            poll_interval=args.poll_interval,
-                                           on_status=status_line, taken=taken)
-            with lock:
-                for job, what in list(pending.items()):
-                    if what == item:
-                        del pending[job]
-            return item, report, None
+                                           on_status=status_line, taken=taken,
+                                           stdout=target.stdout)
+            outcome: tuple[int, Any, str | None] = (index, report, None)
         except (XParseError, TimeoutError, OSError) as exc:
             message = exc.one_line() if isinstance(exc, XParseError) else str(exc)
-            return item, None, message
+            outcome = (index, None, message)
+        with lock:
+            finished.add(index)
+        return outcome
 
-    items = find_documents(args.inputs, args.output_dir) if command == "parse" else \
-        [(job, args.output_dir) for job in args.job_ids]
+    items = find_documents(args.inputs, out_dir) if command == "parse" else \
+        [(job, out_dir) for job in args.job_ids]
     if not items:
-        print(f"{PROG}: error: no documents found", file=sys.stderr)
+        _emit(f"{PROG}: error: no documents found")
         return EXIT_FAILED
     taken: set[Any] = set()  # names claimed in this run: the next one made alike gets -2
     if command == "parse":
         try:
-            taken = check_targets(items, formats)
+            taken = check_targets(items, formats, stem=target.stem)
         except XParseError as exc:
-            print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
+            _emit(f"{PROG}: error: {exc.one_line()}")
             return EXIT_USAGE
     failures = 0
     workers = max(1, args.concurrency) if command == "parse" else 1
     pool = ThreadPoolExecutor(workers)
+    futures: list[Future[tuple[int, Any, str | None]]] = []
     try:
-        with client:
-            for item, report, error in pool.map(one, items):
-                if interactive:
-                    print("\r", end="", file=sys.stderr)
-                if error is not None:
-                    failures += 1
-                    _say("error", item, error)
-                    continue
-                if report.error:
-                    failures += 1
-                    where = f"{report.error_where}: " if report.error_where else ""
-                    _say("error", item, f"{where}{report.error} (the result is kept in "
-                         f"{report.outputs.get('json', '?')})")
-                elif not args.quiet:
-                    for line in report.warnings:
-                        _say("warning", item, line)
-                    print(f"{PROG}: {item}: wrote {', '.join(report.outputs.values())}",
-                          file=sys.stderr)
+        futures.extend(pool.submit(one, index) for index in range(len(items)))
+        for future in futures:
+            index, report, error = future.result()
+            item = items[index][0]
+            if interactive:
+                print("\r", end="", file=sys.stderr)
+            if error is not None:
+                failures += 1
+                _say("error", item, error)
+                continue
+            if report.error:
+                failures += 1
+                where = f"{report.error_where}: " if report.error_where else ""
+                _say("error", item, f"{where}{report.error} (the result is kept in "
+                     f"{report.outputs.get('json', '?')})")
+            elif not args.quiet:
+                for line in report.warnings:
+                    _say("warning", item, line)
+                _emit(f"{PROG}: {item}: wrote {', '.join(report.outputs.values())}")
+        pool.shutdown()
+        client.close()
     except KeyboardInterrupt:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        # not the cancelled ones: wait() counts a future cancelled this way as never done
+        wait([f for f in futures if not f.done()], timeout=GRACE)
+        _remove_our_temporaries({_folder_of(command, item, folder) for item, folder in items})
         with lock:
-            jobs = list(pending)
-        print(f"\n{PROG}: interrupted", file=sys.stderr)
-        for job in jobs:
-            print(f"{PROG}: job {job} is still running; resume with: {PROG} fetch {job} "
-                  f"--to {args.to}" + (f" -o {args.output_dir}" if args.output_dir else ""),
-                  file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)  # worker threads may be mid-poll: do not wait for them
-    pool.shutdown()
+            # fetch: an item is its job id, started or not
+            unfinished = [(index, job_of.get(index) or (
+                items[index][0] if command == "fetch" else None))
+                for index in range(len(items)) if index not in finished]
+        if interactive:
+            print(file=sys.stderr)  # end the status line
+        _say_interrupted(command, len(items), [
+            (job, items[index][0], _resume(command, job, items[index], target, options))
+            for index, job in unfinished if job is not None],
+            not_submitted=sum(1 for _, job in unfinished if job is None))
+        if any(not f.done() for f in futures):
+            # a request the server holds open: its thread cannot be stopped, and Python
+            # would wait for it at exit; everything is said and cleaned, so leave now
+            sys.stderr.flush()
+            os._exit(interrupted_status())
+        client.close()
+        return interrupted_status()
     return EXIT_FAILED if failures else EXIT_OK
+
+
+class _NotStarted(Exception):
+    """An item the run stopped before starting."""
+
+
+def _folder_of(command: str, item: str, out_dir: str | None) -> Path:
+    """The folder an item's files are written to: a document's as ``api`` chooses it; a
+    job's ``-o``, else the current folder."""
+    from .api import output_folder
+
+    if command == "parse":
+        return output_folder(item, out_dir)
+    return Path(out_dir) if out_dir else Path.cwd()
+
+
+def _remove_our_temporaries(folders: set[Path]) -> None:
+    """Remove this process's temporary files in ``folders`` (a download or conversion cut
+    short); the names carry host and pid, so nothing else matches."""
+    pattern = temporary_name(Path("*"), os.getpid())
+    for folder in folders:
+        for leftover in folder.glob(pattern):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def _resume(command: str, job: str, entry: tuple[str, str | None], target: OutputTarget,
+            options: dict[str, Any]) -> str:
+    """The ``fetch`` command that finishes ``job`` as this run would have: same formats,
+    same place, same names, same conversion options."""
+    item, out_dir = entry
+    words = [PROG, "fetch", job, "--to", ",".join(target.formats)]
+    if target.stdout:
+        words += ["-o", "-"]
+    elif target.file is not None:
+        words += ["-o", str(target.file)]
+    else:
+        folder = str(_folder_of(command, item, out_dir))
+        # a folder whose name ends like a format's extension would be read as a file
+        words += ["-o", folder + "/" if Path(folder).suffix else folder]
+        if target.stem is not None:
+            words += ["--name", target.stem]
+        elif command == "parse" and "://" not in item:
+            words += ["--name", Path(item).stem]
+    for key, value in options.items():
+        flag = f"--{key.replace('_', '-')}"
+        words += [flag] if value is True else [flag, str(value)]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _say_interrupted(command: str, total: int, unfinished: list[tuple[str, str, str]],
+                     not_submitted: int) -> None:
+    """What a stopped run leaves to do: each unfinished job (job id, document, resume
+    command; the first few) and, for ``parse``, how many documents were not submitted."""
+    name = signal.Signals(interrupted_status() - 128).name
+    jobs = len(unfinished)
+    if command == "parse":
+        what = f"{jobs} job{'s' if jobs != 1 else ''} submitted and not finished"
+        if not_submitted:
+            what += (f", {not_submitted} document{'s' if not_submitted != 1 else ''} not "
+                     "submitted")
+    else:
+        what = f"{jobs} of {total} job{'s' if total != 1 else ''} not finished"
+    _emit(f"{PROG}: interrupted ({name}): {what}; finished outputs are kept")
+    for job, item, command_line in unfinished[:SHOWN_NOT_CONVERTED]:
+        where = f" ({item})" if command == "parse" else ""
+        _emit(f"{PROG}: job {job}{where}: resume with: {command_line}")
+    if jobs > SHOWN_NOT_CONVERTED:
+        _emit(f"{PROG}: ... and {jobs - SHOWN_NOT_CONVERTED} more job"
+              f"{'s' if jobs - SHOWN_NOT_CONVERTED != 1 else ''}")
