@@ -278,6 +278,14 @@ def test_sample_formula_and_chemical_are_native_math(tmp_path):
     (chemical,) = page.xpath("//div[@data-element-id='el_044']/math")
     assert len(chemical.xpath(".//msub")) == 2
     assert chemical.xpath(".//annotation")[0].text == "H_2SO_4"
+    # the inline formula object of el_012: Word math among the paragraph's runs, inline MathML
+    inline = [p for p in root.iter(f"{W}p") if p.find(f"{M}oMath") is not None]
+    (gm,) = [p for p in inline if "毛利率" in "".join(t.text or "" for t in p.iter(f"{W}t"))]
+    assert gm.find(f"{M}oMath/{M}f") is not None and gm.find(f"{M}oMathPara") is None
+    assert "$" not in "".join(t.text or "" for t in gm.iter(f"{W}t"))
+    (paragraph,) = page.xpath("//p[@data-element-id='el_012']")
+    (math,) = paragraph.xpath("math")
+    assert math.get("display") == "inline" and math.xpath(".//mfrac")
 
 
 def test_tags_and_chemistry_that_is_not(tmp_path, write_json):
