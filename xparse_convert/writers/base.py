@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
 from ..diagnostics import Diagnostics
+from ..images import EMBED, FILE, LOAD, ImageRef, Placement, place
 from ..inline import Run, fold_runs, strip_runs, without_prefix
 from ..model import DocumentInfo, Element
 from ..text import TextStats, clean_text, find_bad
@@ -238,6 +239,26 @@ class Writer:
     def clean(self, text: str) -> str:
         """Text safe for any output: see ``text.clean_text``; counts go to the report."""
         return clean_text(text, self.context.text_stats)
+
+    # -- pictures: ``images.place`` decides, each writer renders the answer ------------------
+    images_default: ClassVar[str] = "embed"  # the --images mode when none is given
+
+    def place_picture(self, ref: ImageRef | None) -> Placement:
+        """What to do with a picture under this run's ``--images`` mode (``images.place``);
+        what is left out is warned about at the element being written."""
+        return place(ref, self.option("images") or self.images_default,
+                     max_pixels=self.option("max_image_pixels"),
+                     warn=lambda kind, message: self.diag.warn(kind, message, self.where))
+
+    def picture_location(self, placement: Placement) -> str | None:
+        """Where a shown picture is: its ``data:`` URI, its file in ``<stem>_files/``, or its
+        source URL; None when it is not shown (a link, missing, left out)."""
+        if placement.action == EMBED:
+            return placement.data_uri
+        if placement.action == FILE:
+            assert placement.data is not None and placement.info is not None
+            return self.context.assets.add(placement.data, placement.info.extension)
+        return placement.url if placement.action == LOAD else None
 
     def runs(self, el: Element) -> list[Run]:
         """An element's inline runs as a paragraph shows them (stripped, text cleaned)."""

@@ -23,7 +23,7 @@ from lxml import etree
 
 from ..equations import chemical_latex, omml_display, omml_inline
 from ..equations.omml import M_NS
-from ..images import EMBED, FILE, LINK, LOAD, MISSING, NONE, ImageRef, Placement, place, safe_url
+from ..images import EMBED, FILE, LINK, LOAD, MISSING, NONE, Placement, safe_url
 from ..inline import (
     BREAK,
     EMPHASIS,
@@ -172,7 +172,6 @@ class DocxWriter(Writer):
         self.toc = bool(self.option("docx_toc"))
         self.titles: list[tuple[int, str, str]] = []  # level, text, bookmark
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
-        self.images_mode = self.option("images") or "embed"
         self._drawing_id = 0
         self._bookmark_id = 0
         self._ordered_runs = 0
@@ -240,7 +239,7 @@ class DocxWriter(Writer):
             elif run.kind == MATH:
                 self.inline_equation(p, run)
             elif run.kind == PICTURE and run.image is not None:
-                placement = self._place(run.image)
+                placement = self.place_picture(run.image)
                 if placement.action != MISSING:  # the text stays; a warning said why
                     self._picture_into(p, placement, max_width, description=run.text)
 
@@ -432,7 +431,7 @@ class DocxWriter(Writer):
         caption_first = el.caption_first
         if caption and caption_first:
             self._emit(self._runs_paragraph("Caption", caption, keep_next=True))
-        placement = self._place(el.image)
+        placement = self.place_picture(el.image)
         if placement.action != NONE:
             p = _paragraph(None, keep_next=bool(caption) and not caption_first)
             description = plain_text(caption) or self.clean(el.text).strip()
@@ -440,11 +439,6 @@ class DocxWriter(Writer):
             self._emit(p)
         if caption and not caption_first:
             self._emit(self._runs_paragraph("Caption", caption))
-
-    def _place(self, ref: ImageRef | None) -> Placement:
-        return place(ref, self.images_mode, max_pixels=self.option("max_image_pixels"),
-                     warn=lambda kind, message: self.diag.warn(kind, message,
-                                                               self.where))
 
     def _placeholder(self, p: etree._Element, url: str | None) -> None:
         """A short note instead of a picture: a link the reader can click when there is a

@@ -15,7 +15,7 @@ from typing import Any
 from lxml import etree
 
 from ..equations import chemical_latex, latex_to_mathml, mathml_inline
-from ..images import EMBED, FILE, IMG_SRC, LINK, LOAD, MISSING, ImageRef, Placement, place
+from ..images import IMG_SRC, LINK, MISSING, ImageRef
 from ..inline import Run, plain_text
 from ..markup import fill_runs, table_element
 from ..model import DocumentInfo, Element
@@ -82,7 +82,7 @@ class HtmlWriter(Writer):
     description = "one self-contained, safe HTML page with a table of contents"
 
     def begin(self, info: DocumentInfo) -> None:
-        self.images = self.option("images") or "embed"
+        self.images = self.option("images") or self.images_default
         self.titles: list[tuple[int, str, str]] = []
         self.pages_marked: set[int] = set()
         self.last_page: int | None = None
@@ -298,24 +298,10 @@ class HtmlWriter(Writer):
             return out
         return attrs
 
-    def _place(self, ref: ImageRef | None) -> Placement:
-        return place(ref, self.images, max_pixels=self.option("max_image_pixels"),
-                     warn=lambda kind, message: self.diag.warn(kind, message,
-                                                               self.where))
-
-    def _src(self, placement: Placement) -> str | None:
-        """The ``src`` of a picture shown in the page, or None when it is not shown."""
-        if placement.action == EMBED:
-            return placement.data_uri
-        if placement.action == FILE:
-            assert placement.data is not None and placement.info is not None
-            return self.context.assets.add(placement.data, placement.info.extension)
-        return placement.url if placement.action == LOAD else None
-
     def _picture(self, ref: ImageRef, alt: str = "") -> etree._Element | None:
         """A picture in text or a table cell: an ``<img>``, or a link the reader can click."""
-        placement = self._place(ref)
-        src = self._src(placement)
+        placement = self.place_picture(ref)
+        src = self.picture_location(placement)
         if src:
             return etree.Element("img", src=src, alt=alt, loading="lazy")
         if placement.action == LINK:
@@ -329,8 +315,8 @@ class HtmlWriter(Writer):
             else ""
         if caption is not None and el.caption_first:
             figure.append(caption)
-        placement = self._place(el.image)
-        src = self._src(placement)
+        placement = self.place_picture(el.image)
+        src = self.picture_location(placement)
         if src:
             etree.SubElement(figure, "img", src=src, alt=caption_text or "image",
                              loading="lazy")

@@ -16,7 +16,7 @@ from typing import Any
 
 from lxml import etree
 
-from ..images import EMBED, FILE, LINK, LOAD, MISSING, ImageRef, Placement, place, safe_url
+from ..images import LINK, LOAD, MISSING, ImageRef, Placement, safe_url
 from ..inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from ..markup import table_html
 from ..model import DocumentInfo, Element
@@ -121,6 +121,7 @@ def _pipe_safe(url: str | None) -> str:
 class MarkdownWriter(Writer):
     name = "md"
     extension = "md"
+    images_default = "files"
     description = "Markdown (GFM tables; HTML tables where cells span)"
     options = (
         Option("source", "regenerate from the elements (model) or copy the engine's own "
@@ -133,7 +134,6 @@ class MarkdownWriter(Writer):
 
     def begin(self, info: DocumentInfo) -> None:
         self._engine = self.option("md_source") == "engine"
-        self._images = self.option("images") or "files"
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         self._blocks = 0
         self._in_list = False
@@ -251,19 +251,10 @@ class MarkdownWriter(Writer):
             return escape_text(self.clean(cell.text)).replace("\n", "<br>").strip()
         return inline_markdown(self._cleaned(cell.runs), self._picture, cell=True).strip()
 
-    def _place(self, ref: ImageRef | None) -> Placement:
-        return place(ref, self._images, max_pixels=self.option("max_image_pixels"),
-                     warn=lambda kind, message: self.diag.warn(kind, message,
-                                                               self.where))
-
     def _target(self, placement: Placement) -> str | None:
-        """Where a picture shown in the Markdown is, or None when it is not shown."""
-        if placement.action == EMBED:
-            return placement.data_uri
-        if placement.action == FILE:
-            assert placement.data is not None and placement.info is not None
-            return self.context.assets.add(placement.data, placement.info.extension)
-        return _pipe_safe(placement.url) if placement.action == LOAD else None
+        """Where a picture shown in the Markdown is (a ``|`` in a URL cannot end a cell)."""
+        target = self.picture_location(placement)
+        return _pipe_safe(target) if target and placement.action == LOAD else target
 
     def _picture_markdown(self, placement: Placement, alt: str = "",
                           label: str = "Image") -> str:
@@ -278,11 +269,11 @@ class MarkdownWriter(Writer):
 
     def _picture(self, ref: ImageRef, alt: str = "") -> str:
         """A picture in text or a pipe-table cell."""
-        return self._picture_markdown(self._place(ref), alt)
+        return self._picture_markdown(self.place_picture(ref), alt)
 
     def _picture_node(self, ref: ImageRef, alt: str = "") -> etree._Element | None:
         """A picture in an HTML table cell: ``<img>``, or a link the reader can click."""
-        placement = self._place(ref)
+        placement = self.place_picture(ref)
         target = self._target(placement)
         if target:
             return etree.Element("img", src=target, alt=alt)
@@ -297,7 +288,7 @@ class MarkdownWriter(Writer):
         caption_first = el.caption_first
         if caption and caption_first:
             self._block(caption)
-        placement = self._place(el.image)
+        placement = self.place_picture(el.image)
         alt = escape_text(" ".join(self.clean(el.caption.text).split())) if el.caption else ""
         if placement.action == MISSING:
             # the caption, when there is one, is written beside: not repeated here
