@@ -210,6 +210,13 @@ class Element:
                 self._runs = self._own_runs(warn)
         return self._runs
 
+    @property
+    def is_plain(self) -> bool:
+        """True when the text holds nothing the inline rules read (no markup characters,
+        formula objects, or joined fragments): its runs are the text itself."""
+        return not self.parts and self._runs is None and not self.raw.get("objects") and \
+            not inline.may_have_markup(self.text)
+
     def _own_runs(self, warn: Callable[[str], None] | None) -> list[Run]:
         if self.type == "CodeSnippet":
             return inline.text_runs(self.text)

@@ -7,7 +7,7 @@ first byte on every read (one long string: quadratic time).  ``StructureGuard`` 
 depth and tells the reader where a chunk starts and ends (inside a string or not), so the
 reader can hand a long token to the parser in one piece and drop runs of whitespace.
 
-How a chunk is read without a Python loop over its bytes: escapes are removed (``replace``),
+How a chunk is read without a Python loop over its bytes: escapes are removed (a regex),
 every byte but ``" [ ] { }`` is deleted (``bytes.translate``), empty pairs of quotes are
 removed (``replace``) and the few strings still holding brackets by one regular expression;
 the brackets left are all
@@ -28,6 +28,7 @@ DEFAULT_MAX_STRING_MB = 256  # a longer string value is refused (the reader read
 _STRUCTURAL = b'"[]{}'
 _DELETE = bytes(b for b in range(256) if b not in _STRUCTURAL)
 _TO_SQUARE = bytes.maketrans(b"{}", b"[]")
+_ESCAPE = re.compile(rb'\\[\\"]')  # the escapes that can hide or fake a quote
 # After escapes are gone, a string is a quote, anything but a quote, a quote.
 _STRING = re.compile(rb'"[^"]*"')
 _TOKEN = re.compile(rb'\\.|["\[\]{}]', re.S)
@@ -81,9 +82,8 @@ class StructureGuard:
     def _fast(self, chunk: bytes) -> bool:
         """The depth and string state after ``chunk`` without looking at each byte; False
         when only the exact scan can tell."""
-        if b"\\" in chunk:
-            # escaped backslashes first, then escaped quotes; other escapes hold no quote
-            chunk = chunk.replace(b"\\\\", b"").replace(b'\\"', b"")
+        if b'\\"' in chunk:  # only then can a quote be escaped: \" and \\ escapes go
+            chunk = _ESCAPE.sub(b"", chunk)
         compact = chunk.translate(_TO_SQUARE, _DELETE)
         if self.in_string:
             end = compact.find(b'"')

@@ -97,6 +97,20 @@ class Cell:
 
 
 _CELL_MARKUP = re.compile(r"[*_$\\`<&]")  # what the inline rules might read in a cell
+_RICH_KEYS = ("image_datas", "image_data", "objects", "content_type")
+
+
+def _may_be_rich(cells: list[Any]) -> bool | None:
+    """False when no cell of a structure can hold more than plain text (one look at all the
+    texts together, instead of one per cell); None when it cannot be told so cheaply."""
+    try:
+        texts = "\x00".join([c["text"] for c in cells])
+    except (TypeError, KeyError):
+        return None
+    if _CELL_MARKUP.search(texts) is not None:
+        return True
+    return any(key in c for c in cells for key in _RICH_KEYS if key != "content_type") or \
+        any(c.get("content_type") == "formula" for c in cells)
 
 
 def cell_content(text: str, raw: dict[str, Any] | None = None) -> tuple[str, list[Run] | None]:
@@ -461,6 +475,7 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
     repairs: list[str] = []
     parsed: list[Cell] = []
     roles: dict[int, list[bool]] = {}
+    rich = _may_be_rich(raw_cells)
     for item in raw_cells:
         if not isinstance(item, dict):
             repairs.append("a cell that is not an object was skipped")
@@ -475,7 +490,9 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         text = text if type(text) is str else ("" if text is None else str(text))
         role = item.get("role")
         is_header = role is not None and isinstance(role, str) and role.lower() in HEADER_ROLES
-        text, runs = cell_content(text, item)
+        runs = None
+        if rich is None or rich:  # a cell of a table known plain needs no look (see below)
+            text, runs = cell_content(text, item)
         page = as_int(item["page_number"]) if "page_number" in item else None
         row_span, col_span = item.get("row_span", 1), item.get("col_span", 1)
         if row_span != 1 or type(row_span) is not int:

@@ -9,7 +9,7 @@ from typing import IO, Any, ClassVar
 
 from ..diagnostics import Diagnostics
 from ..images import EMBED, FILE, LOAD, ImageRef, Placement, place
-from ..inline import Run, fold_runs, strip_runs, without_prefix
+from ..inline import TEXT, Run, fold_runs, strip_runs, text_runs, without_prefix
 from ..model import DocumentInfo, Element
 from ..text import TextStats, clean_text, find_bad
 
@@ -262,10 +262,15 @@ class Writer:
 
     def runs(self, el: Element) -> list[Run]:
         """An element's inline runs as a paragraph shows them (stripped, text cleaned)."""
+        if el.is_plain:  # the common case, without the run machinery
+            return text_runs(self.clean(el.text).strip())
         return self._cleaned(strip_runs(el.runs(self._formula_warning(el))))
 
     def line_runs(self, el: Element) -> list[Run]:
         """An element's inline runs on one line (headings, list items, captions)."""
+        if el.is_plain:
+            text = " ".join(self.clean(el.text).split())
+            return [Run(TEXT, text)] if text else []
         return self._cleaned(fold_runs(el.runs(self._formula_warning(el))))
 
     def list_runs(self, el: Element) -> list[Run]:
