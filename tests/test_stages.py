@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import pytest
 from conftest import SAMPLE, element, envelope, structure
+from openpyxl import load_workbook
 
 from xparse_convert import Diagnostics, Reader, convert, iter_elements
 from xparse_convert.reader import make_element
-from xparse_convert.stages import PageSet, logical, select
+from xparse_convert.stages import Dropped, PageSet, logical, select
+
+CLI = [sys.executable, "-m", "xparse_convert.cli"]
+
+
+def cli(args, seconds: float = 60) -> subprocess.CompletedProcess:
+    """The command line; fails the test when it runs past ``seconds``."""
+    try:
+        return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the conversion ran past {seconds} s")
 
 
 def elements(*raws):
@@ -232,3 +249,93 @@ def test_joined_paragraph_keeps_each_fragments_formula(write_json, tmp_path):
     runs = elements[0].runs()
     assert [r.text for r in runs if r.kind == "math"] == ["a^2", "b^2"]
     assert elements[0].text == "First $a^2$ and then $b^2$."
+
+
+def test_a_long_text_chain_joins_in_linear_time(tmp_path):
+    """20,000 fragments, 23 MB (took 203 s, then the runs of the joined text were still
+    merged in quadratic time): one paragraph, in a few seconds."""
+    n = 20_000
+    body = "x" * 1130
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(envelope(_chain([f"w{i} {body}" for i in range(n)]))))
+    assert path.stat().st_size > 23_000_000
+    proc = cli([path, "--to", "md", "-o", tmp_path / "out"], seconds=30)
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "out" / "chain.md").read_text()
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    assert len(paragraphs) == 1
+    assert paragraphs[0].startswith(f"w0 {body} w1 ") and paragraphs[0].strip().endswith(
+        f"w{n - 1} {body}")
+
+
+def _sample_chain() -> tuple[dict, list[dict]]:
+    """The sample's table chain, read from the raw JSON: its caption and its fragments."""
+    raw = json.loads(SAMPLE.read_text(encoding="utf-8"))["data"]["elements"]
+    fragments = [e for e in raw if e["type"] == "Table" and e["metadata"].get("is_continuation")]
+    by_id = {e["element_id"]: e for e in raw}
+    head = by_id[fragments[0]["metadata"]["continuation_of"]]
+    caption = next(e for e in raw if e["metadata"].get("ref_element_id") == head["element_id"])
+    return caption, [head, *fragments]
+
+
+def _first_row_texts(markup: str) -> list[str]:
+    from lxml import html
+
+    row = html.fromstring(markup).xpath("//tr")[0]
+    return [" ".join(td.text_content().split()) for td in row.xpath("td|th")]
+
+
+def test_a_chain_cut_by_pages_keeps_its_header_decision_and_caption(tmp_path):
+    caption, (head, middle, last) = _sample_chain()
+    assert (head["page_number"], middle["page_number"], last["page_number"]) == (2, 3, 4)
+    # page 4 holds the chain's last fragment: its first row is data, not a header
+    proc = cli([SAMPLE, "--pages", "4", "--strict", "--to", "xlsx", "-o", tmp_path / "p4"])
+    assert proc.returncode == 0, proc.stderr
+    book = load_workbook(tmp_path / "p4" / "report.xlsx")
+    index, sheet = book.worksheets[0], book.worksheets[1]
+    first = [c.value for c in sheet[1]][:2]
+    assert first == _first_row_texts(last["text"])[:2]
+    assert not any(c.font.b for c in sheet[1]) and sheet.freeze_panes is None
+    assert [c.value for c in index[2]][2] == caption["text"]
+    # page 3 holds a fragment that repeats the header: that row is the header
+    proc = cli([SAMPLE, "--pages", "3", "--strict", "--to", "xlsx", "-o", tmp_path / "p3"])
+    assert proc.returncode == 0, proc.stderr
+    book = load_workbook(tmp_path / "p3" / "report.xlsx")
+    index, sheet = book.worksheets[0], book.worksheets[1]
+    assert _first_row_texts(middle["text"]) == _first_row_texts(head["text"])
+    assert [c.value for c in sheet[1]][:4] == _first_row_texts(head["text"])
+    assert all(c.font.b for c in sheet[1]) and sheet.freeze_panes == "A2"
+    assert [c.value for c in index[2]][2] == caption["text"]
+
+
+def test_select_remembers_the_cut_chain():
+    def els():
+        return elements(element("c", "TableCaption", "Table 1", page=1),
+                        table("t1", [["h"], ["a"]], 1), element("f", "Footer", page=1),
+                        cont("t2", "t1", [["h"], ["b"]], 2), cont("t3", "t2", [["c"]], 3))
+    dropped = Dropped()
+    kept = list(select(els(), pages=PageSet.parse("3"), dropped=dropped))
+    assert [e.id for e in kept] == ["t3"] and dropped == {"c", "t1", "f", "t2"}
+    assert (dropped.head.id, dropped.caption.id, dropped.last_id) == ("t1", "c", "t2")
+    diag = Diagnostics("t")
+    out = list(logical(kept, diag, dropped))
+    assert [e.id for e in out] == ["t3"] and not diag
+    assert out[0].caption.id == "c" and out[0].table.header_rows == 0
+    assert dropped.head is None  # let go once a kept continuation took it up
+    # a caption left out by its type stays out
+    dropped = Dropped()
+    kept = list(select(els(), pages=PageSet.parse("3"),
+                       exclude_types=frozenset({"TableCaption"}), dropped=dropped))
+    assert dropped.caption is None
+    assert list(logical(kept, Diagnostics("t"), dropped))[0].caption is None
+
+
+def test_kept_fragments_of_a_chain_cut_in_the_middle_join():
+    els = elements(table("t1", [["h"], ["a"]], 1), cont("t2", "t1", [["h"], ["b"]], 2),
+                   cont("t3", "t2", [["c"]], 3))
+    dropped = Dropped()
+    diag = Diagnostics("t")
+    out = list(logical(select(els, pages=PageSet.parse("1,3"), dropped=dropped), diag, dropped))
+    assert [e.id for e in out] == ["t1"] and not diag
+    assert out[0].table.text_grid() == [["h"], ["a"], ["c"]]
+    assert out[0].table.row_pages == [1, 1, 3]

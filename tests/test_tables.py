@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 from conftest import structure
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xparse_convert.tables import (
+    MAX_EMPTY_SLOTS,
     Cell,
     Covered,
     Table,
@@ -212,8 +217,9 @@ def test_any_structure_gives_a_sound_grid(cells, rows, cols):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1,
-                         max_size=5), min_size=1, max_size=6))
+@given(st.lists(st.lists(st.tuples(st.integers(0, 3), st.one_of(st.integers(0, 3),
+                                                                 st.just(999_999_999))),
+                         min_size=1, max_size=5), min_size=1, max_size=6))
 def test_any_html_gives_a_sound_grid(rows):
     html = "<table>" + "".join(
         "<tr>" + "".join(f'<td rowspan="{rs}" colspan="{cs}">x</td>' for rs, cs in row) + "</tr>"
@@ -221,3 +227,127 @@ def test_any_html_gives_a_sound_grid(rows):
     table = table_from_html(html)
     assert_grid_sound(table)
     assert sum(1 for c in table.cells if c.text == "x") == sum(len(r) for r in rows)
+    assert table.n_cols <= 6 * 5 + 100 + 4  # rule 8: a billion-column span costs nothing
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 4), st.booleans()), min_size=1,
+                max_size=8), st.integers(0, 2))
+def test_stitching_keeps_every_row_in_order(fragments, header_rows):
+    """A chain of fragments of any widths, some repeating the head's header: the stitched grid
+    is sound, its cells stay in reading order, and it holds each fragment's rows in turn
+    (a repeated header once), padded to the widest."""
+    head_rows = [[f"h{r}.{c}" for c in range(3)] for r in range(header_rows)] + [["a", "b", "c"]]
+    head = _fragment(head_rows, 1, "t0")
+    head.header_rows = header_rows
+    expected = [list(row) for row in head_rows]
+    for i, (n_rows, n_cols, repeat) in enumerate(fragments, start=1):
+        rows = [[f"f{i}.{r}.{c}" for c in range(n_cols)] for r in range(n_rows)]
+        repeated = repeat and header_rows and n_cols == head.n_cols
+        if repeated:
+            rows = [list(row) for row in head_rows[:header_rows]] + rows
+        head.extend(_fragment(rows, i + 1, f"t{i}"))
+        expected += rows[header_rows:] if repeated else rows
+    width = max(len(row) for row in expected)
+    assert head.text_grid() == [row + [""] * (width - len(row)) for row in expected]
+    assert [(c.row, c.col) for c in head.cells] == sorted((c.row, c.col) for c in head.cells)
+    assert head.element_ids == [f"t{i}" for i in range(len(fragments) + 1)]
+    assert len(head.row_pages) == head.n_rows
+    assert_grid_sound(head)
+
+
+def _tiny(table: dict) -> bytes:
+    """A whole result around one Table element, as small as JSON allows."""
+    el = {"element_id": "t", "type": "Table", "page_number": 1, "text": "", **table}
+    return json.dumps({"code": 200, "data": {"elements": [el]}}, separators=(",", ":")).encode()
+
+
+def convert_within(path, seconds: float, formats: str = "docx,xlsx,html,md"
+                   ) -> subprocess.CompletedProcess:
+    """The command line on ``path``; fails the test when it runs past ``seconds``."""
+    try:
+        return subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(path), "--to",
+                               formats, "-o", str(path.parent / "out")],
+                              capture_output=True, text=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{path.name}: the conversion ran past {seconds} s")
+
+
+@pytest.mark.parametrize("table, note, width", [
+    # 999,999 declared columns for one cell: DOCX was busy past 100 s
+    ({"table_structure": {"rows": 1, "cols": 999999, "cells": [{"row": 1, "col": 1,
+                                                                "text": "a"}]}},
+     "declared 999999 columns ignored (the cells use 1)", 1),
+    # one colspan of a billion: DOCX and XLSX hung (XLSX walked the span for every slot)
+    ({"text": '<table><tr><td colspan="999999999">a</td></tr><tr><td>b</td></tr></table>'},
+     "colspan 999999999 at row 1, column 1 clamped to 101", 101),
+    # two cells a million columns apart: a grid of empty slots
+    ({"table_structure": {"cells": [{"row": 1, "col": 1, "text": "a"},
+                                    {"row": 1, "col": 999999, "text": "b"}]}},
+     "cells where only 2 exist; kept as text", 1),
+], ids=["declared-columns", "colspan", "sparse"])
+def test_a_tiny_table_cannot_claim_a_huge_grid(tmp_path, table, note, width):
+    from openpyxl import load_workbook
+
+    path = tmp_path / "x.json"
+    path.write_bytes(_tiny(table))
+    assert len(path.read_bytes()) < 250
+    proc = convert_within(path, 15)
+    assert proc.returncode == 0, proc.stderr
+    assert note in proc.stderr
+    out = tmp_path / "out"
+    assert {p.suffix for p in out.iterdir()} >= {".docx", ".xlsx", ".html", ".md"}
+    sheet = load_workbook(out / "x.xlsx").worksheets[1]  # the table's own sheet
+    assert sheet.max_column == width
+
+
+def test_rule_8_keeps_real_spans_and_declared_room():
+    # a real form (legacy test-2333): rows of few cells whose colspans add up to 11 columns
+    form = table_from_html('<table><tr><td colspan="11">Section 1</td></tr><tr>'
+                           '<td colspan="2">a</td><td colspan="4">b</td><td>c</td>'
+                           '<td colspan="4">d</td></tr></table>')
+    assert (form.n_rows, form.n_cols) == (2, 11) and not form.repairs
+    # the allowance: 2x or 100 beyond the cells, whichever is more
+    wide = table_from_html('<table><tr><td colspan="500">a</td></tr><tr><td>b</td><td>c</td>'
+                           "</tr></table>")
+    assert wide.n_cols == 102 and wide.cells[0].col_span == 102
+    assert table_from_structure(structure([(1, 1, 1, 1, "a")], rows=3, cols=101)).n_cols == 101
+    table = table_from_structure(structure([(1, 1, 1, 1, "a")], rows=102, cols=3))
+    assert table.n_rows == 1 and "declared 102 rows ignored (the cells use 1)" in table.repairs
+    assert_grid_sound(wide)
+    # a grid mostly made of slots no cell covers is refused, not filled
+    with pytest.raises(TableTooLarge):
+        table_from_structure(structure([(1, 1, 1, 1, "a"), (2, MAX_EMPTY_SLOTS, 1, 1, "b")]))
+
+
+def test_a_long_table_chain_joins_in_linear_time(tmp_path):
+    """32,000 one-row fragments (took 39 s): each join costs its own fragment, whether it
+    repeats the header (dropped), is narrower (padded) or wider (the table widens: last)."""
+    n = 32_000
+    head = [["Region", "Product", "Revenue"], ["East", "Sensors", "1"]]
+
+    def cells(rows):
+        return [{"row": r + 1, "col": c + 1, "text": t}
+                for r, row in enumerate(rows) for c, t in enumerate(row)]
+
+    elements = [{"element_id": "t0", "type": "Table", "page_number": 1, "text": "",
+                 "table_structure": {"cells": cells(head)}}]
+    for i in range(1, n):
+        row = [f"r{i}", "x", str(i)]
+        rows = [head[0], row] if i % 2 else [row[:2]] if i % 3 == 0 else [row]
+        if i == n - 1:
+            rows = [row + ["wide"]]
+        elements.append({"element_id": f"t{i}", "type": "Table", "page_number": i + 1,
+                         "text": "", "metadata": {"is_continuation": True,
+                                                  "continuation_of": f"t{i - 1}"},
+                         "table_structure": {"cells": cells(rows)}})
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps({"code": 200, "data": {"elements": elements}}))
+    proc = convert_within(path, 30, "md")
+    assert proc.returncode == 0, proc.stderr
+    lines = (tmp_path / "out" / "chain.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| ")]
+    assert len(rows) == 1 + n  # the header once, then one data row per fragment
+    assert rows[0].split(" | ")[:3] == ["| Region", "Product", "Revenue"]
+    assert rows[-1] == f"| r{n - 1} | x | {n - 1} | wide |"
+    assert rows[7] == "| r6 | x |  |  |"  # a narrower fragment, padded

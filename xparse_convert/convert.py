@@ -19,7 +19,7 @@ from .model import Element
 from .output import OutputSet
 from .reader import Reader
 from .source import SourceLike
-from .stages import logical, select
+from .stages import Dropped, logical, select
 from .writers import Writer, WriterContext, get
 
 log = logging.getLogger("xparse_convert")
@@ -245,7 +245,7 @@ def _run(reader: Reader, writers: list[Writer], opts: dict[str, Any], diag: Diag
     for writer in writers:
         writer.begin(info)
         writer.begun = True
-    dropped: set[str] = set()
+    dropped = Dropped()  # what select left out, for the stage that joins chains
     furniture = bool(opts["furniture"])
     choice = _Choice(opts)
     # raw writers see furniture whatever --furniture says; without them one filter does all

@@ -366,12 +366,18 @@ def _html_text(out: list[Run], text: str, marks: int, href: str | None) -> None:
 def merge(runs: list[Run]) -> list[Run]:
     """Adjacent text runs with the same marks and link joined."""
     out: list[Run] = []
+    texts: list[str] = []  # the texts of ``out[-1]``, joined once (a long chain is linear)
     for run in runs:
         if out and run.kind == TEXT and out[-1].kind == TEXT and out[-1].marks == run.marks \
                 and out[-1].href == run.href:
-            out[-1] = out[-1]._replace(text=out[-1].text + run.text)
+            texts.append(run.text)
         elif run.kind != TEXT or run.text:
+            if len(texts) > 1:
+                out[-1] = out[-1]._replace(text="".join(texts))
+            texts = [run.text]
             out.append(run)
+    if len(texts) > 1:
+        out[-1] = out[-1]._replace(text="".join(texts))
     return out
 
 

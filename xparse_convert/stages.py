@@ -11,6 +11,13 @@ Rules of joining a text continuation (each repair is a warning):
 2. A fragment that starts with text its chain already ends with (real 1.3.0 output repeats
    ~880 characters) loses the longest such overlap when it is at least ``MIN_OVERLAP``
    characters, or when it is the whole fragment.
+
+A table chain cut by a filter (``select`` records what it left out in ``Dropped``):
+3. Kept fragments whose chain lost fragments between them are still one table.
+4. A kept fragment whose chain's first fragment was left out heads the table of the kept
+   ones, with the chain's caption (unless the caption was left out by its type) and the
+   first fragment's header decision: its leading rows are a header only when they repeat the
+   first fragment's header exactly.  Neither is a warning.
 """
 
 from __future__ import annotations
@@ -62,24 +69,68 @@ class PageSet:
         return any(start <= page and (end is None or page <= end) for start, end in self.ranges)
 
 
+class Dropped(set[str]):
+    """The ids of the elements ``select`` left out, so later stages can tell a cut chain from
+    a broken one, and what a kept continuation needs of the table chain the filter cut: the
+    chain's first fragment (its header rows) and its caption, when those were left out.
+
+    Holds one chain at most (the last table left out, followed by the ids of its
+    continuations left out after it) and one table caption waiting for its table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head: Element | None = None  # the cut chain's first fragment, left out
+        self.caption: Element | None = None  # its caption, left out by the page range
+        self.last_id: str | None = None  # the chain's last fragment left out
+        self.origin: str | None = None  # the kept fragment the left-out ones continue
+        self._waiting: Element | None = None  # a table caption left out before its table
+
+    def record(self, element: Element, *, by_type: bool) -> None:
+        """Note an element left out (``by_type``: by a type or furniture filter, which also
+        leaves its caption out; else by the page range only)."""
+        self.add(element.id)
+        kind = element.type
+        if kind == "Table":
+            of = element.continuation_of if element.is_continuation else None
+            if of is not None and of == self.last_id:
+                self.last_id = element.id  # the cut chain goes on
+                return
+            self.head = None if of is not None else element
+            self.origin = of
+            self.last_id = element.id
+            waiting, self._waiting = self._waiting, None
+            self.caption = waiting if self.head is not None and waiting is not None and (
+                _linked(waiting, element) or not _has_other_link(waiting)) else None
+        elif kind == "TableCaption":
+            if by_type:
+                return
+            if self.head is not None and self.caption is None and _linked(element, self.head):
+                self.caption = element  # a caption after its table
+            else:
+                self._waiting = element
+        elif kind not in FURNITURE_TYPES and kind != "PageBreak":
+            self._waiting = None  # a caption is adjacent to its table or linked to it
+
+    def forget(self) -> None:
+        """The cut chain was taken up by a kept continuation: let its elements go."""
+        self.head = self.caption = None
+        self.last_id = self.origin = None
+
+
 def select(elements: Iterable[Element], *, pages: PageSet | None = None,
            types: frozenset[str] | None = None, exclude_types: frozenset[str] | None = None,
            furniture: bool = True, dropped: set[str] | None = None) -> Iterator[Element]:
-    """The elements the user asked for.  Ids of elements left out go to ``dropped`` so later
-    stages can tell a cut chain from a broken one.  Elements without a page number are kept
-    by a page filter (they cannot be placed)."""
+    """The elements the user asked for.  Elements left out go to ``dropped`` (their ids to a
+    set, or ``Dropped.record``) so later stages can tell a cut chain from a broken one.
+    Elements without a page number are kept by a page filter (they cannot be placed)."""
     for element in elements:
-        keep = True
-        if pages is not None and element.page is not None and element.page not in pages:
-            keep = False
-        elif types is not None and element.type not in types:
-            keep = False
-        elif exclude_types is not None and element.type in exclude_types:
-            keep = False
-        elif not furniture and element.type in FURNITURE_TYPES:
-            keep = False
-        if keep:
+        by_type = (types is not None and element.type not in types) or (
+            exclude_types is not None and element.type in exclude_types) or (
+            not furniture and element.type in FURNITURE_TYPES)
+        if not by_type and (pages is None or element.page is None or element.page in pages):
             yield element
+        elif isinstance(dropped, Dropped):
+            dropped.record(element, by_type=by_type)
         elif dropped is not None:
             dropped.add(element.id)
 
@@ -96,6 +147,17 @@ def table_of(element: Element, diag: Diagnostics) -> Table:
     for note in table.repairs:
         diag.warn("table-repair", note, element.where)
     return table
+
+
+def _follow_cut_head(table: Table, head: Element) -> None:
+    """A continuation whose chain's head was left out by a filter keeps the head's header
+    decision: its leading rows are header rows only when they repeat the head's header (a
+    stitched chain would drop them as a repeat), else it has none (its first row is data)."""
+    try:
+        head_table = build_table(head.raw, head.text)  # not reported: the user left it out
+    except TableTooLarge:
+        return
+    table.follow_header(head_table)
 
 
 def _apply_source_regions(table: Table, element: Element) -> None:
@@ -163,7 +225,7 @@ class _Logical:
 
     def __init__(self, diag: Diagnostics, dropped: set[str] | None) -> None:
         self.diag = diag
-        self.dropped = dropped or set()
+        self.dropped = dropped if dropped is not None else set()  # shared with ``select``
         self.held: Element | None = None
         self.last_id: str | None = None  # id of the held chain's last fragment
         self.pieces: list[str] = []  # the held text chain's text, joined when it is let go
@@ -201,11 +263,15 @@ class _Logical:
             if len(self.furniture) > HOLD_LIMIT:
                 yield from self.flush()
             return
+        cut_head: Element | None = None  # the left-out head of the chain this one continues
         if element.is_continuation and element.continuation_of:
-            if held is not None and element.continuation_of == self.last_id and \
-                    held.type == element.type:
+            cut = self.dropped if isinstance(self.dropped, Dropped) and \
+                element.continuation_of == self.dropped.last_id else None
+            if held is not None and held.type == element.type and (
+                    element.continuation_of == self.last_id or
+                    (cut is not None and cut.origin is not None and cut.origin == self.last_id)):
                 try:
-                    self._join(held, element)
+                    self._join(held, element)  # across the fragments the filter left out
                     return
                 except TableTooLarge as exc:
                     self.diag.warn("table-too-large", f"{exc}; the continuation is kept as a "
@@ -213,11 +279,18 @@ class _Logical:
             if element.continuation_of not in self.dropped:
                 self.diag.warn("continuation", f"continues {element.continuation_of}, which is not "
                                "the open table or paragraph; kept on its own", element.where)
+            elif cut is not None and element.type == "Table":
+                cut_head = cut.head
+                if cut.head is not None and element.caption is None:
+                    element.caption = cut.caption
+                cut.forget()
         if element.type in CAPTION_TYPES:
             yield from self._caption(element)
             return
         if element.type == "Table":
             element.table = table_of(element, self.diag)
+            if cut_head is not None:
+                _follow_cut_head(element.table, cut_head)
         if element.type in ("Table", "Image"):
             yield from self._object(element)
             return

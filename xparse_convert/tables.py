@@ -22,7 +22,15 @@ Repair rules, applied while placing cells in input order:
    without spans: an HTML table, a pipe table, or plain lines whose whitespace-separated
    tokens number exactly the columns on every line (TextIn's 1.4.0 example lists 2 of 6 cells
    and gives all six texts in ``text``).
-Each rule that fires adds a line to ``Table.repairs``.
+8. Sizes are bounded by the cells that exist, before any writer sees the table, so that no
+   grid costs more than its cells.  A size may exceed the cells' own extent by 2x or by 100,
+   whichever is more, and no further: a declared ``rows``/``cols`` beyond that is ignored (the
+   extent is the cells' farthest row or column); an HTML ``colspan`` is clamped so that its
+   cell ends within it (the extent is the width the cells take with every colspan counted as
+   1; row spans end at the last row by rule 3).  A grid in which more than
+   ``MAX_EMPTY_SLOTS`` slots, and more than ``EMPTY_PER_CELL`` per cell, would be empty is
+   refused like rule 6.
+Each rule that fires adds a line to ``Table.repairs`` (a refused grid is an error instead).
 
 Header rows are decided here and only here: ``table_layout.header_rows`` or cell ``role``
 (schema 1.4.0), else ``<thead>``/``<th>`` rows, else the default: the first row (grown to its
@@ -45,6 +53,9 @@ from .text import display_width
 MAX_ROWS = 10_000_000
 MAX_COLS = 1_000_000
 MAX_GRID_SLOTS = 2_000_000
+# Rule 8: a grid mostly made of slots no cell covers costs the writers what its cells do not
+MAX_EMPTY_SLOTS = 10_000
+EMPTY_PER_CELL = 20
 HEADER_ROLES = frozenset({"header", "column_header", "col_header", "columnheader", "th", "head"})
 
 
@@ -164,16 +175,24 @@ Slot = Cell | Covered
 
 
 class Table:
-    """A logical table: the grid, its header rows, and per-row provenance."""
+    """A logical table: the grid, its header rows, and per-row provenance.
 
-    __slots__ = ("n_rows", "n_cols", "cells", "header_rows", "row_pages", "row_element_ids",
-                 "repairs", "source", "element_ids", "caption", "_slots")
+    ``cells`` are in reading order (by row, then column); stitching keeps that order as it
+    appends and sorts only after padding rows it had already written."""
+
+    __slots__ = ("n_rows", "n_cols", "_cells", "header_rows", "row_pages", "row_element_ids",
+                 "repairs", "source", "element_ids", "caption", "_slots", "_unsorted", "_ids",
+                 "_header_key")
 
     def __init__(self, n_rows: int, n_cols: int, cells: list[Cell], *, header_rows: int = 0,
                  source: str = "", repairs: list[str] | None = None) -> None:
         self.n_rows = n_rows
         self.n_cols = n_cols
-        self.cells = cells
+        self._cells = cells
+        self._unsorted = False  # rows were padded after later rows were appended
+        self._ids: set[str] | None = None  # ``element_ids`` as a set, while stitching
+        # (count, signature) of the first rows, kept while the table grows by stitching
+        self._header_key: tuple[int, HeaderKey | None] | None = None
         self.header_rows = header_rows
         self.row_pages: list[int | None] = [None] * n_rows
         self.row_element_ids: list[str | None] = [None] * n_rows
@@ -182,6 +201,21 @@ class Table:
         self.element_ids: list[str] = []
         self.caption: str | None = None  # set for logical tables (``iter_tables``)
         self._slots: list[list[Slot]] | None = None
+
+    @property
+    def cells(self) -> list[Cell]:
+        """Every cell, by row and then column."""
+        if self._unsorted:
+            self._cells.sort(key=lambda c: (c.row, c.col))
+            self._unsorted = False
+        return self._cells
+
+    @cells.setter
+    def cells(self, cells: list[Cell]) -> None:
+        self._cells = cells
+        self._unsorted = False
+        self._slots = None
+        self._header_key = None
 
     # -- views ---------------------------------------------------------------------------
     def grid(self) -> list[list[Slot]]:
@@ -243,15 +277,31 @@ class Table:
     def slice_columns(self, start: int, stop: int) -> Table:
         """The columns ``start:stop`` as a table of their own: spans are clipped at the cut,
         and a cell whose anchor lies left of ``start`` reappears (text and all) at ``start``."""
-        cells = []
+        return self._columns(start, stop, self.cells)
+
+    def column_slices(self, width: int) -> Iterator[tuple[int, int, Table]]:
+        """``(start, stop, slice_columns(start, stop))`` for consecutive slices of ``width``
+        columns, in one pass over the cells (slicing each in turn would read every cell once
+        per slice)."""
+        starts = range(0, self.n_cols, width)
+        parts: list[list[Cell]] = [[] for _ in starts]
         for cell in self.cells:
+            for part in range(cell.col // width, (cell.col + cell.col_span - 1) // width + 1):
+                parts[part].append(cell)
+        for start, cells in zip(starts, parts):
+            stop = min(start + width, self.n_cols)
+            yield start, stop, self._columns(start, stop, cells)
+
+    def _columns(self, start: int, stop: int, cells: list[Cell]) -> Table:
+        kept = []
+        for cell in cells:
             left, right = max(cell.col, start), min(cell.col + cell.col_span, stop)
             if left >= right:
                 continue
-            cells.append(Cell(cell.row, left - start, cell.row_span, right - left, cell.text,
-                              header=cell.header, page=cell.page,
-                              element_id=cell.element_id, runs=cell._runs, raw=cell.raw))
-        part = Table(self.n_rows, stop - start, cells, header_rows=self.header_rows,
+            kept.append(Cell(cell.row, left - start, cell.row_span, right - left, cell.text,
+                             header=cell.header, page=cell.page,
+                             element_id=cell.element_id, runs=cell._runs, raw=cell.raw))
+        part = Table(self.n_rows, stop - start, kept, header_rows=self.header_rows,
                      source=self.source)
         part.row_pages = list(self.row_pages)
         part.row_element_ids = list(self.row_element_ids)
@@ -264,6 +314,7 @@ class Table:
         self.row_element_ids = [element_id] * self.n_rows
         if element_id:
             self.element_ids = [element_id]
+        self._ids = None
         for cell in self.cells:
             if cell.page is None:
                 cell.page = page
@@ -275,7 +326,9 @@ class Table:
 
         The narrower of the two is padded with empty cells to the wider column count; the
         fragment's leading header rows are dropped when they equal this table's header exactly.
-        Returns the notes of what was done (also added to ``repairs``).
+        Returns the notes of what was done (also added to ``repairs``).  Costs time in
+        proportion to the fragment and the cells it adds, not to the table so far (a chain
+        of 30,000 fragments joins in linear time).
         """
         notes: list[str] = []
         width = max(self.n_cols, fragment.n_cols)
@@ -284,58 +337,90 @@ class Table:
                                 f"{self.n_rows + fragment.n_rows} x {width} cells")
         skip = 0
         if self.header_rows and fragment.n_rows > self.header_rows and \
-                _same_rows(self, fragment, self.header_rows):
+                fragment.n_cols == self.n_cols and \
+                fragment.header_key(self.header_rows) == self.header_key():
             skip = self.header_rows
             notes.append(f"repeated header row{'s' if skip > 1 else ''} of a continuation dropped")
         if fragment.n_cols != self.n_cols:
             notes.append(f"continuation with {fragment.n_cols} columns padded to {width}")
         if self.n_cols < width:
-            _pad_columns(self, width)
+            self._widen(width)
         offset = self.n_rows - skip
-        kept_rows = fragment.n_rows - skip
-        for cell in fragment.cells:
+        pages = fragment.row_pages
+        cells = self._cells
+        pad_from = fragment.n_cols  # fragment rows narrower than the table get empty cells
+        padded = skip  # the next fragment row whose padding is not written yet
+        for cell in fragment.cells:  # by row, then column: padding goes after each row
             if cell.row < skip:
                 continue
+            while padded < cell.row:
+                _pad_row(cells, padded + offset, pad_from, width, pages[padded])
+                padded += 1
             cell.row += offset
-            self.cells.append(cell)
-        self.n_rows += kept_rows
-        self.row_pages.extend(fragment.row_pages[skip:])
+            cells.append(cell)
+        while padded < fragment.n_rows:
+            _pad_row(cells, padded + offset, pad_from, width, pages[padded])
+            padded += 1
+        self.n_rows += fragment.n_rows - skip
+        self.row_pages.extend(pages[skip:])
         self.row_element_ids.extend(fragment.row_element_ids[skip:])
-        self.element_ids.extend(i for i in fragment.element_ids if i not in self.element_ids)
-        if fragment.n_cols < width:
-            _pad_columns(self, width)  # fragment rows narrower than the table
+        if self._ids is None:
+            self._ids = set(self.element_ids)
+        for id_ in fragment.element_ids:
+            if id_ not in self._ids:
+                self._ids.add(id_)
+                self.element_ids.append(id_)
         self._slots = None
         self.repairs.extend(notes)
         self.repairs.extend(fragment.repairs)
         return notes
 
+    def header_key(self, count: int | None = None) -> HeaderKey | None:
+        """What the first ``count`` rows (default: the header rows) hold, position by position,
+        to tell a repeated header; None when a cell spans out of them.  The table's own key is
+        kept while it grows."""
+        count = self.header_rows if count is None else count
+        cached = self._header_key
+        if cached is not None and cached[0] == count:
+            return cached[1]
+        key: HeaderKey | None = {}
+        for cell in self._cells:
+            if cell.row < count:
+                if cell.row + cell.row_span > count:
+                    key = None
+                    break
+                key[(cell.row, cell.col)] = (cell.row_span, cell.col_span, cell.text.strip())
+        if count == self.header_rows:
+            self._header_key = (count, key)
+        return key
 
-def _same_rows(table: Table, fragment: Table, count: int) -> bool:
-    """True when the first ``count`` rows of both tables have the same cells and texts."""
-    def top(t: Table) -> list[tuple[int, int, int, int, str]]:
-        return sorted((c.row, c.col, c.row_span, c.col_span, c.text.strip())
-                      for c in t.cells if c.row < count)
-    if any(c.row < count < c.row + c.row_span for c in fragment.cells):
-        return False
-    return table.n_cols == fragment.n_cols and top(table) == top(fragment)
+    def follow_header(self, head: Table) -> None:
+        """Header rows as ``head`` (the first fragment of this fragment's chain) decided them:
+        the leading rows that repeat its header exactly, else none."""
+        count = head.header_rows
+        repeats = count > 0 and self.n_rows > count and self.n_cols == head.n_cols and \
+            self.header_key(count) == head.header_key()
+        _set_header_rows(self, [True] * count + [False] if repeats else [False])
+        self._header_key = None
+
+    def _widen(self, width: int) -> None:
+        """Give every row ``width`` columns: the new slots are empty cells."""
+        key = self._header_key[1] if self._header_key is not None else None
+        for r in range(self.n_rows):
+            _pad_row(self._cells, r, self.n_cols, width, self.row_pages[r])
+            if key is not None and r < self._header_key[0]:  # type: ignore[index]
+                key.update(((r, c), (1, 1, "")) for c in range(self.n_cols, width))
+        self._unsorted = self._unsorted or self.n_rows > 0
+        self.n_cols = width
+        self._slots = None
 
 
-def _pad_columns(table: Table, width: int) -> None:
-    """Give every row ``width`` columns, filling uncovered slots with empty cells."""
-    if table.n_cols < width:
-        table.n_cols = width
-    covered = [[False] * table.n_cols for _ in range(table.n_rows)]
-    for cell in table.cells:
-        for r in range(cell.row, min(cell.row + cell.row_span, table.n_rows)):
-            for c in range(cell.col, min(cell.col + cell.col_span, table.n_cols)):
-                covered[r][c] = True
-    for r, row in enumerate(covered):
-        for c, used in enumerate(row):
-            if not used:
-                table.cells.append(Cell(r, c, page=table.row_pages[r] if r < len(
-                    table.row_pages) else None))
-    table.cells.sort(key=lambda c: (c.row, c.col))
-    table._slots = None
+HeaderKey = dict[tuple[int, int], tuple[int, int, str]]
+
+
+def _pad_row(cells: list[Cell], row: int, start: int, stop: int, page: int | None) -> None:
+    """Empty cells for the slots ``start:stop`` of ``row`` (slots no cell covers)."""
+    cells.extend(Cell(row, c, page=page) for c in range(start, stop))
 
 
 # -- placement (shared by every source) ----------------------------------------------------
@@ -412,6 +497,10 @@ class _Placer:
     def finish(self, source: str) -> Table:
         if self.n_rows * self.n_cols > MAX_GRID_SLOTS:
             raise TableTooLarge(f"a table of {self.n_rows} x {self.n_cols} cells is too large")
+        empty = self.n_rows * self.n_cols - len(self.owner)
+        if empty > MAX_EMPTY_SLOTS and empty > EMPTY_PER_CELL * len(self.cells):  # rule 8
+            raise TableTooLarge(f"a table of {self.n_rows} x {self.n_cols} cells where only "
+                                f"{len(self.cells)} exist")
         holes = 0
         if len(self.owner) < self.n_rows * self.n_cols:  # most grids are complete
             for r in range(self.n_rows):
@@ -441,6 +530,23 @@ def _span(value: object, repairs: list[str], what: str) -> int:
         repairs.append(f"{what} {str(value)[:40]!r} set to 1")
         return 1
     return number
+
+
+def _allowed(extent: int) -> int:
+    """Rule 8: how far a declared size may exceed the cells' extent."""
+    return max(2 * extent, extent + 100)
+
+
+def _declared(value: object, extent: int, what: str, repairs: list[str]) -> int:
+    """The row or column count of a structure: the declared count unless rule 8 ignores
+    it (a smaller one grows by rule 2 as cells lie beyond it), else the cells' extent."""
+    declared = as_int(value)
+    if declared is None or declared <= 0:
+        return extent
+    if declared > _allowed(extent):
+        repairs.append(f"declared {declared} {what} ignored (the cells use {extent})")
+        return extent
+    return declared
 
 
 def _set_header_rows(table: Table, flags: list[bool] | None) -> None:
@@ -510,21 +616,8 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         c.row < MAX_ROWS for c in parsed) else 1
     extent_cols = max(c.col + 1 for c in parsed if c.col < MAX_COLS) if any(
         c.col < MAX_COLS for c in parsed) else 1
-    declared_rows = as_int(structure.get("rows"))
-    declared_cols = as_int(structure.get("cols"))
-    n_rows = extent_rows
-    n_cols = extent_cols
-    if declared_rows is not None and declared_rows > 0:
-        if declared_rows > MAX_ROWS or declared_rows > 100 * (extent_rows + len(parsed)):
-            repairs.append(f"declared {declared_rows} rows ignored (the cells use {extent_rows})")
-        else:
-            n_rows = max(declared_rows, 1)
-    if declared_cols is not None and declared_cols > 0:
-        if declared_cols > MAX_COLS:
-            repairs.append(f"declared {declared_cols} columns ignored (the cells use "
-                           f"{extent_cols})")
-        else:
-            n_cols = max(declared_cols, 1)
+    n_rows = _declared(structure.get("rows"), max(extent_rows, 1), "rows", repairs)
+    n_cols = _declared(structure.get("cols"), max(extent_cols, 1), "columns", repairs)
     placer = _Placer(n_rows, n_cols, fixed_rows=True)
     placer.repairs = repairs
     for cell in parsed:
@@ -572,6 +665,8 @@ def table_from_html(markup: str) -> Table | None:
         return None
     repairs: list[str] = []
     rows = list(_html_rows(table_el))
+    natural = _width_without_colspans(rows)
+    width = _allowed(natural)
     placer = _Placer(len(rows), 0, fixed_rows=True)
     placer.repairs = repairs
     header_flags: list[bool] = []
@@ -589,9 +684,17 @@ def table_from_html(markup: str) -> Table | None:
                 col += 1
             runs = inline.html_node_runs(td)
             plain = inline.is_plain(runs)
-            cell = Cell(r, col, _span(td.get("rowspan"), repairs, "rowspan"),
-                        _span(td.get("colspan"), repairs, "colspan"), inline.plain_text(runs),
-                        header=tag == "th" or in_thead, runs=None if plain else runs)
+            row_span = _span(td.get("rowspan"), repairs, "rowspan")
+            col_span = _span(td.get("colspan"), repairs, "colspan")
+            if col_span > 1 and col + col_span > width:  # rule 8
+                limit = max(width - col, 1)
+                repairs.append(f"colspan {col_span} at row {r + 1}, column {col + 1} clamped "
+                               f"to {limit} (the cells take {natural} columns without "
+                               "colspans)")
+                col_span = limit
+            cell = Cell(r, col, row_span, col_span,
+                        inline.plain_text(runs), header=tag == "th" or in_thead,
+                        runs=None if plain else runs)
             if col + cell.col_span > placer.n_cols:
                 placer.n_cols = min(col + cell.col_span, MAX_COLS)
             placer.place(cell)
@@ -602,6 +705,26 @@ def table_from_html(markup: str) -> Table | None:
     table = placer.finish("html")
     _set_header_rows(table, header_flags if any(header_flags) else None)
     return table
+
+
+def _width_without_colspans(rows: list[tuple[Any, bool]]) -> int:
+    """Rule 8's extent of an HTML table: the number of columns the cells take when every
+    colspan counts as 1 (row spans as written, up to the last row)."""
+    free_from: list[int] = []  # per column, the first row its row spans leave free
+    for r, (tr, _) in enumerate(rows):
+        col = 0
+        for td in tr:
+            if not isinstance(td.tag, str) or td.tag not in ("td", "th"):
+                continue
+            while col < len(free_from) and free_from[col] > r:
+                col += 1
+            end = r + min(_span(td.get("rowspan"), [], "rowspan"), len(rows) - r)
+            if col == len(free_from):
+                free_from.append(end)
+            else:
+                free_from[col] = end
+            col += 1
+    return len(free_from)
 
 
 _PIPE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")

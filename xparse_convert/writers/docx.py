@@ -360,11 +360,10 @@ class DocxWriter(Writer):
         else:  # Word cannot hold more columns in one table: consecutive tables, labelled
             self.diag.warn("table-width", f"a table of {table.n_cols} columns is split into "
                            f"tables of {WORD_MAX_COLUMNS} columns (Word's limit)", el.where)
-            for start in range(0, table.n_cols, WORD_MAX_COLUMNS):
-                stop = min(start + WORD_MAX_COLUMNS, table.n_cols)
+            for start, stop, part in table.column_slices(WORD_MAX_COLUMNS):
                 self._emit(_paragraph(None, f"Columns {start + 1}–{stop} of {table.n_cols}",
                                       keep_next=True))
-                self._emit(self._table_xml(table.slice_columns(start, stop)))
+                self._emit(self._table_xml(part))
         if caption and not caption_first:
             self._emit(self._runs_paragraph("Caption", caption))
 

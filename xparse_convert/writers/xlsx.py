@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -300,8 +301,8 @@ class XlsxWriter(Writer):
                 if type(slot) is Cell:
                     cells.append(self._cell_xml(ref, slot, header))
                 elif (slot.anchor.row not in row_at or slot.anchor.col not in col_at) and \
-                        slot.row == _first_kept(slot.anchor.row, slot.anchor.row_span, row_at) \
-                        and c == _first_kept(slot.anchor.col, slot.anchor.col_span, col_at):
+                        slot.row == _first_kept(slot.anchor.row, rows) \
+                        and c == _first_kept(slot.anchor.col, cols):
                     cells.append(self._cell_xml(ref, slot.anchor, header))
                 else:
                     cells.append(self._covered_xml(ref, header))
@@ -427,9 +428,11 @@ def _page_range(pages: list[int]) -> str:
     return str(pages[0]) if len(pages) == 1 else f"{pages[0]}-{pages[-1]}"
 
 
-def _first_kept(start: int, span: int, position: dict[int, int]) -> int:
-    """The first of ``start .. start + span - 1`` that is written on this sheet part."""
-    return next(i for i in range(start, start + span) if i in position)
+def _first_kept(start: int, kept: list[int]) -> int:
+    """The first of the (ascending) ``kept`` rows or columns at or after ``start``: where a
+    span from ``start`` is first written on this sheet part (a search, not a walk: spans are
+    long)."""
+    return kept[bisect_left(kept, start)]
 
 
 def _consecutive(rows: list[int]) -> Iterator[tuple[int, int]]:
