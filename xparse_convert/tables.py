@@ -108,7 +108,7 @@ class Cell:
 
 
 _CELL_MARKUP = re.compile(r"[*_$\\`<&]")  # what the inline rules might read in a cell
-_RICH_KEYS = ("image_datas", "image_data", "objects", "content_type")
+_PICTURE_KEYS = frozenset({"image_datas", "image_data", "objects"})  # more than text
 
 
 def _may_be_rich(cells: list[Any]) -> bool | None:
@@ -120,8 +120,8 @@ def _may_be_rich(cells: list[Any]) -> bool | None:
         return None
     if _CELL_MARKUP.search(texts) is not None:
         return True
-    return any(key in c for c in cells for key in _RICH_KEYS if key != "content_type") or \
-        any(c.get("content_type") == "formula" for c in cells)
+    return any(not _PICTURE_KEYS.isdisjoint(cell) or cell.get("content_type") == "formula"
+               for cell in cells)
 
 
 def cell_content(text: str, raw: dict[str, Any] | None = None) -> tuple[str, list[Run] | None]:

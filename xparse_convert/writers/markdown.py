@@ -171,6 +171,11 @@ class MarkdownWriter(Writer):
             self._block(f"{'#' * level} {text}")
 
     def narrative_text(self, el: Element) -> None:
+        if el.is_plain:  # the common case: the text, escaped
+            text = escape_text(self.clean(el.text).strip())
+            if text:
+                self._block(escape_lines(text))
+            return
         self._paragraph(self.runs(el))
 
     default = narrative_text
