@@ -127,7 +127,7 @@ class Writer:
         self.context = context
         self.diag = context.diag
         self._methods: dict[str, Callable[[Element], None]] = {}
-        self.where = ""  # the element being written, for warnings
+        self.current: Element | None = None  # the element being written
         self.begun = False  # set once ``begin`` has run (``abort`` is called only then)
 
     # -- the protocol ----------------------------------------------------------------
@@ -147,7 +147,7 @@ class Writer:
     def write(self, element: Element) -> None:
         """Dispatch ``element`` by its type: the writer's own ``types``, then the documented
         types (``DOCUMENT_TYPES``), then ``GUI_METHODS``; anything else goes to ``default``."""
-        self.where = element.where  # where a warning about it points
+        self.current = element  # where a warning about it points (``where``)
         method = self._methods.get(element.type)
         if method is None:
             name = self.types.get(element.type) or DOCUMENT_TYPES.get(element.type) or \
@@ -158,6 +158,11 @@ class Writer:
             method = getattr(self, name)
             self._methods[element.type] = method
         method(element)
+
+    @property
+    def where(self) -> str | None:
+        """The element being written, for warnings."""
+        return self.current.where if self.current is not None else None
 
     @classmethod
     def undeclared_methods(cls) -> list[str]:

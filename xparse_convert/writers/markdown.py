@@ -157,6 +157,9 @@ class MarkdownWriter(Writer):
 
     # -- element methods ---------------------------------------------------------------
     def _inline(self, runs: list[Run]) -> str:
+        if len(runs) == 1 and runs[0].kind == TEXT and not runs[0].marks and \
+                runs[0].href is None:
+            return escape_text(runs[0].text)  # plain text: the short way
         return inline_markdown(runs, self._picture)
 
     def _paragraph(self, runs: list[Run]) -> None:
