@@ -745,6 +745,9 @@ class Reader:
         prefix = collector.list_prefix or ""
         self.info.shape = "elements" if prefix == "" else _LIST_PREFIXES[prefix]
         self._list_prefix = prefix
+        # from now on the guard looks only for this shape's list key (a second list)
+        self._skipper.guard.list_keys_sought = () if prefix == "" else (
+            f'"{_LIST_KEY[self.info.shape]}"'.encode(),)
         self._check_code(final=False)
         if self.is_legacy:
             self._prepare_legacy()

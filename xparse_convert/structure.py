@@ -65,13 +65,15 @@ class StructureGuard:
         self.position = 0  # bytes seen
         self._within = False
         self.list_keys: list[tuple[str, int, int]] = []  # (key, depth, position)
+        # the keys looked for: both until the reader knows the shape, then its own
+        self.list_keys_sought: tuple[bytes, ...] = (b'"elements"', b'"detail"')
         self._offset = offset  # maps a position to the input's byte offset, for messages
 
     def feed(self, chunk: bytes) -> ChunkShape:
         start_depth, start_in_string = self.depth, self.in_string
         self._within = False
         if chunk:
-            if b'"elements"' in chunk or b'"detail"' in chunk:
+            if any(key in chunk for key in self.list_keys_sought):
                 self._note_list_keys(chunk)
             if not self._fast(chunk):
                 self._exact(chunk)
