@@ -572,7 +572,13 @@ def make_element(raw: Any, index: int, diag: Diagnostics, coord_unit: str = "nor
         diag.warn("bad-element", f"entry is a {type(raw).__name__}, not an object; skipped",
                   f"element #{index}")
         return None
-    id_ = raw.get("element_id")
+    id_, type_, text = raw.get("element_id"), raw.get("type"), raw.get("text")
+    page, meta = raw.get("page_number"), raw.get("metadata")
+    if type(id_) is str and id_ and type(type_) is str and type_ in KNOWN_TYPES and \
+            type(text) is str and (type(page) is int or page is None) and \
+            (meta is None or type(meta) is dict):  # a well-formed element: nothing to repair
+        return Element(raw, index, type_=type_, text=text, page=page, id_=id_,
+                       coord_unit=coord_unit)
     if isinstance(id_, int) and not isinstance(id_, bool):
         id_ = str(id_)
     if not isinstance(id_, str) or not id_:
