@@ -112,16 +112,14 @@ _PICTURE_KEYS = frozenset({"image_datas", "image_data", "objects"})  # more than
 
 
 def _may_be_rich(cells: list[Any]) -> bool | None:
-    """False when no cell of a structure can hold more than plain text (one look at all the
-    texts together, instead of one per cell); None when it cannot be told so cheaply."""
+    """False when no cell text of a structure holds a character the inline rules read (one
+    look at all the texts together, instead of one per cell); None when it cannot be told
+    so cheaply."""
     try:
         texts = "\x00".join([c["text"] for c in cells])
     except (TypeError, KeyError):
         return None
-    if _CELL_MARKUP.search(texts) is not None:
-        return True
-    return any(not _PICTURE_KEYS.isdisjoint(cell) or cell.get("content_type") == "formula"
-               for cell in cells)
+    return _CELL_MARKUP.search(texts) is not None
 
 
 def cell_content(text: str, raw: dict[str, Any] | None = None) -> tuple[str, list[Run] | None]:
@@ -597,7 +595,8 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         role = item.get("role")
         is_header = role is not None and isinstance(role, str) and role.lower() in HEADER_ROLES
         runs = None
-        if rich is None or rich:  # a cell of a table known plain needs no look (see below)
+        if rich is not False or not _PICTURE_KEYS.isdisjoint(item) or \
+                item.get("content_type") == "formula":  # else plain text: nothing to read
             text, runs = cell_content(text, item)
         page = as_int(item["page_number"]) if "page_number" in item else None
         row_span, col_span = item.get("row_span", 1), item.get("col_span", 1)

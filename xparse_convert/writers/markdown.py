@@ -42,9 +42,11 @@ def escape_text(text: str) -> str:
     if _ANY_SPECIAL.search(text) is None:
         return text
     text = _INLINE_SPECIAL.sub(r"\\\1", text)
-    text = _UNDERSCORE.sub(r"\\_", text)
-    text = _ENTITY.sub("&amp;", text)
-    return text.replace("<", "&lt;")
+    if "_" in text:
+        text = _UNDERSCORE.sub(r"\\_", text)
+    if "&" in text:
+        text = _ENTITY.sub("&amp;", text)
+    return text.replace("<", "&lt;") if "<" in text else text
 
 
 def escape_lines(text: str) -> str:
