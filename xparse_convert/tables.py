@@ -108,7 +108,6 @@ class Cell:
 
 
 _CELL_MARKUP = re.compile(r"[*_$\\`<&]")  # what the inline rules might read in a cell
-_PICTURE_KEYS = frozenset({"image_datas", "image_data", "objects"})  # more than text
 
 
 def _may_be_rich(cells: list[Any]) -> bool | None:
@@ -595,8 +594,8 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
         role = item.get("role")
         is_header = role is not None and isinstance(role, str) and role.lower() in HEADER_ROLES
         runs = None
-        if rich is not False or not _PICTURE_KEYS.isdisjoint(item) or \
-                item.get("content_type") == "formula":  # else plain text: nothing to read
+        if rich is not False or "image_datas" in item or "image_data" in item or \
+                "objects" in item or item.get("content_type") == "formula":  # else plain
             text, runs = cell_content(text, item)
         page = as_int(item["page_number"]) if "page_number" in item else None
         row_span, col_span = item.get("row_span", 1), item.get("col_span", 1)
