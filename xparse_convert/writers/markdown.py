@@ -28,7 +28,8 @@ from .base import Option, PageBreaks, Writer
 _INLINE_SPECIAL = re.compile(r"([\\`*\[\]$~|])")
 _UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
-_LINE_START = re.compile(r"^([ \t]*)(#|>|=|[-+](?=[ \t]|$)|\d{1,9}(?=[.)](?:[ \t]|$)))",
+# "-" also before another "-": "--" under a line makes it a heading, "---" a rule
+_LINE_START = re.compile(r"^([ \t]*)(#|>|=|-(?=[-\t ]|$)|\+(?=[ \t]|$)|\d{1,9}(?=[.)](?:[ \t]|$)))",
                          re.MULTILINE)
 _LINE_MARKERS = frozenset("#>=-+0123456789")
 _HTML_START = re.compile(r"<(?=[A-Za-z/!?]|$)")  # at the end: the next text may go on
@@ -155,6 +156,8 @@ def inline_markdown(runs: list[Run], picture: Callable[[ImageRef, str], str], *,
             last = BREAK
         elif run.kind == MATH:
             math = (cell_math if cell else safe_math)(run.source or f"${run.text}$")
+            if "\n" in math and "%" not in math:  # (a % comment ends at the line's end)
+                math = math.replace("\n", " ")  # the same space, and no line that starts a block
             if math[:1] in "(:" and parts and parts[-1].endswith("]"):
                 math = " " + math
             parts.append(math)
