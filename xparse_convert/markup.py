@@ -4,6 +4,7 @@ URL policy."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from lxml import etree
@@ -12,6 +13,7 @@ from .images import ImageRef, safe_url
 from .inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from .tables import Cell, Table
 
+_NEWLINES = re.compile(r"\r\n|\r|\n")
 _MARK_TAGS = ((STRONG, "strong"), (EMPHASIS, "em"), (SUB, "sub"), (SUP, "sup"))
 
 
@@ -89,14 +91,16 @@ def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
             if cell._runs is None:  # plain text: no runs to make
                 fill_text(td, clean(cell.text))
             else:
-                fill_runs(td, [r._replace(text=clean(r.text)) if r.text else r
-                               for r in cell.runs], picture=picture, math=math)
+                fill_runs(td, [r._replace(text=clean(r.text), source=clean(r.source))
+                               if r.text or r.source else r for r in cell.runs],
+                          picture=picture, math=math)
     return root
 
 
 def fill_text(parent: etree._Element, text: str) -> None:
-    """Put ``text`` into ``parent`` with ``<br>`` for each newline."""
-    lines = text.split("\n")
+    """Put ``text`` into ``parent`` with ``<br>`` for each line break (``\\n``, ``\\r\\n``,
+    ``\\r``, as in ``inline.text_runs``)."""
+    lines = _NEWLINES.split(text)
     parent.text = lines[0]
     for line in lines[1:]:
         br = etree.SubElement(parent, "br")
@@ -105,8 +109,12 @@ def fill_text(parent: etree._Element, text: str) -> None:
 
 def table_html(table: Table, *, clean: Callable[[str], str] = lambda s: s,
                picture: Callable[[ImageRef, str], etree._Element | None] | None = None) -> str:
-    return etree.tostring(table_element(table, clean=clean, picture=picture),
-                          method="html", encoding="unicode")
+    """The table as one line of HTML, for Markdown: a blank line (a formula's source may hold
+    one) would end the HTML block and let the rest be read as Markdown.  ``&#10;`` is the
+    same whitespace to HTML."""
+    markup = etree.tostring(table_element(table, clean=clean, picture=picture),
+                            method="html", encoding="unicode")
+    return markup.replace("\n", "&#10;")
 
 
 __all__ = ["Cell", "fill_runs", "fill_text", "table_element", "table_html"]

@@ -286,8 +286,11 @@ class Writer:
         return lambda message: self.diag.warn("inline-formula", message, el.where)
 
     def _cleaned(self, runs: list[Run]) -> list[Run]:
-        """``runs`` with every text cleaned (``clean``); the same list when nothing changes."""
-        if all(find_bad(r.text) is None for r in runs):
+        """``runs`` with every text cleaned (``clean``), a formula's source too (writers
+        show it when the formula cannot be converted); the same list when nothing
+        changes."""
+        if all(find_bad(r.text) is None and find_bad(r.source) is None for r in runs):
             return runs
         stats = self.context.text_stats
-        return [r._replace(text=clean_text(r.text, stats)) if r.text else r for r in runs]
+        return [r._replace(text=clean_text(r.text, stats), source=clean_text(r.source, stats))
+                if r.text or r.source else r for r in runs]

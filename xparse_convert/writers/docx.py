@@ -349,8 +349,8 @@ class DocxWriter(Writer):
     # -- tables ----------------------------------------------------------------------
     def table(self, el: Element) -> None:
         table = el.table
-        if table is None:
-            return
+        if table is None or table.n_rows < 1 or table.n_cols < 1:
+            return  # Word needs a cell in every row and a column in every table
         caption = self.line_runs(el.caption) if el.caption else []
         caption_first = el.caption_first
         if caption and caption_first:

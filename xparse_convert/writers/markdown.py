@@ -28,10 +28,12 @@ from .base import Option, PageBreaks, Writer
 _INLINE_SPECIAL = re.compile(r"([\\`*\[\]$~|])")
 _UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
-_LINE_START = re.compile(r"^([ \t]*)(#|>|=|[-+](?=[ \t]|$)|\d{1,9}(?=[.)](?:[ \t]|$)))",
+# "-" also before another "-": "--" under a line makes it a heading, "---" a rule
+_LINE_START = re.compile(r"^([ \t]*)(#|>|=|-(?=[-\t ]|$)|\+(?=[ \t]|$)|\d{1,9}(?=[.)](?:[ \t]|$)))",
                          re.MULTILINE)
 _LINE_MARKERS = frozenset("#>=-+0123456789")
-_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?]|$)")  # at the end: the next text may go on
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # each ends a pipe-table row: <br> in a cell
 
 
 _ANY_SPECIAL = re.compile(r"[\\`*\[\]$~|_&<]")
@@ -61,11 +63,46 @@ def escape_lines(text: str) -> str:
     return _LINE_START.sub(mark, text)
 
 
+_MATH_LINK = re.compile(r"\](?=[(:])")
+_ODD_BACKSLASHES_AT_END = re.compile(r"(?<!\\)(?:\\\\)*\\$")
+_MATH_BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
+_MATH_CELL = re.compile(r"\\.|[|\r\n]", re.S)
+
+
 def safe_math(latex: str) -> str:
-    """LaTeX as written, except that it can never start raw HTML."""
-    if _HTML_START.search(latex) is None:
-        return latex
-    return latex.replace("<", "\\lt ").replace(">", "\\gt ")
+    """LaTeX as written, except that a renderer without math cannot read it as Markdown
+    that loads or links: no ``<`` that starts raw HTML (``\\lt ``), no ``](`` or ``]:``
+    that makes a link, a picture or a link definition (a space between them, which math
+    ignores), no blank line that would end the paragraph it is in, no backslash at the end
+    that would escape what follows (a space after it: LaTeX's control space)."""
+    if _HTML_START.search(latex) is not None:
+        latex = latex.replace("<", "\\lt ").replace(">", "\\gt ")
+    if "]" in latex:
+        latex = _MATH_LINK.sub("] ", latex)
+    if "\r" in latex:
+        latex = latex.replace("\r\n", "\n").replace("\r", "\n")
+    if "\n" in latex:
+        latex = _MATH_BLANK_LINES.sub("\n", latex)
+    if latex.endswith("\\") and _ODD_BACKSLASHES_AT_END.search(latex):
+        latex += " "
+    return latex
+
+
+def _cell_math(match: re.Match[str]) -> str:
+    token = match.group()
+    if token == "\\|":
+        return "\\Vert "  # the same symbol; a pipe escaped twice would end the cell
+    if token == "|":
+        return "\\|"  # GFM reads it as | inside the cell (math included)
+    if token in ("\r", "\n"):
+        return " "
+    return "\\ " if token[1] in "\r\n" else token  # a control space either way
+
+
+def cell_math(latex: str) -> str:
+    """``safe_math`` on one line of a pipe-table cell: a line break would end the row and a
+    bare ``|`` the cell."""
+    return _MATH_CELL.sub(_cell_math, safe_math(latex))
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -96,21 +133,43 @@ def inline_markdown(runs: list[Run], picture: Callable[[ImageRef, str], str], *,
                     cell: bool = False) -> str:
     """Markdown for inline runs.  Breaks are newlines (``<br>`` in a table cell); a picture
     is what ``picture(ref, escaped alt)`` makes of it ("" leaves it out)."""
+    # Math is written as it is, so what follows it must not complete Markdown it began: a
+    # "]" that a "(" or ":" would make a link or a definition, a "!" that would make a link
+    # a picture.
     parts: list[str] = []
+    last = ""  # the kind of the last part
     for run in runs:
         if run.kind == TEXT:
             text = _wrap(escape_text(run.text), run.marks)
             url = safe_url(run.href) if run.href else None
-            parts.append(f"[{text}]({url})" if url else text)
+            if url:
+                if parts and parts[-1].endswith("!"):
+                    if last == TEXT:
+                        parts[-1] = parts[-1][:-1] + "\\!"
+                    else:
+                        parts.append(" ")
+                text = f"[{text}]({url})"
+            elif text[:1] in "(:" and parts and parts[-1].endswith("]"):
+                text = "\\" + text
+            parts.append(text)
+            last = "link" if url else TEXT
         elif run.kind == BREAK:
             parts.append("<br>" if cell else "\n")
+            last = BREAK
         elif run.kind == MATH:
-            parts.append(safe_math(run.source or f"${run.text}$"))
+            math = (cell_math if cell else safe_math)(run.source or f"${run.text}$")
+            if "\n" in math and "%" not in math:  # (a % comment ends at the line's end)
+                math = math.replace("\n", " ")  # the same space, and no line that starts a block
+            if math[:1] in "(:" and parts and parts[-1].endswith("]"):
+                math = " " + math
+            parts.append(math)
+            last = MATH
         elif run.kind == PICTURE and run.image is not None:
             markup = picture(run.image, escape_text(run.text))
             if markup and parts and parts[-1] and not parts[-1][-1].isspace():
                 parts.append(" ")  # apart from the text before it
             parts.append(markup)
+            last = PICTURE
     return "".join(parts)
 
 
@@ -229,7 +288,7 @@ class MarkdownWriter(Writer):
 
     def table(self, el: Element) -> None:
         table = el.table
-        if table is None:
+        if table is None or table.n_rows < 1 or table.n_cols < 1:
             return
         caption = self._caption_text(el)
         caption_first = el.caption_first
@@ -258,7 +317,7 @@ class MarkdownWriter(Writer):
     def _pipe_text(self, cell: Cell) -> str:
         """A pipe-table cell: its runs on one line (``|`` is escaped with all the rest)."""
         if cell._runs is None:
-            return escape_text(self.clean(cell.text)).replace("\n", "<br>").strip()
+            return _LINE_BREAK.sub("<br>", escape_text(self.clean(cell.text))).strip()
         return inline_markdown(self._cleaned(cell.runs), self._picture, cell=True).strip()
 
     def _target(self, placement: Placement) -> str | None:

@@ -355,6 +355,8 @@ class XlsxWriter(Writer):
         []:*?/\\, not blank, no leading or trailing apostrophe, unique ignoring case, not
         "History"; from the caption when there is one, else "Table N", with a page hint."""
         hint = f" p{_page_range(entry.pages)}" if entry.pages else ""
+        if len(hint) > 16:  # pages no document has (1e300 is a number too): no room left
+            hint = ""
         if part:
             hint += f" ({part})"
         base = _BAD_NAME_CHARS.sub(" ", entry.caption)
