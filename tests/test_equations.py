@@ -414,3 +414,19 @@ def test_any_input_gives_math_or_none(pieces):
     mathml = mathml_inline(latex)
     if mathml is not None:
         assert mathml.tag == "math"
+
+
+def test_toc_entry_shows_math_as_linear_text(tmp_path, write_json):
+    src = write_json(envelope([element("t", "Title", "Energy $E=mc^2$ explained",
+                                       metadata={"category_depth": 0})]))
+    proc = cli(str(src), "--to", "docx", "-o", str(tmp_path), "--docx-toc")
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(tmp_path / "input.docx") as zf:
+        root = etree.fromstring(zf.read("word/document.xml"))
+    toc = [p for p in root.iter(f"{W}p") if (p.find(f"{W}pPr/{W}pStyle") is not None and
+                                             p.find(f"{W}pPr/{W}pStyle").get(f"{W}val") == "TOC1")]
+    text = "".join(t.text or "" for t in toc[0].iter(f"{W}t"))
+    assert text == "Energy E=mc^2 explained"
+    heading = next(p for p in root.iter(f"{W}p") if p.find(f"{W}pPr/{W}pStyle") is not None
+                   and p.find(f"{W}pPr/{W}pStyle").get(f"{W}val") == "Heading1")
+    assert heading.find(f"{M}oMath") is not None  # the heading itself holds Word math

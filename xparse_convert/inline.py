@@ -438,8 +438,10 @@ def split_lines(runs: list[Run]) -> list[list[Run]]:
     return lines
 
 
-def plain_text(runs: Iterable[Run], picture: str = "") -> str:
-    """The text a reader sees: math as written, breaks as newlines, pictures as ``picture``."""
+def plain_text(runs: Iterable[Run], picture: str = "", *, linear_math: bool = False) -> str:
+    """The text a reader sees: math as written (``linear_math``: its LaTeX without the
+    dollars, as a table of contents shows it), breaks as newlines, pictures as
+    ``picture``."""
     parts: list[str] = []
     for run in runs:
         if run.kind == TEXT:
@@ -447,7 +449,7 @@ def plain_text(runs: Iterable[Run], picture: str = "") -> str:
         elif run.kind == BREAK:
             parts.append("\n")
         elif run.kind == MATH:
-            parts.append(run.source or run.text)
+            parts.append(run.text if linear_math else run.source or run.text)
         elif run.kind == PICTURE and picture:
             parts.append(picture)
     return "".join(parts)

@@ -205,7 +205,7 @@ class DocxWriter(Writer):
             _el("bookmarkStart", p, id=str(self._bookmark_id), name=name)
             self._add_runs(p, runs)
             _el("bookmarkEnd", p, id=str(self._bookmark_id))
-            self.titles.append((level, plain_text(runs), name))
+            self.titles.append((level, plain_text(runs, linear_math=True), name))
         else:
             self._add_runs(p, runs)
         self._emit(p)

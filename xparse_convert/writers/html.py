@@ -131,7 +131,7 @@ class HtmlWriter(Writer):
             return
         level = el.heading_level
         anchor = f"h-{len(self.titles) + 1}"
-        self.titles.append((level, plain_text(runs), anchor))
+        self.titles.append((level, plain_text(runs, linear_math=True), anchor))
         node = etree.Element(f"h{min(level, 6)}", id=anchor, **_attrs(el))
         if level > 6:
             node.set("class", f"level-{level}")
