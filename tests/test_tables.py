@@ -351,3 +351,13 @@ def test_a_long_table_chain_joins_in_linear_time(tmp_path):
     assert rows[0].split(" | ")[:3] == ["| Region", "Product", "Revenue"]
     assert rows[-1] == f"| r{n - 1} | x | {n - 1} | wide |"
     assert rows[7] == "| r6 | x |  |  |"  # a narrower fragment, padded
+
+
+def test_a_dropped_cell_sizes_no_grid():
+    from xparse_convert.tables import table_from_structure
+
+    for cells in ([{"row": 4, "col": 0, "text": "a"}], [{"row": -2, "col": 1, "text": "a"}]):
+        table = table_from_structure({"cells": cells})
+        assert table is not None and table.n_rows >= 1 and table.n_cols >= 1
+        assert all(0 <= c.row < table.n_rows and 0 <= c.col < table.n_cols
+                   for c in table.cells)

@@ -610,10 +610,10 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
             roles.setdefault(cell.row, []).append(is_header)
     if not parsed:
         return None
-    extent_rows = max(c.row + 1 for c in parsed if c.row < MAX_ROWS) if any(
-        c.row < MAX_ROWS for c in parsed) else 1
-    extent_cols = max(c.col + 1 for c in parsed if c.col < MAX_COLS) if any(
-        c.col < MAX_COLS for c in parsed) else 1
+    # the extent of the cells that can be placed (one the placer drops sizes nothing)
+    placeable = [c for c in parsed if 0 <= c.row < MAX_ROWS and 0 <= c.col < MAX_COLS]
+    extent_rows = max((c.row + 1 for c in placeable), default=1)
+    extent_cols = max((c.col + 1 for c in placeable), default=1)
     n_rows = _declared(structure.get("rows"), max(extent_rows, 1), "rows", repairs)
     n_cols = _declared(structure.get("cols"), max(extent_cols, 1), "columns", repairs)
     placer = _Placer(n_rows, n_cols, fixed_rows=True)
