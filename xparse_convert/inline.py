@@ -60,9 +60,7 @@ class Run(NamedTuple):
 
 
 BREAK_RUN = Run(BREAK)
-_NEWLINES = re.compile(r"\r\n|\r|\n")
-# Characters that may start something the parser interprets.
-_MARKUP_CHARS = re.compile(r"[*_$\\`]")
+NEWLINES = re.compile(r"\r\n|\r|\n")  # every line break the engine writes
 
 
 def text_runs(text: str, marks: int = 0, href: str | None = None) -> list[Run]:
@@ -70,7 +68,7 @@ def text_runs(text: str, marks: int = 0, href: str | None = None) -> list[Run]:
     if "\n" not in text and "\r" not in text:
         return [Run(TEXT, text, marks, href=href)] if text else []
     out: list[Run] = []
-    for i, line in enumerate(_NEWLINES.split(text)):
+    for i, line in enumerate(NEWLINES.split(text)):
         if i:
             out.append(BREAK_RUN)
         if line:
@@ -181,8 +179,13 @@ def may_have_markup(text: str) -> bool:
     return "*" in text or "_" in text or "$" in text or "\\" in text or "`" in text
 
 
+def may_have_cell_markup(text: str) -> bool:
+    """``may_have_markup``, or inline HTML (tags, entities) as legacy cells carry it."""
+    return may_have_markup(text) or "<" in text or "&" in text
+
+
 def _interpreted(text: str, marks: int = 0) -> list[Run]:
-    if _MARKUP_CHARS.search(text) is None:
+    if not may_have_markup(text):
         return text_runs(text, marks)
     return _markdown_runs(text, marks)
 
@@ -357,7 +360,7 @@ def _html_text(out: list[Run], text: str, marks: int, href: str | None) -> None:
         return  # whitespace between block tags
     if not out or out[-1].kind == BREAK:
         text = text.lstrip()
-    if href is None and _MARKUP_CHARS.search(text):
+    if href is None and may_have_markup(text):
         out.extend(_markdown_runs(text, marks))
     elif text:
         out.append(Run(TEXT, text, marks, href=href))

@@ -4,16 +4,14 @@ URL policy."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from lxml import etree
 
 from .images import ImageRef, safe_url
-from .inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
+from .inline import BREAK, EMPHASIS, MATH, NEWLINES, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from .tables import Cell, Table
 
-_NEWLINES = re.compile(r"\r\n|\r|\n")
 _MARK_TAGS = ((STRONG, "strong"), (EMPHASIS, "em"), (SUB, "sub"), (SUP, "sup"))
 
 
@@ -100,7 +98,7 @@ def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
 def fill_text(parent: etree._Element, text: str) -> None:
     """Put ``text`` into ``parent`` with ``<br>`` for each line break (``\\n``, ``\\r\\n``,
     ``\\r``, as in ``inline.text_runs``)."""
-    lines = _NEWLINES.split(text)
+    lines = NEWLINES.split(text)
     parent.text = lines[0]
     for line in lines[1:]:
         br = etree.SubElement(parent, "br")

@@ -107,7 +107,6 @@ class Cell:
         return f"Cell({self.row},{self.col},{self.row_span}x{self.col_span},{self.text!r})"
 
 
-_CELL_MARKUP = re.compile(r"[*_$\\`<&]")  # what the inline rules might read in a cell
 
 
 def _may_be_rich(cells: list[Any]) -> bool | None:
@@ -118,7 +117,7 @@ def _may_be_rich(cells: list[Any]) -> bool | None:
         texts = "\x00".join([c["text"] for c in cells])
     except (TypeError, KeyError):
         return None
-    return _CELL_MARKUP.search(texts) is not None
+    return inline.may_have_cell_markup(texts)
 
 
 def cell_content(text: str, raw: dict[str, Any] | None = None) -> tuple[str, list[Run] | None]:
@@ -126,7 +125,7 @@ def cell_content(text: str, raw: dict[str, Any] | None = None) -> tuple[str, lis
     made on first use).  HTML markup is read as HTML, a ``formula`` cell is one formula,
     other text follows the inline rules of engine text; pictures from ``image_datas`` (or
     ``image_data``) follow the text."""
-    if _CELL_MARKUP.search(text) is None and (raw is None or (  # the common case: plain text
+    if not inline.may_have_cell_markup(text) and (raw is None or (  # the common case: plain text
             "image_datas" not in raw and "image_data" not in raw and "objects" not in raw
             and raw.get("content_type") != "formula")):
         return text, None

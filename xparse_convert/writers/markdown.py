@@ -17,7 +17,7 @@ from typing import Any
 from lxml import etree
 
 from ..images import LINK, LOAD, MISSING, ImageRef, Placement, safe_url
-from ..inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
+from ..inline import BREAK, EMPHASIS, MATH, NEWLINES, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from ..markup import table_html
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Table
@@ -33,7 +33,6 @@ _LINE_START = re.compile(r"^([ \t]*)(#|>|=|-(?=[-\t ]|$)|\+(?=[ \t]|$)|\d{1,9}(?
                          re.MULTILINE)
 _LINE_MARKERS = frozenset("#>=-+0123456789")
 _HTML_START = re.compile(r"<(?=[A-Za-z/!?]|$)")  # at the end: the next text may go on
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # each ends a pipe-table row: <br> in a cell
 
 
 _ANY_SPECIAL = re.compile(r"[\\`*\[\]$~|_&<]")
@@ -317,7 +316,7 @@ class MarkdownWriter(Writer):
     def _pipe_text(self, cell: Cell) -> str:
         """A pipe-table cell: its runs on one line (``|`` is escaped with all the rest)."""
         if cell._runs is None:
-            return _LINE_BREAK.sub("<br>", escape_text(self.clean(cell.text))).strip()
+            return NEWLINES.sub("<br>", escape_text(self.clean(cell.text))).strip()
         return inline_markdown(self._cleaned(cell.runs), self._picture, cell=True).strip()
 
     def _target(self, placement: Placement) -> str | None:
