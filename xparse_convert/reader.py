@@ -638,6 +638,7 @@ class Reader:
         self._limits = {"max_depth": max_depth, "max_string": max_string_mb << 20,
                         "source": self.source.name}
         self._skipper = _MarkdownSkipper(self.source.stream, want_markdown, **self._limits)
+        self._skipper.guard.input_offset = self._source_offset
         self._progress = progress
         self._log = _ChunkLog()
         self._legacy_pages: LegacyPages | None = None

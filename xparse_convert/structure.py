@@ -19,6 +19,7 @@ scanned exactly (a loop over its structural bytes), to say where.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from .errors import InputError
 
@@ -37,18 +38,15 @@ LIST_KEY = re.compile(rb'"(elements|detail)"\s*:\s*\[')
 
 
 class ChunkShape:
-    """What a chunk is: whether it starts and ends inside a string, and its depth change."""
+    """What a chunk is: whether it starts and ends inside a string, or lies inside one."""
 
-    __slots__ = ("starts_in_string", "ends_in_string", "within_string", "depth_start",
-                 "depth_end")
+    __slots__ = ("starts_in_string", "ends_in_string", "within_string")
 
-    def __init__(self, starts_in_string: bool, ends_in_string: bool, within_string: bool,
-                 depth_start: int, depth_end: int) -> None:
+    def __init__(self, starts_in_string: bool, ends_in_string: bool, within_string: bool
+                 ) -> None:
         self.starts_in_string = starts_in_string
         self.ends_in_string = ends_in_string
         self.within_string = within_string  # all of it inside one string
-        self.depth_start = depth_start
-        self.depth_end = depth_end
 
 
 class StructureGuard:
@@ -56,8 +54,7 @@ class StructureGuard:
     escape); raises ``InputError`` when the nesting passes ``max_depth``.  Remembers where
     keys that may hold an element list occur outside strings, with their depth."""
 
-    def __init__(self, max_depth: int = DEFAULT_MAX_DEPTH, source: str = "",
-                 offset: object = None) -> None:
+    def __init__(self, max_depth: int = DEFAULT_MAX_DEPTH, source: str = "") -> None:
         self.max_depth = max_depth
         self.source = source
         self.depth = 0
@@ -67,10 +64,12 @@ class StructureGuard:
         self.list_keys: list[tuple[str, int, int]] = []  # (key, depth, position)
         # the keys looked for: both until the reader knows the shape, then its own
         self.list_keys_sought: tuple[bytes, ...] = (b'"elements"', b'"detail"')
-        self._offset = offset  # maps a position to the input's byte offset, for messages
+        # maps a position in the bytes seen to the input's byte offset (the reader knows
+        # what it cut out before the guard saw the bytes), for messages
+        self.input_offset: Callable[[int], int] = lambda position: position
 
     def feed(self, chunk: bytes) -> ChunkShape:
-        start_depth, start_in_string = self.depth, self.in_string
+        start_in_string = self.in_string
         self._within = False
         if chunk:
             if any(key in chunk for key in self.list_keys_sought):
@@ -78,8 +77,7 @@ class StructureGuard:
             if not self._fast(chunk):
                 self._exact(chunk)
             self.position += len(chunk)
-        return ChunkShape(start_in_string, self.in_string, self._within, start_depth,
-                          self.depth)
+        return ChunkShape(start_in_string, self.in_string, self._within)
 
     def _fast(self, chunk: bytes) -> bool:
         """The depth and string state after ``chunk`` without looking at each byte; False
@@ -144,7 +142,7 @@ class StructureGuard:
         self.depth, self.in_string = depth, in_string
 
     def _too_deep(self, position: int) -> None:
-        where = self._offset(position) if callable(self._offset) else position
+        where = self.input_offset(position)
         raise InputError(f"nesting deeper than {self.max_depth} levels (real results nest "
                          "under 20; see --max-depth)", source=self.source,
                          where=f"byte {where}")
