@@ -283,24 +283,25 @@ class _Choice:
         self.kept = 0
 
     def watch(self, elements: Iterator[Element]) -> Iterator[Element]:
-        if not self.active:
-            return elements
-        return self._watch(elements)
-
-    def _watch(self, elements: Iterator[Element]) -> Iterator[Element]:
-        for element in elements:
-            self.seen[element.type] = self.seen.get(element.type, 0) + 1
-            yield element
+        """The input's elements, counted by type (what the filters chose from)."""
+        return self._counted(elements, self._saw) if self.active else elements
 
     def count(self, elements: Iterator[Element]) -> Iterator[Element]:
-        if not self.active:
-            return elements
-        return self._count(elements)
+        """The chosen elements, counted.  Furniture counts as chosen here: leaving it out is
+        the default, not the user's filter."""
+        return self._counted(elements, self._kept) if self.active else elements
 
-    def _count(self, elements: Iterator[Element]) -> Iterator[Element]:
-        # furniture counts as chosen here: leaving it out is the default, not the user's filter
+    def _saw(self, element: Element) -> None:
+        self.seen[element.type] = self.seen.get(element.type, 0) + 1
+
+    def _kept(self, element: Element) -> None:
+        self.kept += 1
+
+    @staticmethod
+    def _counted(elements: Iterator[Element], note: Callable[[Element], None]
+                 ) -> Iterator[Element]:
         for element in elements:
-            self.kept += 1
+            note(element)
             yield element
 
     def report(self, info: Any, diag: Diagnostics) -> None:
