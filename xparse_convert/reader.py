@@ -18,6 +18,7 @@ One pass, never the whole ``elements`` array in memory:
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import tempfile
 import warnings
@@ -30,11 +31,18 @@ import orjson
 
 from .codes import PARTIAL, SUCCESS, describe
 from .diagnostics import Diagnostics
+from .element_batches import BatchError, ListCutter
 from .errors import ApiError, InputError
 from .legacy import LegacyPages, map_detail
 from .model import KNOWN_TYPES, DocumentInfo, Element, PageInfo, as_int
 from .source import Source, SourceLike, open_source
-from .structure import DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_MB, StructureGuard, whitespace_only
+from .structure import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_STRING_MB,
+    StructureGuard,
+    cut_point,
+    whitespace_only,
+)
 from .text import clean_text
 
 CHUNK = 1 << 20
@@ -648,6 +656,8 @@ class Reader:
         self._head_keys: set[tuple[str, str]] = set()
         self._head_buffer = tempfile.SpooledTemporaryFile(max_size=32 << 20)
         self._consumed = False
+        self._list_end_known = False
+        self._list_end = 0  # the position of the list's closing bracket, once known
         self._closed = False
         try:
             self._read_head()
@@ -933,7 +943,10 @@ class Reader:
         objects = 0
         kinds: set[str] = set()
         seen_pages: set[int] = set()
-        items = ijson.items(stream, prefix, use_float=True, buf_size=CHUNK)
+        located = self._list_start()
+        self._list_end_known = located is not None
+        items = self._batched_items(*located) if located is not None else \
+            ijson.items(stream, prefix, use_float=True, buf_size=CHUNK)
         try:
             for raw in items:
                 self._log.restart()
@@ -954,6 +967,9 @@ class Reader:
         except _READ_ERRORS as exc:
             raise self._json_error(exc, position=stream.position, chunk=stream.last_chunk,
                                    chunk_start=stream.last_start) from None
+        except BatchError as exc:
+            raise self._json_error(exc.error, position=exc.text_start + len(exc.text),
+                                   chunk=exc.text, chunk_start=exc.text_start) from None
         except InputError as exc:  # the structure guard: name the element it was in
             if exc.where and exc.where.startswith(("byte", "near byte")):
                 exc.where = f"element #{index}, {exc.where}"
@@ -976,8 +992,73 @@ class Reader:
                            "escape(s) in the input replaced by U+FFFD")
         self._read_tail()
 
+    # -- the element list in batches (element_batches), when its start is known ----------
+    def _list_start(self) -> tuple[int, int] | None:
+        """Where the element list's ``[`` is in the filtered stream and the nesting depth
+        inside it.  The guard noted where the list's key is; None when it did not see it in
+        the head (the key split across two reads): the elements are then read by ijson."""
+        head = self._head_buffer
+        if self.info.shape == "elements":
+            head.seek(0)
+            opening = head.read(4096)
+            at = len(opening) - len(opening.lstrip())
+            return (at, 1) if opening[at:at + 1] == b"[" else None
+        key, depth = _LIST_KEY[self.info.shape], _LIST_DEPTH[self.info.shape]
+        found = [p for k, d, p in self._skipper.guard.list_keys if k == key and d == depth]
+        if not found:
+            return None
+        head.seek(found[0])
+        opening = head.read(4096)
+        at = opening.find(b"[")
+        return (found[0] + at, depth + 1) if at >= 0 else None
+
+    def _list_chunks(self, start: int, level: int) -> Iterator[tuple[bytes, int, bool]]:
+        """The filtered bytes after the list's ``[``, chunk by chunk, each with the nesting
+        depth and string state at its end: first what the head read (its state worked out
+        here), then the rest from the skipper (whose guard knows the state)."""
+        head = self._head_buffer
+        head.seek(start + 1)
+        rest = head.read()
+        state = StructureGuard(max_depth=1 << 62)
+        state.list_keys_sought = ()
+        state.depth = level
+        at = 0
+        while at < len(rest):
+            end = cut_point(rest, at, CHUNK)
+            piece = rest[at:end]
+            state.feed(piece)
+            yield piece, state.depth, state.in_string
+            at = end
+        del rest
+        guard = self._skipper.guard
+        while True:
+            chunk = self._skipper.read_chunk(CHUNK)
+            if self._progress is not None:
+                self._progress(self._skipper.bytes_in)
+            if not chunk:
+                return
+            yield chunk, guard.depth, guard.in_string
+
+    def _batched_items(self, start: int, level: int) -> Iterator[Any]:
+        """The raw elements, decoded batch by batch; what follows the list goes to the
+        chunk log for the tail."""
+        cutter = ListCutter(level, start + 1)
+        for chunk, depth, in_string in self._list_chunks(start, level):
+            if cutter.end is not None:
+                self._log.add(chunk)
+                continue
+            yield from cutter.feed(chunk, depth, in_string)
+            if cutter.end is not None:
+                self._log.add(cutter.after)
+                self._list_end = cutter.end
+        if cutter.end is None:
+            yield from cutter.finish()  # raises: the input ends inside the list
+
     def _read_tail(self) -> None:
         shape = self.info.shape
+        if self._list_end_known:
+            self._read_known_tail()
+            return
         if shape == "elements":
             return
         buf = self._log.data()
@@ -992,6 +1073,25 @@ class Reader:
             return
         self.diag.warn("tail", "could not locate the end of the element list; fields after it "
                        "(pages, title_tree, summary) are ignored")
+
+    def _read_known_tail(self) -> None:
+        """The fields after a list whose closing ``]`` is known (``buf`` starts with it)."""
+        shape = self.info.shape
+        buf = self._log.data()
+        opener = b"[]" if shape == "elements" else _TAIL_OPENERS[shape]
+        document = opener + buf[1:]
+        try:
+            if shape == "elements":
+                for _ in ijson.parse(io.BytesIO(document)):
+                    pass  # only whitespace may follow a top-level list
+                return
+            values = self._tail_values(shape, document)
+        except _READ_ERRORS as exc:
+            start = self._list_end + 1 - len(opener)
+            raise self._json_error(exc, position=start + len(document), chunk=document,
+                                   chunk_start=start) from None
+        self._apply_fields(values)
+        self._check_code(final=True)
 
     def _tail_values(self, shape: str, document: bytes) -> dict[str, Any]:
         """The document fields in the tail, by prefix.  Raises on malformed JSON."""

@@ -19,7 +19,7 @@ scanned exactly (a loop over its structural bytes), to say where.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .errors import InputError
 
@@ -82,45 +82,24 @@ class StructureGuard:
     def _fast(self, chunk: bytes) -> bool:
         """The depth and string state after ``chunk`` without looking at each byte; False
         when only the exact scan can tell."""
-        if b'\\"' in chunk:  # only then can a quote be escaped: \" and \\ escapes go
-            chunk = _ESCAPE.sub(b"", chunk)
-        compact = chunk.translate(_TO_SQUARE, _DELETE)
-        if self.in_string:
-            end = compact.find(b'"')
-            if end < 0:
-                self._within = True  # all of it inside one string
-                return True
-            compact = compact[end + 1:]
-        # Two adjacent quotes go first: that removes no bracket and keeps the parity of the
-        # quotes before every bracket, which is all that says whether it is in a string;
-        # what is left is the few strings that hold brackets, and the brackets.
-        compact = compact.replace(b'""', b"")
-        if b'"' in compact:
-            compact = _STRING.sub(b"", compact)
-        open_at = compact.find(b'"')  # what is left of a quote: a string still open
-        if open_at >= 0:
-            compact = compact[:open_at]
-        opened = compact.count(b"[")
+        brackets, ends_in_string = _outside_strings(_marks(chunk), self.in_string)
+        if brackets is None:
+            self._within = True  # all of it inside one string
+            return True
+        opened = brackets.count(b"[")
         if opened:
-            end_depth = self.depth + opened - compact.count(b"]")
+            end_depth = self.depth + opened - brackets.count(b"]")
             if self.depth + opened > self.max_depth:
-                brackets = compact.replace(b'"', b"")
                 # the depth may pass the limit: measure the peak
-                passes = 0
-                rest = brackets
-                while passes <= self.max_depth:
-                    shorter = rest.replace(b"[]", b"")
-                    if len(shorter) == len(rest):
-                        break
-                    rest, passes = shorter, passes + 1
+                passes, rest = _without_pairs(brackets, self.max_depth + 1)
                 closers = len(rest) - len(rest.lstrip(b"]"))
                 level = max(self.depth, self.depth - closers + (len(rest) - closers))
                 if level + passes > self.max_depth:
                     return False
             self.depth = end_depth
         else:
-            self.depth -= compact.count(b"]")
-        self.in_string = open_at >= 0
+            self.depth -= brackets.count(b"]")
+        self.in_string = ends_in_string
         return True
 
     def _exact(self, chunk: bytes) -> None:
@@ -171,9 +150,103 @@ class StructureGuard:
         return depth, in_string
 
 
+def _marks(chunk: bytes) -> bytes:
+    """``chunk`` reduced to its quotes and brackets (``{}`` as ``[]``), escapes removed; the
+    chunk must not end inside an escape."""
+    if b'\\"' in chunk:  # only then can a quote be escaped: \" and \\ escapes go
+        chunk = _ESCAPE.sub(b"", chunk)
+    return chunk.translate(_TO_SQUARE, _DELETE)
+
+
+def _outside_strings(marks: bytes, in_string: bool) -> tuple[bytes | None, bool]:
+    """The brackets of ``marks`` that are structure, and whether it ends inside a string;
+    ``(None, True)`` when all of it lies inside one string."""
+    if in_string:
+        end = marks.find(b'"')
+        if end < 0:
+            return None, True
+        marks = marks[end + 1:]
+    # Two adjacent quotes go first: that removes no bracket and keeps the parity of the
+    # quotes before every bracket, which is all that says whether it is in a string; what
+    # is left is the few strings that hold brackets, and the brackets.
+    marks = marks.replace(b'""', b"")
+    if b'"' in marks:
+        marks = _STRING.sub(b"", marks)
+    open_at = marks.find(b'"')  # what is left of a quote: a string still open
+    if open_at >= 0:
+        return marks[:open_at], True
+    return marks, False
+
+
+def _without_pairs(brackets: bytes, most: int) -> tuple[int, bytes]:
+    """Adjacent ``[]`` pairs removed pass by pass (at most ``most`` passes): the passes
+    taken (the nesting inside the chunk) and what is left, ``]]..[[``."""
+    passes = 0
+    while passes < most:
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            break
+        brackets, passes = shorter, passes + 1
+    return passes, brackets
+
+
+def depth_before(chunk: bytes, depth_after: int, in_string_after: bool) -> int | None:
+    """The nesting depth at the start of ``chunk`` from the state at its end; None when the
+    chunk starts inside a string.  Quote parity read backwards says where strings are, as
+    it does forwards."""
+    marks = _marks(chunk)
+    if in_string_after == (marks.count(b'"') % 2 == 0):
+        return None
+    brackets, _ = _outside_strings(marks, False)
+    assert brackets is not None
+    return depth_after - brackets.count(b"[") + brackets.count(b"]")
+
+
+def lowest_depth(chunk: bytes, depth: int, in_string: bool) -> int:
+    """The lowest nesting depth reached inside ``chunk``, from the state at its start."""
+    brackets, _ = _outside_strings(_marks(chunk), in_string)
+    if not brackets:
+        return depth
+    _, rest = _without_pairs(brackets, len(brackets))
+    return depth - (len(rest) - len(rest.lstrip(b"]")))
+
+
+def closes(chunk: bytes, depth: int, in_string: bool) -> Iterator[tuple[int, int]]:
+    """Every closing bracket of ``chunk`` outside strings, as (index after it, depth after
+    it), from the state at the chunk's start: the exact scan, one step per token."""
+    for match in _TOKEN.finditer(chunk):
+        token = match.group()
+        if in_string:
+            in_string = token != b'"'
+        elif token == b'"':
+            in_string = True
+        elif token in (b"[", b"{"):
+            depth += 1
+        elif token in (b"]", b"}"):
+            depth -= 1
+            yield match.end(), depth
+
+
+def cut_point(data: bytes, start: int, size: int) -> int:
+    """Where a chunk of about ``size`` bytes from ``start`` may end without splitting an
+    escape: before the run of backslashes ``size`` falls after, or after the character that
+    follows the run when the run is all there is."""
+    end = start + size
+    if end >= len(data):
+        return len(data)
+    cut = end
+    while cut > start and data[cut - 1] == 0x5C:
+        cut -= 1
+    if cut > start:
+        return cut
+    while end < len(data) and data[end] == 0x5C:
+        end += 1
+    return min(end + 1, len(data))
+
+
 def whitespace_only(chunk: bytes) -> bool:
     return not chunk.strip()
 
 
 __all__ = ["ChunkShape", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_STRING_MB", "StructureGuard",
-           "whitespace_only"]
+           "closes", "cut_point", "depth_before", "lowest_depth", "whitespace_only"]
