@@ -8,7 +8,7 @@ import oracle
 import pytest
 from conftest import LEGACY_RESULTS, SAMPLE, element, envelope
 
-from xparse_convert import InputError, convert, iter_tables
+from xparse_convert import convert, iter_tables
 from xparse_convert.writers.jsonl import LINE_SCHEMA
 
 CONTEXT = {"_schema", "_input", "_file_id", "_file_name", "_schema_version", "_index"}
