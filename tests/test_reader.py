@@ -359,3 +359,20 @@ def test_odd_digit_strings_are_not_numbers(write_json):
     reader, elements = read_all(write_json(doc))
     assert [e.page for e in elements] == [None, None]
     assert reader.diag.groups["field-type"].count == 2
+
+
+def test_integers_beyond_64_bits_are_exact_in_elements_and_refused_in_document_fields(
+        write_json):
+    huge = 10 ** 30
+    with Reader(write_json(envelope([element("a", metadata={"n": huge})]))) as reader:
+        assert [e.raw["metadata"]["n"] for e in reader.elements()] == [huge]
+    before = envelope([element("a")], summary={"n": huge})
+    after = {"code": 200, "data": {"elements": [element("a")], "summary": {"n": huge}}}
+    for doc in (before, after):
+        data = json.dumps(doc).encode()
+        with pytest.raises(InputError) as info, Reader(write_json(data)) as reader:
+            list(reader.elements())
+        assert "more than 64 bits" in info.value.message
+        at = data.index(str(huge).encode())
+        # yajl's context line puts its caret at the number or the byte before it
+        assert info.value.where in (f"byte {at}", f"byte {at - 1}")

@@ -147,6 +147,7 @@ class _MarkdownSkipper:
             if not shape.starts_in_string and not shape.ends_in_string and \
                     whitespace_only(out):
                 self.whitespace_dropped += len(out)
+                self.guard.position -= len(out)  # positions count the bytes handed out
                 continue
             if len(out) >= SMALL_VALUE and not shape.starts_in_string and \
                     _SCALAR_RUN.fullmatch(out):
@@ -723,12 +724,18 @@ class Reader:
         position = 0
         last_chunk = b""
         last_start = 0
+        held = b""  # read from the skipper, not yet handed to the parser
 
         class _HeadStream:
             def read(_self, size: int = CHUNK) -> bytes:  # noqa: N805
-                nonlocal position, last_chunk, last_start
-                data = self._skipper.read_chunk(size)
-                head.write(data)
+                nonlocal position, last_chunk, last_start, held
+                if size == 0:
+                    return b""
+                if not held:
+                    held = self._skipper.read_chunk(size)
+                    head.write(held)
+                data = held[:self._head_cut(position, held)]
+                held = held[len(data):]
                 last_chunk, last_start = data, position
                 position += len(data)
                 return data
@@ -772,6 +779,18 @@ class Reader:
             self._legacy_pages.close()
             self._legacy_pages = None
         head.seek(0)
+
+    def _head_cut(self, position: int, held: bytes) -> int:
+        """How much of ``held`` (at ``position``) the head parser gets: up to the next list's
+        ``[``.  What follows may be the element list, which is read in batches; yajl would
+        lex a whole read, and refuse what the batches read (integers beyond 64 bits)."""
+        end = position + len(held)
+        for _, _, bracket in self._skipper.guard.list_keys:
+            if position <= bracket < end:
+                return bracket - position + 1
+        if position == 0 and held.lstrip()[:1] == b"[":  # a top-level list of elements
+            return len(held) - len(held.lstrip()) + 1
+        return len(held)
 
     @property
     def is_legacy(self) -> bool:
@@ -1005,12 +1024,7 @@ class Reader:
             return (at, 1) if opening[at:at + 1] == b"[" else None
         key, depth = _LIST_KEY[self.info.shape], _LIST_DEPTH[self.info.shape]
         found = [p for k, d, p in self._skipper.guard.list_keys if k == key and d == depth]
-        if not found:
-            return None
-        head.seek(found[0])
-        opening = head.read(4096)
-        at = opening.find(b"[")
-        return (found[0] + at, depth + 1) if at >= 0 else None
+        return (found[0], depth + 1) if found else None
 
     def _list_chunks(self, start: int, level: int) -> Iterator[tuple[bytes, int, bool]]:
         """The filtered bytes after the list's ``[``, chunk by chunk, each with the nesting

@@ -61,7 +61,8 @@ class StructureGuard:
         self.in_string = False
         self.position = 0  # bytes seen
         self._within = False
-        self.list_keys: list[tuple[str, int, int]] = []  # (key, depth, position)
+        # (key, depth of the key, position of the list's "[")
+        self.list_keys: list[tuple[str, int, int]] = []
         # the keys looked for: both until the reader knows the shape, then its own
         self.list_keys_sought: tuple[bytes, ...] = (b'"elements"', b'"detail"')
         # maps a position in the bytes seen to the input's byte offset (the reader knows
@@ -127,13 +128,13 @@ class StructureGuard:
                          where=f"byte {where}")
 
     def _note_list_keys(self, chunk: bytes) -> None:
-        """Keys ``elements``/``detail`` outside strings, with their depth (exact, from a scan
-        of the chunk up to them: such keys are few)."""
+        """Keys ``elements``/``detail`` outside strings, with their depth and where their
+        list opens (exact, from a scan of the chunk up to them: such keys are few)."""
         for match in LIST_KEY.finditer(chunk):
             depth, in_string = self._state_at(chunk, match.start())
             if not in_string:
                 self.list_keys.append((match.group(1).decode(), depth, self.position +
-                                       match.start()))
+                                       match.end() - 1))
 
     def _state_at(self, chunk: bytes, stop: int) -> tuple[int, bool]:
         depth, in_string = self.depth, self.in_string
