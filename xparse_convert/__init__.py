@@ -7,7 +7,7 @@ The public API::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from .batch import convert_many
 from .convert import Report, convert
@@ -25,10 +25,12 @@ from .writers import Option, Writer, WriterContext
 __version__ = "0.1.0"
 
 
-def iter_tables(src: SourceLike, *, name: str | None = None) -> Iterator[Table]:
+def iter_tables(src: SourceLike, *, name: str | None = None, skip: Collection[str] = ()
+                ) -> Iterator[Table]:
     """Every logical table of a result, streaming: continuation chains stitched into one
-    ``Table`` (grid, spans, ``header_rows``, ``caption``, ``pages``, per-row provenance)."""
-    with Reader(src, name=name) as reader:
+    ``Table`` (grid, spans, ``header_rows``, ``caption``, ``pages``, per-row provenance);
+    ``skip``: element fields left out unread (see ``Reader``)."""
+    with Reader(src, name=name, skip=skip) as reader:
         for element in logical(reader.elements(), reader.diag):
             if element.type == "Table" and element.table is not None:
                 element.table.caption = element.caption.text if element.caption else None

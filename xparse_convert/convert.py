@@ -21,6 +21,7 @@ from .reader import Reader
 from .source import SourceLike
 from .stages import Dropped, logical, select
 from .writers import Writer, WriterContext, get
+from .writers.base import unread_fields
 
 log = logging.getLogger("xparse_convert")
 
@@ -182,7 +183,8 @@ def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | o
     wants_markdown = any(w.wants_engine_markdown(opts) for w in writers_cls)
     with Reader(src, name=name, want_markdown=wants_markdown, diagnostics=diag,
                 progress=progress, max_depth=opts["max_depth"],
-                max_string_mb=opts["max_string_mb"]) as reader:
+                max_string_mb=opts["max_string_mb"],
+                skip=unread_fields(writers_cls, opts)) as reader:
         source = reader.source
         diag.source = source.name
         if out_dir is not None:

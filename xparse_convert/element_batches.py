@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, NamedTuple
 
 import ijson
@@ -30,6 +30,7 @@ from . import structure
 
 QUICK_TRIES = 8  # candidates tried from the end of a chunk before the exact search
 BLOCK = 16 << 10  # the exact search's unit: its state is computed at C speed, block by block
+SMALL_BLOCK = 512  # the unit inside the block that holds what is looked for
 _ANY_END = re.compile(rb"[}\]]\s*,")
 _FIRST_KEY = re.compile(rb'\s*\{\s*"([^"\\]{1,64})"')
 _DECODER = msgspec.json.Decoder()
@@ -48,8 +49,9 @@ class ListCutter:
     chunk completes; ``level`` is the depth inside the list.  Once the list's ``]`` has
     been met, ``end`` is its position and ``after`` the bytes from it on that were fed."""
 
-    def __init__(self, level: int, start: int) -> None:
+    def __init__(self, level: int, start: int, skip: Collection[str] = ()) -> None:
         self.level = level
+        self._skip = fields_pattern(skip)
         # the bytes after the last cut: they start at the list's level, outside any string
         self._pending: list[bytes] = []
         self._pending_start = start
@@ -80,7 +82,7 @@ class ListCutter:
         batch = self._take(chunk, cut)
         if batch is None:
             return []
-        items = _fast_decode(batch)
+        items = _fast_decode(batch, self._skip)
         if items is not None:
             return items
         # A cut after the list's end (a value after the list nests like an element) makes
@@ -91,11 +93,12 @@ class ListCutter:
             self._pending_start = batch.start
             self._first = batch.first
             return self._end_at(b"".join(self._pending), end)
-        return decode(batch)
+        return decode(batch, self._skip)
 
     def finish(self) -> list[Any]:
         """The input ended inside the list (a truncated file): raises the parser's error."""
-        return decode(Batch(b"".join(self._pending), self._pending_start, self._first, False))
+        return decode(Batch(b"".join(self._pending), self._pending_start, self._first, False),
+                      self._skip)
 
     def _end_at(self, data: bytes, end: int) -> list[Any]:
         """``data`` (the pending bytes) holds the list's ``]`` at ``end``."""
@@ -105,7 +108,7 @@ class ListCutter:
         self._pending = []
         if batch.first and not batch.data.strip():
             return []  # an empty list
-        return decode(batch)
+        return decode(batch, self._skip)
 
     def _take(self, chunk: bytes, cut: int) -> Batch | None:
         data = b"".join([*self._pending, chunk[:cut]])
@@ -157,32 +160,41 @@ class ListCutter:
         return -1
 
 
-def _first_close_below(data: bytes, level: int) -> int:
-    """The index of the bracket that takes ``data`` (which starts at ``level``, outside any
-    string) below ``level``, or -1."""
-    for block_start, block, depth, in_string in _blocks(data, level, False):
-        if structure.lowest_depth(block, depth, in_string) >= level:
-            continue
-        for after, depth_after in structure.closes(block, depth, in_string):
-            if depth_after < level:
-                return block_start + after - 1
+def _first_close_below(data: bytes, level: int, start: int = 0) -> int:
+    """The index of the bracket that takes ``data[start:]`` (which starts at ``level``,
+    outside any string) below ``level``, or -1.  The block that holds it is found at C
+    speed, then a small block inside it, and only that is scanned token by token."""
+    depth, in_string, end = level, False, len(data)
+    for size in (BLOCK, SMALL_BLOCK):
+        for block_start, block, block_depth, block_in_string in _blocks(
+                data, depth, in_string, start, end, size):
+            if structure.lowest_depth(block, block_depth, block_in_string) < level:
+                start, end = block_start, block_start + len(block)
+                depth, in_string = block_depth, block_in_string
+                break
+        else:
+            return -1
+    for after, depth_after in structure.closes(data[start:end], depth, in_string):
+        if depth_after < level:
+            return start + after - 1
     return -1
 
 
-def _blocks(chunk: bytes, depth: int, in_string: bool
-            ) -> Iterator[tuple[int, bytes, int, bool]]:
-    """``chunk`` in blocks of about ``BLOCK`` bytes with the state at each block's start.
-    A block never ends inside an escape: a run of backslashes moves to the next block."""
+def _blocks(data: bytes, depth: int, in_string: bool, start: int = 0, end: int | None = None,
+            size: int = BLOCK) -> Iterator[tuple[int, bytes, int, bool]]:
+    """``data[start:end]`` in blocks of about ``size`` bytes with the state at each block's
+    start.  A block never ends inside an escape (``structure.cut_point``; ``end`` must not
+    fall inside one either)."""
+    end = len(data) if end is None else end
     guard = structure.StructureGuard(max_depth=1 << 62)
     guard.list_keys_sought = ()
     guard.depth, guard.in_string = depth, in_string
-    start = 0
-    while start < len(chunk):
-        end = structure.cut_point(chunk, start, BLOCK)
-        block = chunk[start:end]
+    while start < end:
+        stop = min(structure.cut_point(data, start, size), end)
+        block = data[start:stop]
         yield start, block, guard.depth, guard.in_string
         guard.feed(block)
-        start = end
+        start = stop
 
 
 class BatchError(Exception):
@@ -201,19 +213,22 @@ def _opener(batch: Batch) -> bytes:
     return b"[" if batch.first else b"[0"
 
 
-def _fast_decode(batch: Batch) -> list[Any] | None:
-    """The elements of ``batch`` by msgspec; None when msgspec refuses it."""
+def _fast_decode(batch: Batch, skip: re.Pattern[bytes] | None) -> list[Any] | None:
+    """The elements of ``batch`` by msgspec, without the skipped fields; None when msgspec
+    refuses it."""
+    data = batch.data if skip is None else without_fields(batch.data, skip)
     try:
-        items = _DECODER.decode(_opener(batch) + batch.data + b"]")
+        items = _DECODER.decode(_opener(batch) + data + b"]")
     except msgspec.DecodeError:
         return None
     return items if batch.first else items[1:]
 
 
-def decode(batch: Batch) -> list[Any]:
-    """The elements of ``batch``; raises ``BatchError`` for malformed JSON."""
+def decode(batch: Batch, skip: re.Pattern[bytes] | None = None) -> list[Any]:
+    """The elements of ``batch``; raises ``BatchError`` for malformed JSON.  What msgspec
+    refuses is read whole by ijson (the skipped fields too: no output reads them)."""
     if batch.closed:
-        items = _fast_decode(batch)
+        items = _fast_decode(batch, skip)
         if items is not None:
             return items
     opener = _opener(batch)
@@ -225,4 +240,77 @@ def decode(batch: Batch) -> list[Any]:
     return items if batch.first else items[1:]
 
 
-__all__ = ["Batch", "BatchError", "ListCutter", "decode"]
+# -- fields skipped unread -------------------------------------------------------------------
+_SCALAR = re.compile(rb"-?[0-9][0-9.eE+\-]*|true|false|null")
+_SPACE = re.compile(rb"\s*")
+
+
+def fields_pattern(names: Collection[str]) -> re.Pattern[bytes] | None:
+    """The pattern of a member named one of ``names`` (a key, its colon); None for none."""
+    if not names:
+        return None
+    alternatives = b"|".join(re.escape(name.encode()) for name in sorted(names))
+    return re.compile(rb'"(?:' + alternatives + rb')"\s*:\s*')
+
+
+def without_fields(data: bytes, member: re.Pattern[bytes]) -> bytes:
+    """``data`` (which starts outside any string) without the object members ``member``
+    finds, at any depth, each with one comma.  A member is cut by its bytes: inside its value
+    only the string and bracket structure is read.  A value that does not end in ``data``
+    stays (the decoder reports it)."""
+    parts: list[bytes] = []
+    kept = 0  # data[kept:] is not yet in parts
+    known = 0  # data[known] is outside any string
+    search = 0
+    while True:
+        match = member.search(data, search)
+        if match is None:
+            break
+        quotes = structure.quote_count(data[known:match.start()])
+        if quotes % 2:  # inside a string: a text that mentions the key
+            search = match.start() + 1
+            continue
+        end = _value_end(data, match.end())
+        if end < 0:
+            break
+        start = match.start()
+        after = _SPACE.match(data, end).end()
+        if data[after:after + 1] == b",":
+            end = after + 1  # the comma after it goes with it
+        else:  # the last member: the comma before it goes
+            before = start
+            while before > 0 and data[before - 1] in b" \t\r\n":
+                before -= 1
+            if data[before - 1:before] == b",":
+                start = before - 1
+        parts.append(data[kept:start])
+        kept = known = search = end
+    if not parts:
+        return data
+    parts.append(data[kept:])
+    return b"".join(parts)
+
+
+def _value_end(data: bytes, start: int) -> int:
+    """The index after the JSON value at ``start``, or -1 when it does not end in ``data``."""
+    opener = data[start:start + 1]
+    if opener in (b"[", b"{"):
+        close = _first_close_below(data, 1, start + 1)
+        return close + 1 if close >= 0 else -1
+    if opener == b'"':
+        at = start + 1
+        while True:
+            at = data.find(b'"', at)
+            if at < 0:
+                return -1
+            backslash = at
+            while data[backslash - 1] == 0x5C:
+                backslash -= 1
+            if (at - backslash) % 2 == 0:
+                return at + 1
+            at += 1
+    scalar = _SCALAR.match(data, start)
+    return scalar.end() if scalar else -1
+
+
+__all__ = ["Batch", "BatchError", "ListCutter", "decode", "fields_pattern", "without_fields"]

@@ -44,6 +44,9 @@ GUI_TYPES = frozenset({
     "image", "menu", "navigation", "toolbar", "statusbar",
 })
 FURNITURE_TYPES = frozenset({"Header", "Footer", "PageNumber"})
+# The heavy fields of elements (at any depth) most outputs never read: the reader can skip
+# them unread, and JSONL can drop them (``--jsonl-drop``)
+HEAVY_FIELDS = ("char_details", "base64")
 CAPTION_TYPES = frozenset({"TableCaption", "FigureCaption"})
 
 @dataclass

@@ -23,7 +23,7 @@ import re
 import tempfile
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import IO, Any
 
 import ijson
@@ -634,13 +634,18 @@ class Reader:
             reader.info                   # now also the fields after it
 
     ``want_markdown`` copies the engine's whole-document markdown aside (``markdown()``).
+    ``skip`` names element fields (``model.HEAVY_FIELDS``: ``char_details``, ``base64``)
+    left out of every element at any depth, unread: cut from the bytes before anything is
+    decoded (inside them only the string and bracket structure is checked).
     """
 
     def __init__(self, src: SourceLike, *, name: str | None = None, want_markdown: bool = False,
                  diagnostics: Diagnostics | None = None,
                  progress: Callable[[int], None] | None = None,
                  max_depth: int = DEFAULT_MAX_DEPTH,
-                 max_string_mb: int = DEFAULT_MAX_STRING_MB) -> None:
+                 max_string_mb: int = DEFAULT_MAX_STRING_MB,
+                 skip: Collection[str] = ()) -> None:
+        self._skip = tuple(skip)
         self.source: Source = open_source(src, name=name)
         self.diag = diagnostics if diagnostics is not None else Diagnostics(self.source.name)
         self.info = DocumentInfo(name=self.source.stem, source=self.source.name)
@@ -1056,7 +1061,7 @@ class Reader:
     def _batched_items(self, start: int, level: int) -> Iterator[Any]:
         """The raw elements, decoded batch by batch; what follows the list goes to the
         chunk log for the tail."""
-        cutter = ListCutter(level, start + 1)
+        cutter = ListCutter(level, start + 1, self._skip)
         for chunk, depth, in_string in self._list_chunks(start, level):
             if cutter.end is not None:
                 self._log.add(chunk)
@@ -1204,7 +1209,9 @@ def _yajl_error_offset(message: str, chunk: bytes) -> int | None:
     return max(found + before - 1, 0)
 
 
-def iter_elements(src: SourceLike, *, name: str | None = None) -> Iterator[Element]:
-    """Every element of an xParse result, in input order, streaming."""
-    with Reader(src, name=name) as reader:
+def iter_elements(src: SourceLike, *, name: str | None = None, skip: Collection[str] = ()
+                  ) -> Iterator[Element]:
+    """Every element of an xParse result, in input order, streaming; ``skip``: fields left
+    out unread (see ``Reader``), e.g. ``skip=("char_details",)``."""
+    with Reader(src, name=name, skip=skip) as reader:
         yield from reader.elements()

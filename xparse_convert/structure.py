@@ -159,6 +159,11 @@ def _marks(chunk: bytes) -> bytes:
     return chunk.translate(_TO_SQUARE, _DELETE)
 
 
+def quote_count(chunk: bytes) -> int:
+    """The quotes of ``chunk`` that open or close a string (escaped ones left out)."""
+    return _marks(chunk).count(b'"')
+
+
 def _outside_strings(marks: bytes, in_string: bool) -> tuple[bytes | None, bool]:
     """The brackets of ``marks`` that are structure, and whether it ends inside a string;
     ``(None, True)`` when all of it lies inside one string."""
@@ -250,4 +255,4 @@ def whitespace_only(chunk: bytes) -> bool:
 
 
 __all__ = ["ChunkShape", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_STRING_MB", "StructureGuard",
-           "closes", "cut_point", "depth_before", "lowest_depth", "whitespace_only"]
+           "closes", "cut_point", "quote_count", "depth_before", "lowest_depth", "whitespace_only"]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
 from ..diagnostics import Diagnostics
 from ..images import EMBED, FILE, LOAD, ImageRef, Placement, place
 from ..inline import TEXT, Run, fold_runs, strip_runs, text_runs, without_prefix
-from ..model import DocumentInfo, Element
+from ..model import HEAVY_FIELDS, DocumentInfo, Element
 from ..text import TextStats, clean_text, find_bad
 
 # The one dispatch table: an element's type selects a method only through it (or through a
@@ -140,6 +140,20 @@ class Writer:
     def consumption(cls, options: dict[str, Any]) -> str:
         """``"raw"`` or ``"logical"`` for these options (most writers: always ``consumes``)."""
         return cls.consumes
+
+    @classmethod
+    def reads(cls, options: dict[str, Any]) -> frozenset[str] | None:
+        """The heavy fields (``model.HEAVY_FIELDS``) this writer reads with these options;
+        the reader skips those no writer of the run reads.  None (the default, so a plug-in
+        that declares nothing sees every field): all of them."""
+        return None
+
+    @classmethod
+    def picture_fields(cls, options: dict[str, Any]) -> frozenset[str]:
+        """What a writer that places pictures reads: their base64, unless ``--images none``
+        (``--images url`` embeds a picture that has no URL)."""
+        mode = options.get("images") or cls.images_default
+        return frozenset() if mode == "none" else frozenset({"base64"})
 
     def begin(self, info: DocumentInfo) -> None:
         """Called once before the first element, with the fields known so far."""
@@ -294,3 +308,16 @@ class Writer:
         stats = self.context.text_stats
         return [r._replace(text=clean_text(r.text, stats), source=clean_text(r.source, stats))
                 if r.text or r.source else r for r in runs]
+
+
+def unread_fields(writer_classes: Sequence[type[Writer]], options: dict[str, Any]
+                  ) -> tuple[str, ...]:
+    """The heavy fields none of ``writer_classes`` reads with ``options``: the reader skips
+    them at the byte level."""
+    read: set[str] = set()
+    for cls in writer_classes:
+        fields = cls.reads(options)
+        if fields is None:
+            return ()
+        read |= fields
+    return tuple(name for name in HEAVY_FIELDS if name not in read)

@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from typing import IO
+from typing import IO, Any
 
 from lxml import etree
 
@@ -165,6 +165,10 @@ class DocxWriter(Writer):
         Option("toc", "a table of contents at the top, filled from the titles", False,
                kind=bool),
     )
+
+    @classmethod
+    def reads(cls, options: dict[str, Any]) -> frozenset[str]:
+        return cls.picture_fields(options)
 
     def begin(self, info: DocumentInfo) -> None:
         self.package = DocxPackage(self.out)

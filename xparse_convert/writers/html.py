@@ -81,6 +81,10 @@ class HtmlWriter(Writer):
     extension = "html"
     description = "one self-contained, safe HTML page with a table of contents"
 
+    @classmethod
+    def reads(cls, options: dict[str, Any]) -> frozenset[str]:
+        return cls.picture_fields(options)
+
     def begin(self, info: DocumentInfo) -> None:
         self.images = self.option("images") or self.images_default
         self.titles: list[tuple[int, str, str]] = []

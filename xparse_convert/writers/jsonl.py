@@ -22,13 +22,12 @@ from typing import Any
 
 import orjson
 
-from ..model import DocumentInfo, Element
+from ..model import HEAVY_FIELDS, DocumentInfo, Element
 from ..text import clean_text
 from .base import Option, Writer
 
 LINE_SCHEMA = "xparse-convert.jsonl/1"
 CELL_SCHEMA = "xparse-convert.jsonl-cells/1"
-HEAVY_FIELDS = ("char_details", "base64")
 
 
 def _drop(value: Any, names: frozenset[str]) -> Any:
@@ -85,6 +84,10 @@ class JsonlWriter(Writer):
         Option("cells", "one line per table cell of each logical table instead of per element",
                False, kind=bool),
     )
+
+    @classmethod
+    def reads(cls, options: dict[str, Any]) -> frozenset[str]:
+        return frozenset(HEAVY_FIELDS) - frozenset(options.get("jsonl_drop") or ())
 
     @classmethod
     def consumption(cls, options: dict[str, Any]) -> str:

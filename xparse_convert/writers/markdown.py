@@ -189,6 +189,10 @@ class MarkdownWriter(Writer):
     )
 
     @classmethod
+    def reads(cls, options: dict[str, Any]) -> frozenset[str]:
+        return cls.picture_fields(options)
+
+    @classmethod
     def wants_engine_markdown(cls, options: dict[str, Any]) -> bool:
         return options.get("md_source") == "engine"
 

@@ -8,7 +8,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import IO
+from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ..inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
@@ -142,6 +142,10 @@ class XlsxWriter(Writer):
         Option("text", "keep every cell as text (no number conversion)", False, kind=bool),
         Option("single_sheet", "all tables on one sheet, one under another", False, kind=bool),
     )
+
+    @classmethod
+    def reads(cls, options: dict[str, Any]) -> frozenset[str]:
+        return frozenset()  # a picture is text here: "[image]" or its URL
 
     def begin(self, info: DocumentInfo) -> None:
         self.book = Workbook(self.out)
