@@ -186,7 +186,7 @@ def test_warnings_are_grouped_capped_and_strict_fails(tmp_path):
 
 
 def test_interrupt_exits_130(monkeypatch, capsys):
-    import xparse_convert.cli as cli
+    import xparse_convert.cli.commands as cli
 
     def boom(*a, **k):
         raise KeyboardInterrupt

@@ -30,6 +30,7 @@ from .diagnostics import Diagnostics
 from .model import CAPTION_TYPES, FURNITURE_TYPES, Element
 from .tables import Table, TableTooLarge, build_table, table_from_text
 from .text import join_glue
+from .values import is_int
 
 HOLD_LIMIT = 64  # furniture elements held while a chain may still continue
 MIN_OVERLAP = 20  # a continuation repeating this much of its head's end drops the repeat
@@ -174,7 +175,7 @@ def _apply_source_regions(table: Table, element: Element) -> None:
             end = region.get("row_end", region.get("end_row"))
             if isinstance(span, list) and len(span) == 2:
                 start, end = span
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (page, start, end)):
+            if not all(is_int(v) for v in (page, start, end)):
                 continue
             for row in range(max(start, 1) - 1, min(end, table.n_rows)):
                 table.row_pages[row] = page

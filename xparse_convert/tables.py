@@ -46,8 +46,8 @@ from typing import Any
 from . import inline
 from .images import ImageRef, image_ref_from
 from .inline import Run
-from .model import as_int
 from .text import display_width
+from .values import as_int
 
 # Bounds on any grid, whatever the output: positions beyond them are refused, not allocated.
 MAX_ROWS = 10_000_000
