@@ -10,6 +10,7 @@ import pytest
 from conftest import LEGACY_RESULTS, SAMPLE
 
 from xparse_convert import (
+    InputError,
     UsageError,
     Writer,
     convert,
@@ -42,11 +43,17 @@ def test_iter_tables_on_real_results(path):
         assert len(table.row_pages) == table.n_rows
 
 
-def test_iter_elements_is_lazy():
-    stream = iter_elements(SAMPLE)
+def test_iter_elements_is_lazy(tmp_path):
+    """The first element comes before the input is read to its end: a result cut short
+    after it still gives it, and the error comes only when the stream gets there."""
+    cut = tmp_path / "cut.json"
+    data = SAMPLE.read_bytes()
+    cut.write_bytes(data[:data.index(b"el_003")])
+    stream = iter_elements(cut)
     first = next(stream)
     assert first.id == "el_001"
-    stream.close()
+    with pytest.raises(InputError, match="ends too early"):
+        list(stream)
 
 
 def test_options_are_checked():
