@@ -101,3 +101,26 @@ def test_a_custom_writer_class_from_the_library(tmp_path):
     finally:
         del writers.BUILTIN["count"]
     assert (tmp_path / "mem.txt").read_text() == "31 blocks, 4 pages\n"
+
+
+def test_one_policy_for_a_failed_input(tmp_path):
+    """``Report.failed`` is the one exception policy: the input's own failures are its
+    reason, anything else an internal error; a batch job says what the single conversion
+    says of the same input."""
+    from xparse_convert.batch import Job, run_job
+    from xparse_convert.convert import Report
+
+    assert Report.failed("a", InputError("bad", source="a.json", where="byte 3")).error_where \
+        == "byte 3"
+    assert Report.failed("a", MemoryError(), memory_limit_mb=300).error == \
+        "out of memory (limit 300 MB)"
+    assert Report.failed("a", OSError(28, "No space left on device")).error == \
+        "No space left on device"
+    assert Report.failed("a", KeyError("x")).error.startswith("internal error (KeyError")
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(SAMPLE.read_bytes()[:5000])
+    with pytest.raises(InputError) as single:
+        convert(cut, "md", tmp_path / "o")
+    report = run_job(Job(str(cut), str(tmp_path / "o")), ["md"], None)
+    assert (report.source, report.error, report.error_where) == (
+        str(cut), single.value.message, single.value.where)

@@ -31,8 +31,7 @@ def iter_tables(src: SourceLike, *, name: str | None = None) -> Iterator[Table]:
     with Reader(src, name=name) as reader:
         for element in logical(reader.elements(), reader.diag):
             if element.type == "Table" and element.table is not None:
-                element.table.caption = element.caption.text if element.caption else None
-                yield element.table
+                yield element.table  # its caption set by ``logical``
 
 
 __all__ = [

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from .diagnostics import Diagnostics
 from .model import CAPTION_TYPES, FURNITURE_TYPES, Element
 from .tables import Table, TableTooLarge, build_table, table_from_text
-from .text import join_glue
+from .text import fold_spaces, join_glue
 from .values import is_int
 
 HOLD_LIMIT = 64  # furniture elements held while a chain may still continue
@@ -206,6 +206,12 @@ def repeated_overlap(before: str, fragment: str) -> int:
     return 0
 
 
+def caption_text(caption: Element | None) -> str | None:
+    """A caption's text as every output shows it in one line (``Table.caption``, the XLSX
+    index, a picture's alternative text): whitespace folded (``text.fold_spaces``)."""
+    return fold_spaces(caption.text) if caption is not None else None
+
+
 def _kind_matches(caption: Element, target: Element) -> bool:
     return (caption.type == "TableCaption" and target.type == "Table") or \
         (caption.type == "FigureCaption" and target.type == "Image")
@@ -249,6 +255,8 @@ class _Logical:
                 else:
                     trailing = self.caption
                 self.caption = self.caption_after = None
+            if self.held.table is not None:  # the one place a table learns its caption
+                self.held.table.caption = caption_text(self.held.caption)
             yield self.held
             if trailing is not None:
                 yield trailing

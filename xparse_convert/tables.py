@@ -195,7 +195,7 @@ class Table:
         self.repairs = repairs or []
         self.source = source
         self.element_ids: list[str] = []
-        self.caption: str | None = None  # set for logical tables (``iter_tables``)
+        self.caption: str | None = None  # set for logical tables (``stages.logical``)
         self._slots: list[list[Slot]] | None = None
 
     @property
