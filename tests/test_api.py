@@ -437,7 +437,9 @@ def test_job_ids_are_url_encoded_in_request_paths(api, document):
     with client_for(api) as client:
         job = client.submit(document)
         client.wait(job)
-    from xparse_convert.api import STATUS_PATH, quote
+    from urllib.parse import quote
+
+    from xparse_convert.api import STATUS_PATH
 
     paths = {r[1] for r in api.requests if r[0] == "api" and r[1] != "/api/v1/xparse/parse/async"}
     assert paths == {STATUS_PATH.format(job_id=quote(job, safe=""))}

@@ -10,6 +10,7 @@ import pytest
 from conftest import LEGACY_RESULTS, SAMPLE
 
 from xparse_convert import (
+    InputError,
     UsageError,
     Writer,
     convert,
@@ -42,11 +43,17 @@ def test_iter_tables_on_real_results(path):
         assert len(table.row_pages) == table.n_rows
 
 
-def test_iter_elements_is_lazy():
-    stream = iter_elements(SAMPLE)
+def test_iter_elements_is_lazy(tmp_path):
+    """The first element comes before the input is read to its end: a result cut short
+    after it still gives it, and the error comes only when the stream gets there."""
+    cut = tmp_path / "cut.json"
+    data = SAMPLE.read_bytes()
+    cut.write_bytes(data[:data.index(b"el_003")])
+    stream = iter_elements(cut)
     first = next(stream)
     assert first.id == "el_001"
-    stream.close()
+    with pytest.raises(InputError, match="ends too early"):
+        list(stream)
 
 
 def test_options_are_checked():
@@ -94,3 +101,26 @@ def test_a_custom_writer_class_from_the_library(tmp_path):
     finally:
         del writers.BUILTIN["count"]
     assert (tmp_path / "mem.txt").read_text() == "31 blocks, 4 pages\n"
+
+
+def test_one_policy_for_a_failed_input(tmp_path):
+    """``Report.failed`` is the one exception policy: the input's own failures are its
+    reason, anything else an internal error; a batch job says what the single conversion
+    says of the same input."""
+    from xparse_convert.batch import Job, run_job
+    from xparse_convert.convert import Report
+
+    assert Report.failed("a", InputError("bad", source="a.json", where="byte 3")).error_where \
+        == "byte 3"
+    assert Report.failed("a", MemoryError(), memory_limit_mb=300).error == \
+        "out of memory (limit 300 MB)"
+    assert Report.failed("a", OSError(28, "No space left on device")).error == \
+        "No space left on device"
+    assert Report.failed("a", KeyError("x")).error.startswith("internal error (KeyError")
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(SAMPLE.read_bytes()[:5000])
+    with pytest.raises(InputError) as single:
+        convert(cut, "md", tmp_path / "o")
+    report = run_job(Job(str(cut), str(tmp_path / "o")), ["md"], None)
+    assert (report.source, report.error, report.error_where) == (
+        str(cut), single.value.message, single.value.where)

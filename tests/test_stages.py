@@ -339,3 +339,28 @@ def test_kept_fragments_of_a_chain_cut_in_the_middle_join():
     assert [e.id for e in out] == ["t1"] and not diag
     assert out[0].table.text_grid() == [["h"], ["a"], ["c"]]
     assert out[0].table.row_pages == [1, 1, 3]
+
+
+def test_a_caption_reads_the_same_everywhere(write_json, tmp_path):
+    """One rule for a caption's text: whitespace folded to single spaces, stripped; the
+    logical stage gives it to the table, and ``iter_tables``, ``info`` and the XLSX index
+    all show that."""
+    from conftest import element, envelope, structure
+
+    from xparse_convert import inspect, iter_tables
+
+    doc = envelope([
+        element("c", "TableCaption", text="  Table 1.\n  Revenue\tby   year "),
+        element("t", "Table", text="", table_structure=structure(
+            [(1, 1, 1, 1, "year"), (1, 2, 1, 1, "revenue"), (2, 1, 1, 1, "2024"),
+             (2, 2, 1, 1, "12")])),
+    ])
+    src = write_json(doc)
+    folded = "Table 1. Revenue by year"
+    assert [t.caption for t in iter_tables(src)] == [folded]
+    assert [t["caption"] for t in inspect(src)["tables"]] == [folded]
+    import openpyxl
+
+    book = openpyxl.load_workbook(convert(src, "xlsx", tmp_path / "o").outputs["xlsx"])
+    index = [c.value for row in book["Tables"].iter_rows() for c in row]
+    assert folded in index

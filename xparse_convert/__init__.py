@@ -33,8 +33,7 @@ def iter_tables(src: SourceLike, *, name: str | None = None, skip: Collection[st
     with Reader(src, name=name, skip=skip) as reader:
         for element in logical(reader.elements(), reader.diag):
             if element.type == "Table" and element.table is not None:
-                element.table.caption = element.caption.text if element.caption else None
-                yield element.table
+                yield element.table  # its caption set by ``logical``
 
 
 __all__ = [

@@ -9,21 +9,24 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import options as option_rules
 from .diagnostics import Diagnostics
-from .errors import UsageError
+from .errors import UsageError, XParseError
 from .model import Element
 from .output import OutputSet
 from .reader import Reader
 from .source import SourceLike
 from .stages import Dropped, logical, select
-from .writers import Writer, WriterContext, get
+from .targets import assets_folder, check_stem, formats, output_folder, output_paths, streamable
+from .writers import Writer, WriterContext
 from .writers.base import unread_fields
 
 log = logging.getLogger("xparse_convert")
+
+# what an input can do to its own conversion (``Report.failed``): anything else is a bug
+INPUT_FAILURES: tuple[type[BaseException], ...] = (XParseError, OSError, MemoryError)
 
 
 @dataclass
@@ -47,6 +50,27 @@ class Report:
     def ok(self) -> bool:
         return self.error is None
 
+    @classmethod
+    def failed(cls, source: str, exc: BaseException, *, seconds: float = 0.0,
+               memory_limit_mb: int | None = None) -> Report:
+        """The one report of a conversion that raised ``exc`` (the one exception policy):
+        ``XParseError``, ``OSError`` and ``MemoryError`` are the input's own reason; anything
+        else is an internal error, said as such.  Callers that can show a traceback (the
+        command line with ``--debug``) let those through instead of calling this
+        (``INPUT_FAILURES`` names the input's own)."""
+        limit = f" (limit {memory_limit_mb} MB)" if memory_limit_mb else ""
+        where = None
+        if isinstance(exc, XParseError):
+            source, error, where = exc.source or source, exc.message, exc.where
+        elif isinstance(exc, MemoryError) or (memory_limit_mb and isinstance(
+                exc, (ImportError, OSError)) and "map" in str(exc)):
+            error = f"out of memory{limit}"  # under a cap, a library may not even load
+        elif isinstance(exc, OSError):
+            error = f"{exc.strerror or exc}"
+        else:  # a bug must fail this input with its reason, not the run
+            error = f"internal error ({type(exc).__name__}: {exc}); please report it"
+        return cls(source=source, error=error, error_where=where, seconds=seconds)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source, "ok": self.ok, "outputs": self.outputs,
@@ -55,106 +79,6 @@ class Report:
             "elements": self.elements, "seconds": round(self.seconds, 3), "bytes": self.bytes,
             "skipped": self.skipped, "interrupted": self.interrupted,
         }
-
-
-def formats(to: str | Sequence[str]) -> list[type[Writer]]:
-    """The writer classes for ``"docx,md"`` or a list of names, each once, in order."""
-    names = [n.strip() for n in (to.split(",") if isinstance(to, str) else to) if n.strip()]
-    if not names:
-        raise UsageError("no output format given")
-    writers: list[type[Writer]] = []
-    for name in names:
-        cls = get(name)
-        if cls not in writers:
-            writers.append(cls)
-    return writers
-
-
-def output_paths(stem: str, out_dir: Path, writers: Sequence[type[Writer]]) -> dict[str, Path]:
-    return {w.name: out_dir / f"{stem}.{w.extension}" for w in writers}
-
-
-def streamable(writer: type[Writer]) -> bool:
-    """True when the format is text that a pipe or terminal can take (JSONL is, though it is
-    written as bytes; DOCX and XLSX are not)."""
-    return writer.text if writer.text is not None else not writer.binary
-
-
-def check_stem(stem: str, label: str = "output name") -> str:
-    """``stem`` when it names a file and nothing else: no folder part, absolute or relative,
-    so outputs named by it stay in their folder; else ``UsageError``."""
-    if (not stem or stem in (".", "..") or any(c in stem for c in "/\\\0")
-            or os.path.isabs(stem)):
-        raise UsageError(f"{label} {stem!r} must be a plain file name (no folder, no '..'), "
-                         "so the outputs stay in their folder")
-    return stem
-
-
-@dataclass(frozen=True)
-class OutputTarget:
-    """Where ``-o`` sends the outputs: standard output, one file (``folder``/``stem`` +
-    the format's extension), or a folder (``None``: beside each input)."""
-
-    formats: tuple[str, ...]
-    folder: Path | None = None
-    stem: str | None = None  # the output name when -o names a file, or --name
-    stdout: bool = False
-    file: Path | None = None  # -o as given, when it names a file
-
-
-def resolve_output(output: str | os.PathLike | None, to: str | Sequence[str] | None, *,
-                   several_inputs: bool = False, name: str | None = None) -> OutputTarget:
-    """The one rule for ``-o`` (pandoc's): ``-`` is standard output; a path ending in the
-    extension of the single requested format is that file (without ``to``, a known extension
-    chooses the format: ``-o out.docx`` is DOCX); anything else (an existing folder, a path
-    ending in ``/``, any other name) is a folder.  A file with several inputs or formats, or
-    whose extension is not the requested format's, is a ``UsageError``, as is a ``name`` that
-    is not a plain file name or that competes with a file ``-o``."""
-    from .writers import available
-
-    requested = formats(to) if to else []
-    if name is not None:
-        check_stem(name, "--name")
-        if several_inputs:
-            raise UsageError("--name names the outputs of one input; there are several")
-    if output is not None and os.fspath(output) == "-":
-        if several_inputs:
-            raise UsageError("-o - (standard output) takes exactly one input")
-        if len(requested) != 1 or not streamable(requested[0]):
-            pipeable = sorted(n for n, w in available().items() if streamable(w))
-            raise UsageError("-o - (standard output) takes one input and one text format "
-                             f"({', '.join(pipeable)})")
-        return OutputTarget((requested[0].name,), stdout=True, stem=name)
-    path = Path(output) if output is not None else None
-    text = os.fspath(output) if output is not None else ""
-    extension = path.suffix[1:].lower() if path is not None else ""
-    is_folder = text.endswith(("/", os.sep)) or (path is not None and path.is_dir())
-    by_extension = [w for w in available().values() if w.extension.lower() == extension]
-    if path is None or is_folder or not extension or not by_extension:
-        if not requested:
-            raise UsageError("--to FMT is required (see --list-formats), or -o FILE with the "
-                             "format's extension")
-        return OutputTarget(tuple(w.name for w in requested), folder=path, stem=name)
-    if not requested:
-        if len(by_extension) > 1:
-            raise UsageError(f"-o {text}: .{extension} is written by "
-                             f"{', '.join(w.name for w in by_extension)}; choose with --to")
-        requested = by_extension
-    if len(requested) > 1:
-        raise UsageError(f"-o {text} names one file, but --to asks for {len(requested)} "
-                         "formats; name a folder for several")
-    if requested[0].extension.lower() != extension:
-        raise UsageError(f"-o {text} ends in .{extension}, but --to asks for "
-                         f"{requested[0].name} (.{requested[0].extension}); name a folder "
-                         f"or a .{requested[0].extension} file")
-    if several_inputs:
-        raise UsageError(f"-o {text} names one file, but there are several inputs; name a "
-                         "folder")
-    if name is not None:
-        raise UsageError(f"--name and -o {text} both name the output; give one of them")
-    stem = path.name[: -len(path.suffix)]
-    return OutputTarget((requested[0].name,), folder=path.parent, stem=check_stem(stem, "-o"),
-                        file=path)
 
 
 def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | os.PathLike | None
@@ -187,15 +111,10 @@ def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | o
                 skip=unread_fields(writers_cls, opts)) as reader:
         source = reader.source
         diag.source = source.name
-        if out_dir is not None:
-            folder = Path(out_dir)
-        elif source.path is not None:
-            folder = source.path.parent
-        else:
-            folder = Path.cwd()
+        folder = output_folder(source.path, out_dir)
         stem = stem or source.stem
         targets = output_paths(stem, folder, writers_cls)
-        outputs = OutputSet(folder / f"{stem}_files")
+        outputs = OutputSet(assets_folder(stem, folder))
         report = Report(source=source.name, bytes=source.size)
         writers: list[Writer] = []
         try:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .values import is_int
+
 # Pillow format name -> (file extension, mime type)
 RASTER_FORMATS: dict[str, tuple[str, str]] = {
     "PNG": ("png", "image/png"),
@@ -371,8 +373,8 @@ def image_ref_from(image_data: Any, metadata: dict[str, Any]) -> ImageRef | None
         image_data = next((d for d in image_data if isinstance(d, dict)), None)
     width = metadata.get("width")
     height = metadata.get("height")
-    width = width if isinstance(width, int) and not isinstance(width, bool) else None
-    height = height if isinstance(height, int) and not isinstance(height, bool) else None
+    width = width if is_int(width) else None
+    height = height if is_int(height) else None
     if not isinstance(image_data, dict):
         return None
     url = image_data.get("image_url")

@@ -36,7 +36,7 @@ def inspect(src: SourceLike, *, name: str | None = None) -> dict[str, Any]:
                     "cols": table.n_cols,
                     "header_rows": table.header_rows,
                     "merged_cells": len(table.merged_ranges()),
-                    "caption": element.caption.text if element.caption else None,
+                    "caption": table.caption,
                     "source": table.source,
                     "repairs": len(table.repairs),
                 })

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .model import PageInfo
+from .values import is_int
 
 _MAPPED_KEYS = frozenset({
     "type", "sub_type", "page_id", "paragraph_id", "outline_level", "content", "position",
@@ -73,7 +74,7 @@ class LegacyPages:
         if not isinstance(page, dict):
             return
         page_id = page.get("page_id")
-        if not isinstance(page_id, int) or isinstance(page_id, bool):
+        if not is_int(page_id):
             return
         if self.zero_based is None:
             self.zero_based = page_id == 0
@@ -202,7 +203,7 @@ def _element_type(item: dict[str, Any], page: PageInfo | None) -> str:
         if page is not None and page.height and _is_box(pos):
             return "Header" if _bounds(pos)[1] < page.height / 2 else "Footer"
         return "Header"
-    if isinstance(outline, int) and not isinstance(outline, bool) and outline >= 0:
+    if is_int(outline) and outline >= 0:
         return "Title"
     if sub == "text_title":
         return "Title"
@@ -266,8 +267,8 @@ def map_detail(item: dict[str, Any], pages: LegacyPages | None) -> tuple[dict[st
                     continue
                 c = {k: v for k, v in cell.items() if k not in ("row", "col", "position")}
                 row, col = cell.get("row"), cell.get("col")
-                c["row"] = row + 1 if isinstance(row, int) and not isinstance(row, bool) else row
-                c["col"] = col + 1 if isinstance(col, int) and not isinstance(col, bool) else col
+                c["row"] = row + 1 if is_int(row) else row
+                c["col"] = col + 1 if is_int(col) else col
                 cell_coords, _ = normalise(cell.get("position"), page)
                 if cell_coords is not None:
                     c["coordinates"] = cell_coords

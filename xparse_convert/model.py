@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import inline
 from .inline import Run
+from .values import as_int, is_int, str_or_none
 
 if TYPE_CHECKING:
     from .images import ImageRef
@@ -98,7 +99,7 @@ class DocumentInfo:
     @property
     def page_count(self) -> int | None:
         value = self.metadata.get("page_count")
-        if isinstance(value, int) and not isinstance(value, bool):
+        if is_int(value):
             return value
         if self.pages:
             return max(self.pages)
@@ -167,12 +168,12 @@ class Element:
         depth = meta.get("category_depth")
         self.depth = depth if type(depth) is int or depth is None else as_int(depth)
         parent = meta.get("parent_id")
-        self.parent_id = parent if type(parent) is str and parent else _str_or_none(parent)
+        self.parent_id = parent if type(parent) is str and parent else str_or_none(parent)
         ref = meta.get("ref_element_id")
-        self.ref_id = ref if type(ref) is str and ref else _str_or_none(ref)
+        self.ref_id = ref if type(ref) is str and ref else str_or_none(ref)
         self.is_continuation = meta.get("is_continuation") is True
         of = meta.get("continuation_of")
-        self.continuation_of = of if type(of) is str and of else _str_or_none(of)
+        self.continuation_of = of if type(of) is str and of else str_or_none(of)
         coords = raw.get("coordinates")
         self.coordinates = coords if isinstance(coords, list) else None
         self.coord_unit = coord_unit
@@ -273,30 +274,3 @@ def _shifted(obj: dict[str, Any], offset: int) -> dict[str, Any]:
     if isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span):
         return {**obj, "text_range": [span[0] + offset, span[1] + offset]}
     return obj
-
-
-def as_int(value: object) -> int | None:
-    """An integer from an int, an integral float or a string of ASCII digits (at most 18,
-    optionally signed); else None.  Booleans are not numbers here."""
-    if type(value) is int:  # the common case first (bool is a subclass, not this type)
-        return value
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        digits = text[1:] if text[:1] in "+-" else text
-        if digits.isascii() and digits.isdigit() and len(digits) <= 18:
-            return int(text)
-    return None
-
-
-def _str_or_none(value: object) -> str | None:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from .diagnostics import Diagnostics
 from .model import CAPTION_TYPES, FURNITURE_TYPES, Element
 from .tables import Table, TableTooLarge, build_table, table_from_text
-from .text import join_glue
+from .text import fold_spaces, join_glue
+from .values import is_int
 
 HOLD_LIMIT = 64  # furniture elements held while a chain may still continue
 MIN_OVERLAP = 20  # a continuation repeating this much of its head's end drops the repeat
@@ -174,7 +175,7 @@ def _apply_source_regions(table: Table, element: Element) -> None:
             end = region.get("row_end", region.get("end_row"))
             if isinstance(span, list) and len(span) == 2:
                 start, end = span
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (page, start, end)):
+            if not all(is_int(v) for v in (page, start, end)):
                 continue
             for row in range(max(start, 1) - 1, min(end, table.n_rows)):
                 table.row_pages[row] = page
@@ -203,6 +204,12 @@ def repeated_overlap(before: str, fragment: str) -> int:
             return len(before) - found
         start = found + 1
     return 0
+
+
+def caption_text(caption: Element | None) -> str | None:
+    """A caption's text as every output shows it in one line (``Table.caption``, the XLSX
+    index, a picture's alternative text): whitespace folded (``text.fold_spaces``)."""
+    return fold_spaces(caption.text) if caption is not None else None
 
 
 def _kind_matches(caption: Element, target: Element) -> bool:
@@ -248,6 +255,8 @@ class _Logical:
                 else:
                     trailing = self.caption
                 self.caption = self.caption_after = None
+            if self.held.table is not None:  # the one place a table learns its caption
+                self.held.table.caption = caption_text(self.held.caption)
             yield self.held
             if trailing is not None:
                 yield trailing

@@ -46,8 +46,8 @@ from typing import Any
 from . import inline
 from .images import ImageRef, image_ref_from
 from .inline import Run
-from .model import as_int
 from .text import display_width
+from .values import as_int
 
 # Bounds on any grid, whatever the output: positions beyond them are refused, not allocated.
 MAX_ROWS = 10_000_000
@@ -195,7 +195,7 @@ class Table:
         self.repairs = repairs or []
         self.source = source
         self.element_ids: list[str] = []
-        self.caption: str | None = None  # set for logical tables (``iter_tables``)
+        self.caption: str | None = None  # set for logical tables (``stages.logical``)
         self._slots: list[list[Slot]] | None = None
 
     @property
@@ -567,13 +567,12 @@ def _default_header_rows(table: Table) -> int:
 
 
 # -- sources -------------------------------------------------------------------------------
-def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -> Table | None:
-    """Grid from ``table_structure`` (1-based ``row``/``col``; legacy cells are 0-based).
-    None when it holds no usable cell."""
+def table_from_structure(structure: dict[str, Any]) -> Table | None:
+    """Grid from ``table_structure`` (1-based ``row``/``col``: ``legacy`` maps 0-based legacy
+    cells onto them).  None when it holds no usable cell."""
     raw_cells = structure.get("cells")
     if not isinstance(raw_cells, list):
         return None
-    base = 1 if one_based else 0
     repairs: list[str] = []
     parsed: list[Cell] = []
     roles: dict[int, list[bool]] = {}
@@ -602,7 +601,7 @@ def table_from_structure(structure: dict[str, Any], *, one_based: bool = True) -
             row_span = _span(row_span, repairs, "row span")
         if col_span != 1 or type(col_span) is not int:
             col_span = _span(col_span, repairs, "column span")
-        cell = Cell(row - base, col - base, row_span, col_span, text, is_header, page, None,
+        cell = Cell(row - 1, col - 1, row_span, col_span, text, is_header, page, None,
                     runs, item)
         parsed.append(cell)
         if isinstance(role, str):
@@ -821,12 +820,12 @@ def looks_like_html_table(text: str) -> bool:
     return "<table" in text[:2000].lower() or "<tr" in text[:2000].lower()
 
 
-def build_table(raw: dict[str, Any], text: str, *, one_based: bool = True) -> Table:
+def build_table(raw: dict[str, Any], text: str) -> Table:
     """The grid of a Table element dict, from the best source it has (see module docs)."""
     structure = raw.get("table_structure")
     table: Table | None = None
     if isinstance(structure, dict):
-        table = table_from_structure(structure, one_based=one_based)
+        table = table_from_structure(structure)
         if table is not None and text:
             _fill_from_text(table, text)
     if table is None and text and looks_like_html_table(text):

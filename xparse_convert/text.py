@@ -56,6 +56,12 @@ def strip_math_delimiters(text: str) -> str:
     return text.strip()
 
 
+def fold_spaces(text: str) -> str:
+    """Text on one line: every run of whitespace one space, none at either end (how a
+    caption reads wherever it is shown)."""
+    return " ".join(text.split())
+
+
 def join_glue(left: str, right: str) -> str:
     """What goes between two pieces of one paragraph split across pages: nothing after a
     hyphen or whitespace, before whitespace, or next to CJK and fullwidth text (which has no

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from .latex import FormulaError
+from .errors import FormulaError
 
 
 class ChemError(FormulaError):

@@ -50,12 +50,11 @@ import html
 import re
 from dataclasses import dataclass
 
+from .chem import ce_to_latex
+from .errors import FormulaError
+
 MAX_CHARS = 4000
 MAX_DEPTH = 40
-
-
-class FormulaError(ValueError):
-    """A formula that cannot be converted (the writer then keeps its LaTeX as text)."""
 
 
 @dataclass(frozen=True)
@@ -205,8 +204,6 @@ def _plain(tokens: list[str]) -> str:
 
 def _commands(tokens: list[str]) -> tuple[list[str], str | None]:
     """Rules 7-11: one left-to-right pass over control words (text arguments untouched)."""
-    from .chem import ce_to_latex
-
     known = known_commands()
     out: list[str] = []
     tag: str | None = None

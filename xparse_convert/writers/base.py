@@ -11,7 +11,7 @@ from ..diagnostics import Diagnostics
 from ..images import EMBED, FILE, LOAD, ImageRef, Placement, place
 from ..inline import TEXT, Run, fold_runs, strip_runs, text_runs, without_prefix
 from ..model import HEAVY_FIELDS, DocumentInfo, Element
-from ..text import TextStats, clean_text, find_bad
+from ..text import TextStats, clean_text, find_bad, fold_spaces
 
 # The one dispatch table: an element's type selects a method only through it (or through a
 # writer's own ``types``).  Types are data from the input: "Begin", "Write" or "__init__" are
@@ -32,7 +32,7 @@ GUI_METHODS: Mapping[str, str] = {"image": "image"}
 class Option:
     """A writer's own option.  On the command line it is ``--<writer>-<name>``; in the library
     ``options={"<writer>_<name>": value}``.  ``choices`` limits a string; ``kind`` is ``str``,
-    ``bool`` or ``list`` (comma-separated on the command line)."""
+    ``bool``, ``int`` or ``list`` (comma-separated on the command line)."""
 
     name: str
     help: str
@@ -278,6 +278,12 @@ class Writer:
             assert placement.data is not None and placement.info is not None
             return self.context.assets.add(placement.data, placement.info.extension)
         return placement.url if placement.action == LOAD else None
+
+    def caption_text(self, el: Element) -> str:
+        """The caption attached to ``el`` as plain text on one line, cleaned (the rule of
+        ``stages.caption_text``); ``""`` without one.  For where markup cannot go: an index
+        cell, a picture's alternative text."""
+        return fold_spaces(self.clean(el.caption.text)) if el.caption is not None else ""
 
     def runs(self, el: Element) -> list[Run]:
         """An element's inline runs as a paragraph shows them (stripped, text cleaned)."""

@@ -315,8 +315,7 @@ class HtmlWriter(Writer):
     def image(self, el: Element) -> None:
         figure = etree.Element("figure", **_attrs(el))
         caption = self._figcaption(el.caption) if el.caption is not None else None
-        caption_text = " ".join("".join(caption.itertext()).split()) if caption is not None \
-            else ""
+        caption_text = self.caption_text(el)
         if caption is not None and el.caption_first:
             figure.append(caption)
         placement = self.place_picture(el.image)

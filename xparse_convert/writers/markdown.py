@@ -361,7 +361,7 @@ class MarkdownWriter(Writer):
         if caption and caption_first:
             self._block(caption)
         placement = self.place_picture(el.image)
-        alt = escape_text(" ".join(self.clean(el.caption.text).split())) if el.caption else ""
+        alt = escape_text(self.caption_text(el))
         if placement.action == MISSING:
             # the caption, when there is one, is written beside: not repeated here
             self._block("*\\[image not available\\]*")

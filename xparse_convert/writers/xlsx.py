@@ -235,7 +235,7 @@ class XlsxWriter(Writer):
         if table is None:
             return
         number = len(self.index) + 1
-        caption = " ".join(self.clean(el.caption.text).split()) if el.caption else ""
+        caption = self.caption_text(el)
         pages = table.pages
         page_column = len(pages) > 1 and table.n_cols < MAX_SHEET_COLS
         entry = _IndexRow(number, "", "A1", caption, pages, table.n_rows, table.n_cols,

@@ -8,31 +8,31 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from .cli import (
+from ..errors import UsageError, XParseError
+from ..options import DOWNLOAD_LIMITS, split_list
+from ..output import temporary_name
+from ..targets import OutputTarget, resolve_output
+from ..terminal import printable
+from .common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     PROG,
     SHOWN_NOT_CONVERTED,
-    _add_conversion_options,
-    _collect_options,
-    _emit,
-    _Parser,
-    _say,
+    Parser,
+    add_conversion_options,
+    collect_options,
+    emit,
     interrupted_status,
+    say,
+    stop_signal_name,
 )
-from .convert import OutputTarget, resolve_output
-from .errors import UsageError, XParseError
-from .options import DOWNLOAD_LIMITS, split_list
-from .output import temporary_name
-from .terminal import printable
 
 # After Ctrl-C or SIGTERM, the seconds the workers get to stop by themselves (a poll's sleep
 # ends at once, a transfer at its next chunk); a request the server holds open is not waited
@@ -42,9 +42,9 @@ GRACE = 1.0
 
 def _parser(command: str) -> argparse.ArgumentParser:
     if command == "parse":
-        parser = _Parser(prog=f"{PROG} parse",
-                         description="Parse documents with TextIn's async API, then convert "
-                                     "the results.")
+        parser = Parser(prog=f"{PROG} parse",
+                        description="Parse documents with TextIn's async API, then convert "
+                                    "the results.")
         parser.add_argument("inputs", nargs="+", metavar="DOCUMENT",
                             help="files, folders (every document below) or http(s) URLs")
         parser.add_argument("--config", metavar="FILE",
@@ -56,8 +56,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--concurrency", type=int, default=2, metavar="N",
                             help="documents in flight at once (default 2)")
     else:
-        parser = _Parser(prog=f"{PROG} fetch",
-                         description="Resume a parse job: wait, download, convert.")
+        parser = Parser(prog=f"{PROG} fetch",
+                        description="Resume a parse job: wait, download, convert.")
         parser.add_argument("job_ids", nargs="+", metavar="JOB_ID")
         parser.add_argument("--name", metavar="STEM", help="output name (default: the "
                             "result's file name, else the job id)")
@@ -87,13 +87,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--quiet", "-q", action="store_true")
     parser.add_argument("--debug", action="store_true")
     # for parse, --pages chooses the pages the API parses (scope.page_range), not a filter
-    _add_conversion_options(parser, skip=("pages",) if command == "parse" else ())
+    add_conversion_options(parser, skip=("pages",) if command == "parse" else ())
     return parser
 
 
 def run_remote(command: str, argv: list[str]) -> int:
     args = _parser(command).parse_args(argv)
-    from .api import (
+    from ..api import (
         DEFAULT_BASE_URL,
         Client,
         check_targets,
@@ -111,12 +111,12 @@ def run_remote(command: str, argv: list[str]) -> int:
                             name=getattr(args, "name", None))
     formats = list(target.formats)
     out_dir = None if target.stdout or target.folder is None else str(target.folder)
-    options = _collect_options(args)
+    options = collect_options(args)
     for option in DOWNLOAD_LIMITS:
         if getattr(args, option.name) < 1:
             raise UsageError(f"--{option.name.replace('_', '-')} takes a positive number")
     if command == "fetch":
-        from .api import JOB_ID_RULE, is_job_id, shown
+        from ..api import JOB_ID_RULE, is_job_id, shown
 
         for job in args.job_ids:
             if not is_job_id(job):
@@ -140,7 +140,7 @@ def run_remote(command: str, argv: list[str]) -> int:
         with lock:
             job_of[index] = job_id
         if not args.quiet:
-            _emit(f"{PROG}: {document}: job {job_id} submitted")
+            emit(f"{PROG}: {document}: job {job_id} submitted")
 
     def status_line(state: Any, elapsed: float) -> None:
         if interactive and not stop.is_set():
@@ -154,7 +154,7 @@ def run_remote(command: str, argv: list[str]) -> int:
                         args.api_base or DEFAULT_BASE_URL,
                         max_download_mb=args.max_download_mb, cancel=stop)
     except XParseError as exc:
-        _emit(f"{PROG}: error: {exc.one_line()}")
+        emit(f"{PROG}: error: {exc.one_line()}")
         return EXIT_USAGE
 
     def one(index: int) -> tuple[int, Any, str | None]:
@@ -189,14 +189,14 @@ def run_remote(command: str, argv: list[str]) -> int:
     items = find_documents(args.inputs, out_dir) if command == "parse" else \
         [(job, out_dir) for job in args.job_ids]
     if not items:
-        _emit(f"{PROG}: error: no documents found")
+        emit(f"{PROG}: error: no documents found")
         return EXIT_FAILED
     taken: set[Any] = set()  # names claimed in this run: the next one made alike gets -2
     if command == "parse":
         try:
             taken = check_targets(items, formats, stem=target.stem)
         except XParseError as exc:
-            _emit(f"{PROG}: error: {exc.one_line()}")
+            emit(f"{PROG}: error: {exc.one_line()}")
             return EXIT_USAGE
     failures = 0
     workers = max(1, args.concurrency) if command == "parse" else 1
@@ -211,17 +211,17 @@ def run_remote(command: str, argv: list[str]) -> int:
                 print("\r", end="", file=sys.stderr)
             if error is not None:
                 failures += 1
-                _say("error", item, error)
+                say("error", item, error)
                 continue
             if report.error:
                 failures += 1
                 where = f"{report.error_where}: " if report.error_where else ""
-                _say("error", item, f"{where}{report.error} (the result is kept in "
-                     f"{report.outputs.get('json', '?')})")
+                say("error", item, f"{where}{report.error} (the result is kept in "
+                    f"{report.outputs.get('json', '?')})")
             elif not args.quiet:
                 for line in report.warnings:
-                    _say("warning", item, line)
-                _emit(f"{PROG}: {item}: wrote {', '.join(report.outputs.values())}")
+                    say("warning", item, line)
+                emit(f"{PROG}: {item}: wrote {', '.join(report.outputs.values())}")
         pool.shutdown()
         client.close()
     except KeyboardInterrupt:
@@ -258,7 +258,7 @@ class _NotStarted(Exception):
 def _folder_of(command: str, item: str, out_dir: str | None) -> Path:
     """The folder an item's files are written to: a document's as ``api`` chooses it; a
     job's ``-o``, else the current folder."""
-    from .api import output_folder
+    from ..api import output_folder
 
     if command == "parse":
         return output_folder(item, out_dir)
@@ -305,7 +305,7 @@ def _say_interrupted(command: str, total: int, unfinished: list[tuple[str, str, 
                      not_submitted: int) -> None:
     """What a stopped run leaves to do: each unfinished job (job id, document, resume
     command; the first few) and, for ``parse``, how many documents were not submitted."""
-    name = signal.Signals(interrupted_status() - 128).name
+    name = stop_signal_name()
     jobs = len(unfinished)
     if command == "parse":
         what = f"{jobs} job{'s' if jobs != 1 else ''} submitted and not finished"
@@ -314,10 +314,10 @@ def _say_interrupted(command: str, total: int, unfinished: list[tuple[str, str, 
                      "submitted")
     else:
         what = f"{jobs} of {total} job{'s' if total != 1 else ''} not finished"
-    _emit(f"{PROG}: interrupted ({name}): {what}; finished outputs are kept")
+    emit(f"{PROG}: interrupted ({name}): {what}; finished outputs are kept")
     for job, item, command_line in unfinished[:SHOWN_NOT_CONVERTED]:
         where = f" ({item})" if command == "parse" else ""
-        _emit(f"{PROG}: job {job}{where}: resume with: {command_line}")
+        emit(f"{PROG}: job {job}{where}: resume with: {command_line}")
     if jobs > SHOWN_NOT_CONVERTED:
-        _emit(f"{PROG}: ... and {jobs - SHOWN_NOT_CONVERTED} more job"
-              f"{'s' if jobs - SHOWN_NOT_CONVERTED != 1 else ''}")
+        emit(f"{PROG}: ... and {jobs - SHOWN_NOT_CONVERTED} more job"
+             f"{'s' if jobs - SHOWN_NOT_CONVERTED != 1 else ''}")

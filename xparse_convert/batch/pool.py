@@ -21,15 +21,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import options as option_rules
-from .convert import Report, convert, formats, output_paths
-from .errors import XParseError
-from .output import AtomicFile, remove_stale_temporaries
-from .source import stem_of
+from .. import options as option_rules
+from ..convert import Report
+from ..output import AtomicFile, remove_stale_temporaries
+from ..targets import formats, mirrored
+from ..writers import Writer
+from .jobs import Job, targets_of
 
 log = logging.getLogger("xparse_convert")
 
@@ -49,43 +49,13 @@ class BatchInterrupted(KeyboardInterrupt):
         self.reports = reports
 
 
-@dataclass(frozen=True)
-class Job:
-    """One input of a batch and the folder its outputs go to (None: beside the input)."""
-
-    source: str
-    out_dir: str | None
-    name: str | None = None
-
-
-def run_job(job: Job, to: Sequence[str], options: dict[str, Any] | None) -> Report:
-    """Convert one job in this process, turning every failure into a report."""
-    started = time.perf_counter()
-    try:
-        return convert(job.source, to, job.out_dir, options, name=job.name)
-    except XParseError as exc:
-        return Report(source=job.source, error=exc.message, error_where=exc.where,
-                      seconds=time.perf_counter() - started)
-    except MemoryError:
-        return Report(source=job.source, error="out of memory",
-                      seconds=time.perf_counter() - started)
-    except OSError as exc:
-        return Report(source=job.source, error=f"{exc.strerror or exc}",
-                      seconds=time.perf_counter() - started)
-
-
-def targets_of(job: Job, to: Sequence[str]) -> dict[str, Path]:
-    folder = Path(job.out_dir) if job.out_dir else Path(job.source).parent
-    return output_paths(job.name or stem_of(job.source), folder, formats(to))
-
-
 def results_in(folder: str | os.PathLike) -> Iterator[Path]:
     """The result files below ``folder`` (every ``*.json``/``*.json.gz``), unordered."""
     return (p for p in Path(folder).rglob("*")
             if p.is_file() and p.name.lower().endswith((".json", ".json.gz")))
 
 
-def plan_jobs(sources: Iterable[str | os.PathLike | Job], to: Sequence[str],
+def plan_jobs(sources: Iterable[str | os.PathLike | Job], writers: Sequence[type[Writer]],
               out_dir: str | os.PathLike | None) -> list[Job | Report]:
     """Expand folders (``results_in`` them, subfolders mirrored under ``out_dir``), in order;
     a ``Job`` is taken as it is (its own folder and name); an input that would write the same
@@ -98,14 +68,13 @@ def plan_jobs(sources: Iterable[str | os.PathLike | Job], to: Sequence[str],
             entries = [(src_path, None)]
         elif src_path.is_dir():
             found = sorted(p for p in results_in(src_path) if not _is_run_report(p))
-            entries = [(p, Path(out_dir) / p.parent.relative_to(src_path) if out_dir else None)
-                       for p in found]
+            entries = [(p, mirrored(p, src_path, out_dir)) for p in found]
         else:
             entries = [(src_path, Path(out_dir) if out_dir else None)]
         for path, folder in entries:
             job = src if isinstance(src, Job) else Job(
                 os.fspath(path), os.fspath(folder) if folder is not None else None)
-            paths = [p.resolve() for p in targets_of(job, to).values()]
+            paths = [p.resolve() for p in targets_of(job, writers).values()]
             clash = next((claimed[p] for p in paths if p in claimed), None)
             if clash is not None:
                 planned.append(Report(source=job.source, error=(
@@ -128,11 +97,11 @@ def _is_run_report(path: Path) -> bool:
     return True
 
 
-def is_up_to_date(job: Job, to: Sequence[str]) -> bool:
+def is_up_to_date(job: Job, writers: Sequence[type[Writer]]) -> bool:
     """Every output exists and is newer than the input (a rerun after a crash skips it)."""
     try:
         source_time = os.stat(job.source).st_mtime
-        return all(p.stat().st_mtime >= source_time for p in targets_of(job, to).values())
+        return all(p.stat().st_mtime >= source_time for p in targets_of(job, writers).values())
     except OSError:
         return False
 
@@ -162,9 +131,8 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
     writers = formats(to)
     names = [w.name for w in writers]
     option_rules.normalise(options, writers)  # fail fast on bad options
-    planned = plan_jobs(sources, names, out_dir)
-    remove_stale_temporaries(next(iter(targets_of(job, names).values())).parent
-                             for job in planned if isinstance(job, Job))
+    planned = plan_jobs(sources, writers, out_dir)
+    remove_stale_temporaries(job.folder for job in planned if isinstance(job, Job))
     if on_planned is not None:
         on_planned(len(planned))
     results: dict[int, Report] = {}
@@ -184,9 +152,9 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
         for index, job in enumerate(planned):
             if isinstance(job, Report):
                 done(index, job)
-            elif skip_existing and is_up_to_date(job, names):
+            elif skip_existing and is_up_to_date(job, writers):
                 done(index, Report(source=job.source, skipped=True, outputs={
-                    k: str(v) for k, v in targets_of(job, names).items()}))
+                    k: str(v) for k, v in targets_of(job, writers).items()}))
             else:
                 pending.append((index, job))
         for index, job in pending:

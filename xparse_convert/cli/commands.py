@@ -12,87 +12,43 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from . import __version__, convert, convert_many, inspect, render_info
-from .batch import BatchInterrupted, Job, results_in, write_run_report
-from .convert import resolve_output
-from .diagnostics import WARNINGS_LOGGER
-from .errors import UsageError, XParseError
-from .options import COMMON, match_types, split_list, writer_option_key
-from .output import check_writable, remove_stale_temporaries
-from .terminal import printable
-from .writers import available
+from .. import __version__, convert, convert_many, inspect, render_info
+from ..batch import BatchInterrupted, Job, results_in, write_run_report
+from ..convert import INPUT_FAILURES, Report
+from ..diagnostics import WARNINGS_LOGGER
+from ..errors import UsageError, XParseError
+from ..options import match_types, split_list
+from ..output import check_writable, remove_stale_temporaries
+from ..targets import output_folder, resolve_output
+from ..terminal import printable
+from ..writers import available
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    SHOWN_NOT_CONVERTED,
+    Parser,
+    add_conversion_options,
+    catch_signals,
+    close_bar,
+    collect_options,
+    emit,
+    interrupted_status,
+    progress_bar,
+    say,
+    stop_signal_name,
+    stopped_by,
+)
 
-PROG = "xparse-convert"
 SUBCOMMANDS = ("info", "parse", "fetch")
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-SHOWN_NOT_CONVERTED = 10  # inputs an interrupted run names; the run report has them all
-
-_stopped_by: int | None = None  # the signal that is stopping this run
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    """SIGINT and SIGTERM both stop the run the way Ctrl-C does: the first raises
-    KeyboardInterrupt where the main thread is, so every ``finally`` and abort runs; from
-    then on both are ignored, so pressing Ctrl-C again can neither break the cleanup nor,
-    once Python is shutting down and its handlers are gone, kill the process."""
-    global _stopped_by
-    if _stopped_by is None:
-        _stopped_by = signum
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-
-def interrupted_status() -> int:
-    """The exit code of a run stopped by a signal: 128 + its number, as shells report it
-    (130 for SIGINT / Ctrl-C, 143 for SIGTERM)."""
-    return 128 + (_stopped_by or signal.SIGINT)
-
-
-def _catch_signals() -> dict[int, Any] | None:
-    global _stopped_by
-    _stopped_by = None
-    try:
-        return {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread (main() called from a thread): leave them
-        return None
 
 MIN_MEMORY_LIMIT_MB = 256  # address space, not RSS: a smaller cap fails ordinary inputs
 
-_live_bar: Any = None  # the progress bar on screen, if any: messages go above it
-
-
-def _emit(line: str) -> None:
-    """Print one message line to stderr: values in it shown, never obeyed (``printable``),
-    and above the progress bar rather than on its line."""
-    line = printable(line)
-    if _live_bar is not None:
-        _live_bar.write(line, file=sys.stderr)
-    else:
-        print(line, file=sys.stderr)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, printable(f"{PROG}: error: {message}") + "\n")
-
-
-def _add_option(parser: argparse.ArgumentParser, flag: str, dest: str, option: Any) -> None:
-    if option.kind is bool:
-        parser.add_argument(flag, dest=dest, action="store_true", default=None, help=option.help)
-    else:
-        parser.add_argument(flag, dest=dest, metavar=option.name.upper().replace("_", "-")
-                            if not option.choices else None,
-                            choices=option.choices if option.kind is str else None,
-                            help=option.help)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Convert TextIn xParse results (JSON) to DOCX, XLSX, HTML, JSONL or "
                     "Markdown, streaming.",
@@ -133,54 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="tracebacks and debug logging")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--list-formats", action="store_true", help="list output formats")
-    _add_conversion_options(parser)
+    add_conversion_options(parser)
     return parser
-
-
-def _add_conversion_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
-                            ) -> None:
-    shared = parser.add_argument_group("conversion options")
-    for option in COMMON:
-        if option.name in skip:
-            continue
-        _add_option(shared, f"--{option.name.replace('_', '-')}", option.name, option)
-    for name, writer in sorted(available().items()):
-        if not writer.options:
-            continue
-        group = parser.add_argument_group(f"{name} options")
-        for option in writer.options:
-            key = writer_option_key(writer, option)
-            _add_option(group, f"--{key.replace('_', '-')}", key, option)
-
-
-def _collect_options(args: argparse.Namespace) -> dict[str, Any]:
-    keys = [o.name for o in COMMON]
-    for writer in available().values():
-        keys.extend(writer_option_key(writer, o) for o in writer.options)
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-
-
-def _say(kind: str, source: str, text: str) -> None:
-    _emit(f"{PROG}: {kind}: {source}: {text}")
-
-
-def _progress_bar(total: int | None, unit: str, enabled: bool) -> Any:
-    global _live_bar
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    _live_bar = tqdm(total=total, unit=unit, unit_scale=unit == "B", unit_divisor=1024,
-                     file=sys.stderr, leave=False, dynamic_ncols=True)
-    return _live_bar
-
-
-def _close_bar(bar: Any) -> None:
-    global _live_bar
-    if bar is not None:
-        bar.close()
-        if _live_bar is bar:
-            _live_bar = None
 
 
 def _list_formats() -> int:
@@ -205,9 +115,9 @@ def _one_line(summary: dict[str, Any]) -> str:
 
 
 def _run_info(argv: Sequence[str]) -> int:
-    parser = _Parser(prog=f"{PROG} info",
-                     description="Show what xParse results hold: a file in full, a folder one "
-                                 "line per result.")
+    parser = Parser(prog=f"{PROG} info",
+                    description="Show what xParse results hold: a file in full, a folder one "
+                                "line per result.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--name", metavar="STEM")
@@ -220,7 +130,7 @@ def _run_info(argv: Sequence[str]) -> int:
             listing = True
             found = sorted(results_in(given))
             if not found:
-                _say("warning", given, "no result files (*.json, *.json.gz) in this folder")
+                say("warning", given, "no result files (*.json, *.json.gz) in this folder")
             sources: list[str] = [os.fspath(p) for p in found]
             brief = True
         else:
@@ -229,7 +139,7 @@ def _run_info(argv: Sequence[str]) -> int:
             try:
                 summary = inspect(src, name=args.name)
             except XParseError as exc:
-                _emit(f"{PROG}: error: {exc.one_line()}")
+                emit(f"{PROG}: error: {exc.one_line()}")
                 status = EXIT_FAILED
                 continue
             summaries.append(summary)
@@ -247,14 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format=f"{PROG}: %(message)s")
-    previous = _catch_signals()
+    previous = catch_signals()
     # the command line prints every warning itself, once, after its input
     logging.getLogger(WARNINGS_LOGGER).propagate = False
     try:
         if argv and argv[0] in SUBCOMMANDS:
             if argv[0] == "info":
                 return _run_info(argv[1:])
-            from .remote_cli import run_remote
+            from .remote import run_remote
 
             return run_remote(argv[0], argv[1:])
         return _convert(argv)
@@ -267,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except UsageError as exc:
-        _emit(f"{PROG}: error: {exc.one_line()}")
+        emit(f"{PROG}: error: {exc.one_line()}")
         return EXIT_USAGE
     except Exception:
         if debug:
@@ -275,11 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         import traceback
 
         last = traceback.format_exc().strip().splitlines()[-1]
-        _emit(f"{PROG}: error: internal error ({last}); rerun with --debug and report it")
+        emit(f"{PROG}: error: internal error ({last}); rerun with --debug and report it")
         return EXIT_FAILED
     finally:
         # once stopping, signals stay ignored until the process ends (see _on_signal)
-        if previous is not None and _stopped_by is None:
+        if previous is not None and stopped_by() is None:
             for number, handler in previous.items():
                 signal.signal(number, handler)
 
@@ -303,7 +213,7 @@ def _convert(argv: list[str]) -> int:
     target = resolve_output(args.output_dir, to, name=args.name,
                             several_inputs=len(args.inputs) > 1 or bool(folders))
     formats = list(target.formats)
-    options = _collect_options(args)
+    options = collect_options(args)
     to_stdout = target.stdout
     if args.report == "-" and to_stdout:
         parser.error("--report - and -o - cannot both write to standard output")
@@ -318,7 +228,7 @@ def _convert(argv: list[str]) -> int:
             options[key] = sorted(chosen)  # as matched: each batch child takes them as they are
             for note in notes:
                 if not args.quiet:
-                    _emit(f"{PROG}: note: {note}")
+                    emit(f"{PROG}: note: {note}")
     interactive = sys.stderr.isatty() and not args.quiet
     failures = 0
     warnings = 0
@@ -328,7 +238,7 @@ def _convert(argv: list[str]) -> int:
     def warn(source: str, line: str) -> None:
         # with --strict a warning fails the run, so it is shown even with --quiet
         if not args.quiet or args.strict:
-            _say("warning", source, line)
+            say("warning", source, line)
 
     def report_done(report: Any) -> None:
         nonlocal failures, warnings
@@ -336,7 +246,7 @@ def _convert(argv: list[str]) -> int:
         if report.error:
             failures += 1
             where = f"{report.error_where}: " if report.error_where else ""
-            _say("error", report.source, f"{where}{report.error}")
+            say("error", report.source, f"{where}{report.error}")
         if report.warning_count:
             warnings += report.warning_count
             for line in report.warnings:
@@ -367,10 +277,8 @@ def _convert(argv: list[str]) -> int:
                                       target.stem)] if target.stem else file_inputs
             _run_batch(args, sources, formats, out_dir, options, interactive, report_done)
             if interactive:
-                _emit(_summary_line(reports, time.perf_counter() - started))
+                emit(_summary_line(reports, time.perf_counter() - started))
     except KeyboardInterrupt as exc:
-        from .convert import Report
-
         before = len(stdin_inputs) if batch else 0
         if isinstance(exc, BatchInterrupted):
             reports[before:] = exc.reports
@@ -387,8 +295,8 @@ def _convert(argv: list[str]) -> int:
     if failures:
         return EXIT_FAILED
     if warnings and args.strict:
-        _emit(f"{PROG}: error: failed under --strict: {warnings} "
-              f"warning{'s' if warnings != 1 else ''}")
+        emit(f"{PROG}: error: failed under --strict: {warnings} "
+             f"warning{'s' if warnings != 1 else ''}")
         return EXIT_FAILED
     return EXIT_OK
 
@@ -396,21 +304,21 @@ def _convert(argv: list[str]) -> int:
 def _say_interrupted(reports: list[Any]) -> None:
     """What an interrupted run did not do: how many inputs, and the first few by name."""
     missing = [r.source for r in reports if r.interrupted]
-    name = signal.Signals(_stopped_by or signal.SIGINT).name
-    _emit(f"{PROG}: interrupted ({name}): {len(missing)} of {len(reports)} input"
-          f"{'s' if len(reports) != 1 else ''} not converted; finished outputs are kept")
+    name = stop_signal_name()
+    emit(f"{PROG}: interrupted ({name}): {len(missing)} of {len(reports)} input"
+         f"{'s' if len(reports) != 1 else ''} not converted; finished outputs are kept")
     for source in missing[:SHOWN_NOT_CONVERTED]:
-        _emit(f"{PROG}: not converted: {source}")
+        emit(f"{PROG}: not converted: {source}")
     if len(missing) > SHOWN_NOT_CONVERTED:
-        _emit(f"{PROG}: ... and {len(missing) - SHOWN_NOT_CONVERTED} more (--report FILE "
-              "lists every input)")
+        emit(f"{PROG}: ... and {len(missing) - SHOWN_NOT_CONVERTED} more (--report FILE "
+             "lists every input)")
 
 
 def _write_report(path: str, reports: list[Any], seconds: float) -> bool:
     try:
         write_run_report(path, reports, seconds)
     except OSError as exc:
-        _emit(f"{PROG}: error: --report {path}: {exc.strerror or exc}")
+        emit(f"{PROG}: error: --report {path}: {exc.strerror or exc}")
         return False
     return True
 
@@ -443,7 +351,7 @@ def _run_batch(args: argparse.Namespace, inputs: list[Any], formats: list[str],
             raise UsageError(f"cannot reach the Dask scheduler at {args.dask_scheduler}: "
                              f"{exc}") from None
         executor = client.get_executor()
-    bar = _progress_bar(None, "file", interactive)
+    bar = progress_bar(None, "file", interactive)
     pages = 0
     started = time.perf_counter()
 
@@ -465,17 +373,15 @@ def _run_batch(args: argparse.Namespace, inputs: list[Any], formats: list[str],
                      timeout=args.timeout, memory_limit_mb=args.memory_limit,
                      skip_existing=args.skip_existing, on_planned=planned, on_report=tick)
     finally:
-        _close_bar(bar)
+        close_bar(bar)
         if client is not None:
             client.close()
 
 
 def _convert_one(src: str, formats: list[str], out_dir: Path | None, options: dict[str, Any],
-                 name: str | None, stem: str | None, to_stdout: bool, interactive: bool) -> Any:
-    from .convert import Report
-
+                 name: str | None, stem: str | None, to_stdout: bool, interactive: bool) -> Report:
     size = os.path.getsize(src) if src != "-" and os.path.isfile(src) else None
-    bar = _progress_bar(size, "B", interactive)
+    bar = progress_bar(size, "B", interactive)
     done = 0
 
     def progress(consumed: int) -> None:
@@ -486,24 +392,13 @@ def _convert_one(src: str, formats: list[str], out_dir: Path | None, options: di
 
     try:
         if not to_stdout:
-            remove_stale_temporaries([out_dir or (os.path.dirname(src) if src != "-" else ".")
-                                      or "."])
+            remove_stale_temporaries([output_folder(Path(src) if src != "-" else None,
+                                                    out_dir)])
         return convert(src, formats, out_dir, options, name=name, stem=stem, stdout=to_stdout,
                        progress=progress if bar is not None else None)
-    except UsageError:
-        raise
-    except XParseError as exc:
-        return Report(source=exc.source or src, error=exc.message, error_where=exc.where)
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        return Report(source=src, error=f"{exc.strerror or exc}")
+    except (UsageError, BrokenPipeError):
+        raise  # the command line's own: a usage message, or a reader that has had enough
+    except INPUT_FAILURES as exc:  # anything else is a bug: main() says so (--debug: raises)
+        return Report.failed(src, exc)
     finally:
-        _close_bar(bar)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # run the package's module, not a second copy named __main__: the signal state is one
-    from xparse_convert.cli import main as _main
-
-    sys.exit(_main())
+        close_bar(bar)

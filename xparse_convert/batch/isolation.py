@@ -1,6 +1,6 @@
 """One file, one child process: a crash, a memory blow-up or a hang fails that file alone.
 
-The child is a fresh interpreter (``python -m xparse_convert.isolation``), not a forked or
+The child is a fresh interpreter (``python -m xparse_convert.batch.isolation``), not a forked or
 multiprocessing child, because batch workers are often daemonic processes that may not have
 multiprocessing children (Dask's workers are) and forking a threaded worker is unsafe.  The
 job goes in on stdin as JSON and the report comes back on stdout; the child caps its own
@@ -23,9 +23,10 @@ import time
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from .batch import Job, run_job, targets_of
-from .convert import Report
-from .output import remove_temporaries
+from ..convert import Report
+from ..output import remove_temporaries
+from ..targets import assets_folder, formats
+from .jobs import Job, run_job, targets_of
 
 POLL = 0.1  # seconds between looks at a local stop flag
 REMOTE_POLL = 0.5  # a Dask Event is a call to the scheduler: every running job makes it
@@ -53,7 +54,7 @@ def run_isolated(job: Job, to: list[str], options: dict[str, Any] | None,
     payload = json.dumps({"job": asdict(job), "to": to, "options": options or {},
                           "memory_limit_mb": memory_limit_mb})
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "xparse_convert.isolation"],
+    proc = subprocess.Popen([sys.executable, "-m", "xparse_convert.batch.isolation"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
     deadline = None if timeout is None else started + timeout
@@ -124,10 +125,9 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 def _remove_partial_outputs(job: Job, to: list[str], pid: int) -> None:
     """Temporary files the child ``pid`` left beside its targets (its own, not another
     run's: temporary names carry the pid)."""
-    targets = list(targets_of(job, to).values())
-    folder = targets[0].parent
-    names = [t.name for t in targets] + [f"{targets[0].stem}_files"]
-    remove_temporaries(folder, names, pid)
+    folder = job.folder
+    names = [t.name for t in targets_of(job, formats(to)).values()]
+    remove_temporaries(folder, [*names, assets_folder(job.stem, folder).name], pid)
 
 
 def _watch_parent(job: Job, to: list[str]) -> None:
@@ -155,17 +155,7 @@ def _child() -> int:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     job = Job(**request["job"])
     _watch_parent(job, request["to"])
-    try:
-        report = run_job(job, request["to"], request["options"])
-    except MemoryError:
-        report = Report(source=job.source, error="out of memory" + (
-            f" (limit {limit} MB)" if limit else ""))
-    except Exception as exc:  # a bug must fail this file with its reason, not the batch
-        if limit and isinstance(exc, (ImportError, OSError)) and "map" in str(exc):
-            error = f"out of memory (limit {limit} MB)"  # a library could not even load
-        else:
-            error = f"internal error ({type(exc).__name__}: {exc}); please report it"
-        report = Report(source=job.source, error=error)
+    report = run_job(job, request["to"], request["options"], memory_limit_mb=limit)
     sys.stdout.write(json.dumps(asdict(report), ensure_ascii=False) + "\n")
     return 0
 
