@@ -69,7 +69,7 @@ MAX_LOW_MARKS = 2000  # low-confidence characters drawn per page (all are counte
 MAX_LOW_LISTED = 60  # ... and listed per element
 RECENT_IDS = 4096  # element ids remembered for links (bounded: links are local)
 PDF_WIDTH_PX = 1400  # pages rendered from a PDF at about this width
-DEFAULT_ASPECT = "210/297"  # A4, until the input or the PDF says otherwise
+MIN_SIDE = 0.004  # boxes thinner than this (page fractions) are drawn this thick
 
 STYLE = """
 :root{color-scheme:light;--fg:#1d1d1f;--bg:#eceef1;--line:#c9ccd1;--panel:26rem}
@@ -782,8 +782,15 @@ def _frame(entry: _Entry, space: tuple[float, float] | None
     """The box's bounds in page fractions, kept on the page."""
     assert entry.quad is not None
     x0, y0, x1, y1, x2, y2, x3, y3 = _norm(entry.quad, entry.unit, space)
-    return (max(min(x0, x1, x2, x3), 0.0), max(min(y0, y1, y2, y3), 0.0),
-            min(max(x0, x1, x2, x3), 1.0), min(max(y0, y1, y2, y3), 1.0))
+    left, top = max(min(x0, x1, x2, x3), 0.0), max(min(y0, y1, y2, y3), 0.0)
+    right, bottom = min(max(x0, x1, x2, x3), 1.0), min(max(y0, y1, y2, y3), 1.0)
+    if right - left < MIN_SIDE:  # a line (a page break's rule) is drawn a little thick
+        left = min(max((left + right - MIN_SIDE) / 2, 0.0), 1.0 - MIN_SIDE)
+        right = left + MIN_SIDE
+    if bottom - top < MIN_SIDE:
+        top = min(max((top + bottom - MIN_SIDE) / 2, 0.0), 1.0 - MIN_SIDE)
+        bottom = top + MIN_SIDE
+    return left, top, right, bottom
 
 
 def _local(q: list[float], unit: str, space: tuple[float, float] | None,
