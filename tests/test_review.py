@@ -519,3 +519,42 @@ def test_a_thousand_pages_stream_in_flat_memory_and_in_html_time(tmp_path):
     page = (tmp_path / "large.review.html").read_text(encoding="utf-8")
     assert page.count('class="box ') == 6000 and page.count("<section class=\"page") == 1000
     assert ".pg-999{--ar:1191/1684}" in page  # the size that came after the elements
+
+
+def test_page_images_follow_the_images_mode(tmp_path, sample_data):
+    urls = {p["page_number"]: p["page_image_url"] for p in sample_data["data"]["pages"]}
+    path, page = review(SAMPLE, tmp_path / "url", images="url")
+    style = " ".join(page.xpath("//body/style/text()"))
+    for number, url in urls.items():  # pages[] follows the elements: set by the end style,
+        # except on the last page, written once pages[] is known
+        assert f'.pg-{number} .sheet{{background-image:url("{url}")}}' in style or \
+            page.xpath(f"//section[@id='page-{number}']//img[@class='scan']/@src") == [url]
+    assert "img-src data: http: https:" in path.read_text(encoding="utf-8")
+    _, page = review(SAMPLE, tmp_path / "embed")  # not loaded: a link to each page image
+    style = " ".join(page.xpath("//body/style/text()"))
+    assert "background-image" not in style
+    assert not page.xpath("//img[@class='scan']")
+    for number, url in urls.items():
+        link = page.xpath(f"//section[@id='page-{number}']//a[@class='pimg']/@href")
+        if link == [url]:
+            continue  # the last page: its link is written with it
+        assert link == [f"#pimg-{number}"]
+        assert f".pg-{number} .pimg{{display:inline}}" in style
+        assert page.xpath(f"//li[@id='pimg-{number}']/a/@href") == [url]
+
+
+def test_legacy_pixels_without_a_page_size_fill_the_page_they_span(tmp_path, write_json):
+    detail = [{"page_id": 1, "paragraph_id": i, "type": "paragraph", "text": f"line {i}",
+               "outline_level": -1, "position": [100, 100 + 50 * i, 900, 100 + 50 * i,
+                                                 900, 130 + 50 * i, 100, 130 + 50 * i]}
+              for i in range(4)]
+    src = write_json({"code": 200, "message": "success", "result": {"detail": detail}},
+                     "legacy.json")
+    _, page = review(src, tmp_path)
+    drawn = drawn_boxes(page)
+    extent = 900 * 1.02, 280 * 1.02  # the largest coordinates, with a margin
+    for i, item in enumerate(detail):
+        x0, y0, x1, y1 = _bbox(item["position"])
+        assert drawn[i][1:] == pytest.approx([x0 / extent[0], y0 / extent[1], x1 / extent[0],
+                                              y1 / extent[1]], abs=2e-5)
+    assert aspects(page)[1] == pytest.approx(extent[0] / extent[1], rel=1e-3)
