@@ -558,3 +558,13 @@ def test_legacy_pixels_without_a_page_size_fill_the_page_they_span(tmp_path, wri
         assert drawn[i][1:] == pytest.approx([x0 / extent[0], y0 / extent[1], x1 / extent[0],
                                               y1 / extent[1]], abs=2e-5)
     assert aspects(page)[1] == pytest.approx(extent[0] / extent[1], rel=1e-3)
+
+
+def test_label_colours_pass_contrast_and_initials_tell_the_types_apart():
+    def luminance(hex_colour):
+        channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    for key, (_, colour) in KINDS.items():  # white label text on the type's colour: WCAG AA
+        assert (1.05) / (luminance(colour) + 0.05) >= 4.5, key
+    assert len({initials for initials, _ in KINDS.values()}) == len(KINDS)
