@@ -128,6 +128,11 @@ def _coerce(key: str, option: Option, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise UsageError(f"option {key} takes a number, not {value!r}") from None
+    if option.kind is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"option {key} takes a number, not {value!r}") from None
     if option.choices and value not in option.choices:
         raise UsageError(f"option {key} must be one of {', '.join(option.choices)}, "
                          f"not {value!r}")

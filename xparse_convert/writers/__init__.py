@@ -17,6 +17,7 @@ BUILTIN: dict[str, str | type[Writer]] = {
     "html": "xparse_convert.writers.html:HtmlWriter",
     "jsonl": "xparse_convert.writers.jsonl:JsonlWriter",
     "md": "xparse_convert.writers.markdown:MarkdownWriter",
+    "review": "xparse_convert.writers.review:ReviewWriter",
     "xlsx": "xparse_convert.writers.xlsx:XlsxWriter",
 }
 

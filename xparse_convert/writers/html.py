@@ -1,10 +1,10 @@
 """HTML: one safe, self-contained, navigable page, written as elements arrive.
 
-Safe by construction: no markup from the input is ever copied.  Text is escaped by lxml (or
-``html.escape`` for the few tags written by hand), tables are rebuilt from the model's grid,
-formula MathML is rebuilt from an allow-list (``equations.mathml``), and every URL passes one
-policy (``images.safe_url``).  A Content-Security-Policy that forbids scripts backs it up; its
-``img-src`` allows exactly what the ``--images`` mode writes (``images.IMG_SRC``).
+Safe by construction: no markup from the input is ever copied.  Elements become HTML in
+``element_html`` (text escaped by lxml, tables rebuilt from the model's grid, formula MathML
+rebuilt from an allow-list, every URL through ``images.safe_url``); the few tags written by
+hand here are escaped with ``html.escape``.  A Content-Security-Policy that forbids scripts
+backs it up; its ``img-src`` allows exactly what the ``--images`` mode writes (``images.IMG_SRC``).
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from typing import Any
 
 from lxml import etree
 
-from ..equations import chemical_latex, latex_to_mathml, mathml_inline
-from ..images import IMG_SRC, LINK, MISSING, ImageRef
-from ..inline import Run, plain_text
-from ..markup import fill_runs, table_element
+from ..element_html import ElementHtml, element_attrs
+from ..images import IMG_SRC
+from ..inline import plain_text
 from ..model import DocumentInfo, Element
 from ..tables import Table
-from ..text import clean_text, strip_math_delimiters
 from .base import Writer
 
 MAX_EMPTY_MARKERS = 20
@@ -69,13 +67,6 @@ a{color:inherit}table{display:table}}
 """
 
 
-def _attrs(el: Element) -> dict[str, str]:
-    attrs = {"data-element-id": clean_text(el.id)}  # ids come from the input too
-    if el.page is not None:
-        attrs["data-page"] = str(el.page)
-    return attrs
-
-
 class HtmlWriter(Writer):
     name = "html"
     extension = "html"
@@ -90,6 +81,7 @@ class HtmlWriter(Writer):
         self.titles: list[tuple[int, str, str]] = []
         self.pages_marked: set[int] = set()
         self.last_page: int | None = None
+        self.render = ElementHtml(self)
         self.lists: list[str] = []  # open list tags, innermost last
         self.list_levels: list[int] = []
         title = html.escape(self.clean(info.title))
@@ -136,40 +128,23 @@ class HtmlWriter(Writer):
         level = el.heading_level
         anchor = f"h-{len(self.titles) + 1}"
         self.titles.append((level, plain_text(runs, linear_math=True), anchor))
-        node = etree.Element(f"h{min(level, 6)}", id=anchor, **_attrs(el))
+        node = etree.Element(f"h{min(level, 6)}", id=anchor, **element_attrs(el))
         if level > 6:
             node.set("class", f"level-{level}")
-        self._fill(node, runs)
+        self.render.fill(node, runs)
         self._emit(node)
 
     def narrative_text(self, el: Element) -> None:
-        runs = self.runs(el)
-        if runs:
-            node = etree.Element("p", **_attrs(el))
-            self._fill(node, runs)
+        self._emit_if(self.render.block(el))
+
+    def _emit_if(self, node: etree._Element | None) -> None:
+        if node is not None:
             self._emit(node)
-
-    def _fill(self, node: etree._Element, runs: list[Run]) -> None:
-        fill_runs(node, runs, picture=self._picture, math=self.inline_math)
-
-    def inline_math(self, run: Run) -> etree._Element | None:
-        """MathML of an inline formula; None (its LaTeX as written, warned) when it cannot
-        be converted."""
-        math = mathml_inline(run.text)
-        if math is None:
-            self.diag.warn("formula-fallback", "HTML: inline formula kept as LaTeX text",
-                           self.where)
-        return math
 
     default = narrative_text
 
     def header(self, el: Element) -> None:
-        runs = self.runs(el)
-        if runs:
-            node = etree.Element("p", {"class": f"furniture {el.type.lower()}"}, **_attrs(el))
-            self._fill(node, runs)
-            self._emit(node)
-
+        self._emit_if(self.render.block(el, attrs={"class": f"furniture {el.type.lower()}"}))
 
     def page_break(self, el: Element) -> None:
         """Pages are marked where they start; a PageBreak adds nothing."""
@@ -188,8 +163,8 @@ class HtmlWriter(Writer):
             self.out.write(f"<{tag}>\n")
             self.lists.append(tag)
             self.list_levels.append(level)
-        item = etree.Element("li", **_attrs(el))
-        self._fill(item, self.list_runs(el))
+        item = etree.Element("li", **element_attrs(el))
+        self.render.fill(item, self.list_runs(el))
         markup = etree.tostring(item, method="html", encoding="unicode")
         self.out.write(markup[:-len("</li>")])  # closed when the next item or the list ends
 
@@ -202,85 +177,24 @@ class HtmlWriter(Writer):
             self._close_one()
 
     def code_snippet(self, el: Element) -> None:
-        pre = etree.Element("pre", **_attrs(el))
-        code = etree.SubElement(pre, "code")
-        code.text = self.clean(el.text).strip("\n")
-        self._emit(pre)
+        self._emit(self.render.code(el))
 
     def formula(self, el: Element) -> None:
-        latex = strip_math_delimiters(self.clean(el.text))
-        if latex:
-            self._display_math(el, latex, latex)
+        self._emit_if(self.render.formula(el))
 
     def chemical(self, el: Element) -> None:
-        """Chemistry (``H_2SO_4``, ``\\ce{..}``) as a formula; other text as a paragraph."""
-        text = self.clean(el.text).strip()
-        try:
-            latex = chemical_latex(strip_math_delimiters(text))
-        except ValueError:
-            latex = None
-        if latex is None or not self._display_math(el, latex, text, fallback=False):
-            self.diag.warn("formula-fallback", "HTML: chemical formula kept as text", el.where)
-            self.narrative_text(el)
-
-    def _display_math(self, el: Element, latex: str, source: str, fallback: bool = True
-                      ) -> bool:
-        """A display formula block (MathML, ``source`` kept as annotation); when it cannot be
-        converted, the LaTeX as text with a warning (``fallback``) or nothing (False)."""
-        math = latex_to_mathml(latex, display=True)
-        if math is None and not fallback:
-            return False
-        node = etree.Element("div", {"class": "formula"}, **_attrs(el))
-        if math is not None:
-            annotation = math.find("semantics/annotation")
-            if annotation is not None:
-                annotation.text = source
-            node.append(math)
-        else:  # shown as text when it cannot be converted
-            self.diag.warn("formula-fallback", "HTML: formula kept as LaTeX text (cannot "
-                           "convert it to MathML)", el.where)
-            code = etree.SubElement(node, "code", {"class": "latex"})
-            code.text = latex
-        self._emit(node)
-        return True
+        self._emit_if(self.render.chemical(el))
 
     def table_caption(self, el: Element) -> None:
-        runs = self.line_runs(el)
-        if runs:
-            node = etree.Element("p", {"class": "caption"}, **_attrs(el))
-            self._fill(node, runs)
-            self._emit(node)
-
-    def _figcaption(self, caption: Element) -> etree._Element | None:
-        runs = self.line_runs(caption)
-        if not runs:
-            return None
-        node = etree.Element("figcaption", {"data-element-id": self.clean(caption.id)})
-        self._fill(node, runs)
-        return node
-
+        self._emit_if(self.render.block(el, attrs={"class": "caption"},
+                                        runs=self.line_runs(el)))
 
     # -- tables and pictures -----------------------------------------------------------
     def table(self, el: Element) -> None:
         table = el.table
         if table is None:
             return
-        node = table_element(table, clean=self.clean, row_attrs=self._row_attrs(table),
-                             picture=self._picture, math=self.inline_math)
-        node.set("data-element-id", self.clean(el.id))
-        if el.page is not None:
-            node.set("data-page", str(el.page))
-        caption = self._figcaption(el.caption) if el.caption is not None else None
-        if caption is not None:
-            figure = etree.Element("figure", **_attrs(el))
-            if el.caption_first:
-                figure.append(caption)
-                figure.append(node)
-            else:
-                figure.append(node)
-                figure.append(caption)
-            node = figure
-        self._emit(node)
+        self._emit(self.render.table(el, table, row_attrs=self._row_attrs(table)))
         self.last_page = max([self.last_page or 0, *table.pages])
 
     def _row_attrs(self, table: Table):  # type: ignore[no-untyped-def]
@@ -302,36 +216,8 @@ class HtmlWriter(Writer):
             return out
         return attrs
 
-    def _picture(self, ref: ImageRef, alt: str = "") -> etree._Element | None:
-        """A picture in text or a table cell: an ``<img>``, or a link the reader can click."""
-        placement = self.place_picture(ref)
-        src = self.picture_location(placement)
-        if src:
-            return etree.Element("img", src=src, alt=alt, loading="lazy")
-        if placement.action == LINK:
-            return _image_link(etree.Element("span", {"class": "missing"}), placement.url)
-        return None
-
     def image(self, el: Element) -> None:
-        figure = etree.Element("figure", **_attrs(el))
-        caption = self._figcaption(el.caption) if el.caption is not None else None
-        caption_text = self.caption_text(el)
-        if caption is not None and el.caption_first:
-            figure.append(caption)
-        placement = self.place_picture(el.image)
-        src = self.picture_location(placement)
-        if src:
-            etree.SubElement(figure, "img", src=src, alt=caption_text or "image",
-                             loading="lazy")
-        elif placement.action == LINK:
-            _image_link(etree.SubElement(figure, "p", {"class": "missing"}), placement.url)
-        elif placement.action == MISSING:
-            etree.SubElement(figure, "p", {"class": "missing"}).text = "Image not available"
-        elif caption is None:  # --images none and nothing to keep
-            return
-        if caption is not None and el.caption is not None and not el.caption_first:
-            figure.append(caption)
-        self._emit(figure)
+        self._emit_if(self.render.image(el))
 
     # -- the end -----------------------------------------------------------------------
     def end(self, info: DocumentInfo) -> None:
@@ -372,10 +258,3 @@ class HtmlWriter(Writer):
             stack[-1][2] = item
         return nav
 
-
-def _image_link(note: etree._Element, url: str | None) -> etree._Element:
-    """``Image: <url>`` as a link: a picture the page does not load when it is opened."""
-    note.text = "Image: "
-    link = etree.SubElement(note, "a", href=url or "", rel="noopener noreferrer")
-    link.text = url
-    return note
