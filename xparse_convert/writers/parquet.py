@@ -110,7 +110,7 @@ class _Table:
 
         self.columns = columns
         self.schema = schema(columns)
-        self.writer = pq.ParquetWriter(out, self.schema, compression="zstd")
+        self.writer = pq.ParquetWriter(out, self.schema, compression="snappy")
         self.rows: dict[str, list[Any]] = {name: [] for name, _ in columns}
         self.count = 0
         self.bytes = 0
@@ -148,9 +148,11 @@ class ParquetWriter(Writer):
     )
 
     def begin(self, info: DocumentInfo) -> None:
-        # numpy (imported by pyarrow) reserves address space per OpenBLAS thread; one is
-        # plenty here and keeps a conversion under a --memory-limit
+        # Address space, for --memory-limit (these take effect only when pyarrow is not
+        # imported yet): numpy, which pyarrow imports, reserves buffers per OpenBLAS thread,
+        # and jemalloc reserves arenas; one thread and the system allocator do here.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
         try:
             import pyarrow  # noqa: F401
         except ImportError:
