@@ -63,3 +63,48 @@ def result_paths(path_or_glob: str | os.PathLike[str]) -> Iterator[Path]:
     for match in matches:
         if Path(match).is_file():
             yield Path(match)
+
+
+def documents(path_or_glob: str | os.PathLike[str], mode: str = "chunks",
+              options: dict[str, Any] | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(id, text, metadata) for every chunk (``mode="chunks"``) or every logical element with
+    text (``mode="elements"``: one element each, never split) of the results a path, folder
+    or glob names, streamed; what the loaders turn into their Documents.  Metadata holds
+    scalars and lists of scalars only (see ``flat_metadata``)."""
+    if mode not in ("chunks", "elements"):
+        raise UsageError(f"mode must be chunks or elements, not {mode!r}")
+    opts = dict(options or {})
+    if mode == "elements":
+        opts.update(chunk_by="element", chunk_size=ELEMENT_SIZE, chunk_overlap=0)
+    for path in result_paths(path_or_glob):
+        for record in iter_chunks(path, options=opts):
+            yield record["chunk_id"], record["text"], flat_metadata(record, str(path))
+
+
+ELEMENT_SIZE = 1 << 40  # "never split" for the elements mode
+# the bulky fields a vector store keeps but an embedding or a prompt needs not see
+BULKY_METADATA = ("boxes", "spans", "tables", "type_counts", "element_ids", "chunk_id")
+
+
+def flat_metadata(record: dict[str, Any], source: str) -> dict[str, Any]:
+    """A chunk record as vector stores take metadata: scalars and lists of scalars; boxes,
+    spans, table rows and type counts as JSON strings; no None and no empty list (Chroma
+    refuses both)."""
+    import orjson
+
+    meta: dict[str, Any] = {
+        "source": source, "input": record["_input"], "file_id": record["_file_id"],
+        "file_name": record["_file_name"], "chunk_id": record["chunk_id"],
+        "chunk_index": record["chunk_index"], "headings": record["headings"],
+        "heading": " > ".join(record["headings"]) or None,
+        "element_ids": record["element_ids"], "pages": record["pages"],
+        "page": record["pages"][0] if record["pages"] else None,
+        "types": sorted(record["types"]),
+        "table_ids": list(dict.fromkeys(t["table_id"] for t in record["tables"])),
+        "size": record["size"], "oversize": record["oversize"], "overlap": record["overlap"],
+        "boxes": orjson.dumps(record["boxes"]).decode(),
+        "spans": orjson.dumps(record["spans"]).decode(),
+        "tables": orjson.dumps(record["tables"]).decode(),
+        "type_counts": orjson.dumps(record["types"], option=orjson.OPT_SORT_KEYS).decode(),
+    }
+    return {k: v for k, v in meta.items() if v is not None and v != []}
