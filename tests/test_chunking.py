@@ -18,11 +18,18 @@ GENERATE = ROOT / "benchmarks" / "generate.py"
 SQUEEZE = re.compile(r"\s+")
 
 
-def run_chunks(src, out, *args: str) -> list[dict]:
-    result = subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(src), "--to",
-                             "chunks", "-o", str(out), "-q", *args],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+def run_chunks(src, out, *args: str, cli: bool = False) -> list[dict]:
+    """The chunk lines of ``src`` converted with ``--chunk-*`` ``args`` (in this process
+    unless ``cli``: the options are the same either way)."""
+    if cli:
+        result = subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(src), "--to",
+                                 "chunks", "-o", str(out), "-q", *args],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    else:
+        options = {args[i].lstrip("-").replace("-", "_"): args[i + 1]
+                   for i in range(0, len(args), 2)}
+        convert(src, "chunks", out, options=options)
     path = out / (src.name[:-5] + ".chunks.jsonl")
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -165,7 +172,7 @@ def test_title_strategy_never_crosses_a_top_heading_and_carries_the_path(tmp_pat
 
 
 def test_chunk_ids_are_stable_across_runs_and_change_with_the_options(tmp_path):
-    first = run_chunks(SAMPLE, tmp_path / "a", "--chunk-size", "500")
+    first = run_chunks(SAMPLE, tmp_path / "a", "--chunk-size", "500", cli=True)
     again = run_chunks(SAMPLE, tmp_path / "b", "--chunk-size", "500")
     other = run_chunks(SAMPLE, tmp_path / "c", "--chunk-size", "501")
     assert (tmp_path / "a" / "report.chunks.jsonl").read_bytes() == \
@@ -201,7 +208,8 @@ def test_tokens_from_a_tokenizer_built_in_the_test(tmp_path):
     tok.pre_tokenizer = Whitespace()
     file = tmp_path / "tokenizer.json"
     tok.save(str(file))
-    chunks = run_chunks(SAMPLE, tmp_path, "--chunk-tokenizer", str(file), "--chunk-size", "60")
+    chunks = run_chunks(SAMPLE, tmp_path, "--chunk-tokenizer", str(file), "--chunk-size", "60",
+                        cli=True)
     for chunk in chunks:
         tokens = len(tok.encode(chunk["text"], add_special_tokens=False).ids)
         assert chunk["size"] == tokens
