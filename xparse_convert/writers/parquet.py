@@ -24,7 +24,9 @@ from .base import Option, Writer
 from .jsonl import dumps_line
 
 ROW_GROUP_ROWS = 4096
-ROW_GROUP_BYTES = 16 << 20
+ROW_GROUP_BYTES = 4 << 20  # of text; a row group's peak memory is many times this (measured)
+DICTIONARY_COLUMNS = ("_input", "_file_id", "_file_name", "_schema_version", "type",
+                      "sub_type", "parent_id", "table_id", "element_id")
 
 # (column, arrow type name); the arrow types are made when pyarrow is imported
 CONTEXT_COLUMNS = (("_input", "string"), ("_file_id", "string"), ("_file_name", "string"))
@@ -110,7 +112,11 @@ class _Table:
 
         self.columns = columns
         self.schema = schema(columns)
-        self.writer = pq.ParquetWriter(out, self.schema, compression="snappy")
+        # dictionaries only for the columns that repeat: a dictionary of raw_json or text
+        # values costs memory for every distinct value of a row group
+        self.writer = pq.ParquetWriter(out, self.schema, compression="zstd",
+                                       use_dictionary=[n for n in DICTIONARY_COLUMNS
+                                                       if n in self.schema.names])
         self.rows: dict[str, list[Any]] = {name: [] for name, _ in columns}
         self.count = 0
         self.bytes = 0
