@@ -71,6 +71,8 @@ TARGET_FLOOR_RATIO = 1.5
 # Peak RSS < TARGET_RSS_MB at TARGET_PAGES: format -> the variants it is checked on (None: all).
 RSS_TARGETS: dict[str, tuple[str, ...] | None] = {
     "jsonl": ("char_details",),
+    "chunks": ("char_details",),
+    "parquet": ("char_details",),
     "docx": None,
     "xlsx": None,
 }

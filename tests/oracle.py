@@ -227,3 +227,31 @@ def _legacy_pictures(result: dict[str, Any]) -> int:
                                                     for i in block.get("content") or []):
                 count += 1
     return count
+
+
+FURNITURE = frozenset({"Header", "Footer", "PageNumber"})
+
+
+@dataclass
+class Source:
+    """One 1.x element as the raw JSON has it: what a chunk must show of it."""
+
+    id: str
+    type: str
+    text: str
+    page: Any
+    coordinates: Any
+    continuation_of: str | None
+
+
+def sources(path: Path) -> list[Source]:
+    """The elements of a 1.x result, in input order."""
+    elements, legacy, _ = element_list(load(path))
+    assert not legacy, "the chunk oracle reads 1.x results"
+    out = []
+    for el in elements:
+        meta = el.get("metadata") or {}
+        out.append(Source(el["element_id"], el["type"], el.get("text") or "",
+                          el.get("page_number"), el.get("coordinates"),
+                          meta.get("continuation_of") if meta.get("is_continuation") else None))
+    return out

@@ -146,7 +146,8 @@ def test_jsonl_to_standard_output(tmp_path):
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(lines) == 48 and lines[0]["_schema"] == "xparse-convert.jsonl/1"
     proc = run([SAMPLE, "--to", "docx", "-o", "-"], cwd=tmp_path)
-    assert proc.returncode == 2 and "one text format (html, jsonl, md, review)" in proc.stderr
+    assert proc.returncode == 2
+    assert "one text format (chunks, html, jsonl, md, review)" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -16,6 +16,7 @@ from .errors import ApiError, InputError, OutputError, UsageError, XParseError
 from .info import inspect
 from .info import render as render_info
 from .model import DocumentInfo, Element
+from .pipelines import iter_chunks
 from .reader import Reader, iter_elements
 from .source import SourceLike
 from .stages import logical
@@ -39,6 +40,7 @@ def iter_tables(src: SourceLike, *, name: str | None = None, skip: Collection[st
 __all__ = [
     "ApiError", "Cell", "Diagnostics", "DocumentInfo", "Element", "InputError", "Option",
     "OutputError", "Reader", "Report", "Table", "UsageError", "Writer", "WriterContext",
-    "XParseError", "convert", "convert_many", "inspect", "iter_elements", "iter_tables",
+    "XParseError", "convert", "convert_many", "inspect", "iter_chunks", "iter_elements",
+    "iter_tables",
     "render_info", "__version__",
 ]

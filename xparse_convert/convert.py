@@ -119,7 +119,9 @@ def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | o
         writers: list[Writer] = []
         try:
             context = WriterContext(options=opts, diag=diag, assets=outputs.assets,
-                                    engine_markdown=reader.markdown)
+                                    engine_markdown=reader.markdown,
+                                    open_output=lambda ext, binary: outputs.open(
+                                        folder / f"{stem}.{ext}", binary))
             for cls in writers_cls:
                 writers.append(cls(outputs.open(None if stdout else targets[cls.name],
                                                 cls.binary), context))
@@ -160,8 +162,8 @@ def _discard(writers: list[Writer], outputs: OutputSet) -> None:
 def _run(reader: Reader, writers: list[Writer], opts: dict[str, Any], diag: Diagnostics) -> None:
     """One pass: raw writers see every selected element, logical writers the logical
     document."""
-    raw = [w for w in writers if w.consumption(opts) == "raw"]
-    logical_writers = [w for w in writers if w.consumption(opts) == "logical"]
+    raw = [w for w in writers if w.consumption(opts) in ("raw", "both")]
+    logical_writers = [w for w in writers if w.consumption(opts) in ("logical", "both")]
     info = reader.info
     for writer in writers:
         writer.begin(info)
@@ -261,5 +263,5 @@ class _Choice:
 def _tee(stream: Iterable[Element], writers: list[Writer]) -> Iterator[Element]:
     for element in stream:
         for writer in writers:
-            writer.write(element)
+            writer.write_raw(element)
         yield element

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .chunking import DEFAULT_SIZE, STRATEGIES, TABLE_FORMATS
 from .errors import UsageError
 from .images import DEFAULT_MAX_PIXELS
 from .model import GUI_TYPES, KNOWN_TYPES
@@ -28,6 +29,25 @@ COMMON: tuple[Option, ...] = (
            choices=IMAGE_MODES),
 )
 
+# Chunking (``--to chunks``, ``--parquet-chunks``, ``iter_chunks``): the rules are in
+# ``chunking``; declared here because two writers and the library share them.
+CHUNK_OPTIONS: tuple[Option, ...] = (
+    Option("chunk_by", "chunk boundaries: title (never across a heading of level <= "
+           "--chunk-max-level), page, size, or element (one element a chunk)", "title",
+           choices=STRATEGIES),
+    Option("chunk_size", f"most characters (or tokens) in a chunk (default {DEFAULT_SIZE})",
+           DEFAULT_SIZE, kind=int),
+    Option("chunk_overlap", "characters (or tokens) a chunk repeats from the one before when "
+           "the size closed it (default 0)", 0, kind=int),
+    Option("chunk_max_level", "with --chunk-by title: heading levels that close a chunk "
+           "(default 2)", 2, kind=int),
+    Option("chunk_tokenizer", "count tokens instead of characters: a tiktoken encoding "
+           "(xparse-convert[tiktoken]), a tokenizer.json file or a Hugging Face tokenizer name "
+           "(xparse-convert[tokenizers])"),
+    Option("chunk_table_format", "tables in chunks as markdown or html (default: markdown, "
+           "html where cells span)", choices=TABLE_FORMATS),
+)
+
 # Limits: what a hostile or broken input (or server) may cost, each with a generous default.
 # Declared here once; the command lines and the library read their names and defaults from
 # these tuples.  The conversion limits are conversion options (``options={"max_depth": ...}``);
@@ -47,7 +67,7 @@ DOWNLOAD_LIMITS: tuple[Option, ...] = (
 LIMITS = CONVERSION_LIMITS + DOWNLOAD_LIMITS
 # the parser reaches MAX_DEPTH_CAP frames of Python recursion in a few walks (JSON encoders)
 MAX_DEPTH_CAP = 800
-COMMON = COMMON + CONVERSION_LIMITS
+COMMON = COMMON + CHUNK_OPTIONS + CONVERSION_LIMITS
 
 
 def declared_types() -> frozenset[str]:

@@ -304,6 +304,13 @@ class Table:
         part.element_ids = list(self.element_ids)
         return part
 
+    def to_pandas(self, spans: str = "fill", header: bool = True) -> Any:
+        """A pandas DataFrame of the table (``frames.to_pandas``: ``spans`` is ``fill``,
+        ``top-left`` or ``blank``; header rows name the columns)."""
+        from .frames import to_pandas
+
+        return to_pandas(self, spans, header)
+
     # -- stitching -----------------------------------------------------------------------
     def set_provenance(self, page: int | None, element_id: str | None) -> None:
         self.row_pages = [page] * self.n_rows

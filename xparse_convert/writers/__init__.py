@@ -13,10 +13,12 @@ ENTRY_POINT_GROUP = "xparse_convert.writers"
 
 # name -> "module:Class" (or a Writer class registered at run time)
 BUILTIN: dict[str, str | type[Writer]] = {
+    "chunks": "xparse_convert.writers.chunks:ChunksWriter",
     "docx": "xparse_convert.writers.docx:DocxWriter",
     "html": "xparse_convert.writers.html:HtmlWriter",
     "jsonl": "xparse_convert.writers.jsonl:JsonlWriter",
     "md": "xparse_convert.writers.markdown:MarkdownWriter",
+    "parquet": "xparse_convert.writers.parquet:ParquetWriter",
     "review": "xparse_convert.writers.review:ReviewWriter",
     "xlsx": "xparse_convert.writers.xlsx:XlsxWriter",
 }

@@ -98,6 +98,9 @@ class WriterContext:
     text_stats: TextStats = field(default_factory=TextStats)
     # The engine's whole-document markdown, available at ``end`` to writers that asked for it.
     engine_markdown: Callable[[], str | None] = lambda: None
+    # Another output of the same stem, ``<stem>.<extension>`` (binary or text), that appears
+    # and is discarded with the writer's own (Parquet writes three files).
+    open_output: Callable[[str, bool], IO[Any]] | None = None
 
 
 class Writer:
@@ -157,6 +160,11 @@ class Writer:
 
     def begin(self, info: DocumentInfo) -> None:
         """Called once before the first element, with the fields known so far."""
+
+    def write_raw(self, element: Element) -> None:
+        """An input element, for writers whose ``consumption`` is ``"raw"`` (it is ``write``)
+        or ``"both"`` (every input element here, the logical document through ``write``)."""
+        self.write(element)
 
     def write(self, element: Element) -> None:
         """Dispatch ``element`` by its type: the writer's own ``types``, then the documented

@@ -17,13 +17,12 @@ With ``--jsonl-cells`` each line is one cell of a logical table instead:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
 
+from ..json_lines import dumps_line
 from ..model import HEAVY_FIELDS, DocumentInfo, Element
-from ..text import clean_text
 from .base import Option, Writer
 
 LINE_SCHEMA = "xparse-convert.jsonl/1"
@@ -48,27 +47,6 @@ def _drop(value: Any, names: frozenset[str]) -> Any:
         if any(a is not b for a, b in zip(items, value)):
             return items
     return value
-
-
-def _sanitise(value: Any) -> Any:
-    """A copy with lone surrogates replaced: orjson refuses them, and so would any reader."""
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, dict):
-        return {clean_text(str(k)): _sanitise(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_sanitise(v) for v in value]
-    return value
-
-
-def dumps_line(value: Any) -> bytes:
-    """One JSON line.  What orjson refuses (lone surrogates, integers beyond 64 bits) goes
-    through the standard library's encoder instead, surrogates replaced."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(_sanitise(value), ensure_ascii=False,
-                          separators=(",", ":")).encode("utf-8", "replace")
 
 
 class JsonlWriter(Writer):

@@ -1,0 +1,246 @@
+"""Chunks for retrieval, checked against an independent reading of the raw JSON (oracle)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import oracle
+import pytest
+from conftest import ROOT, SAMPLE, element, envelope, structure
+
+from xparse_convert import convert, iter_chunks
+from xparse_convert.chunking import CHUNK_SCHEMA
+
+GENERATE = ROOT / "benchmarks" / "generate.py"
+SQUEEZE = re.compile(r"\s+")
+
+
+def run_chunks(src, out, *args: str, cli: bool = False) -> list[dict]:
+    """The chunk lines of ``src`` converted with ``--chunk-*`` ``args`` (in this process
+    unless ``cli``: the options are the same either way)."""
+    if cli:
+        result = subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(src), "--to",
+                                 "chunks", "-o", str(out), "-q", *args],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    else:
+        options = {args[i].lstrip("-").replace("-", "_"): args[i + 1]
+                   for i in range(0, len(args), 2)}
+        convert(src, "chunks", out, options=options)
+    path = out / (src.name[:-5] + ".chunks.jsonl")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gen") / "gen.json"
+    subprocess.run([sys.executable, str(GENERATE), "--pages", "24", "-o", str(path)],
+                   check=True, timeout=60)
+    return path
+
+
+def chained_text(tmp_path):
+    """A paragraph continued over a page break, a long CJK paragraph, and headings."""
+    long_zh = "".join(f"第{i}句话讲的是文档切分的规则。" for i in range(60))
+    elements = [
+        element("t1", "Title", "第一章 总则", 1, metadata={"category_depth": 0}),
+        element("p1", text="The first half of a paragraph that runs", page=1,
+                coordinates=[0.1, 0.8, 0.9, 0.8, 0.9, 0.9, 0.1, 0.9]),
+        element("f1", "Footer", "footer text", 1),
+        element("p2", text="over the page break and ends here.", page=2,
+                coordinates=[0.1, 0.1, 0.9, 0.1, 0.9, 0.2, 0.1, 0.2],
+                metadata={"is_continuation": True, "continuation_of": "p1"}),
+        element("t2", "Title", "1.1 范围", 2, metadata={"category_depth": 1}),
+        element("p3", text=long_zh, page=2),
+        element("t3", "Title", "第二章", 3, metadata={"category_depth": 0}),
+        element("p4", text="A short closing paragraph.", page=3),
+    ]
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(envelope(elements), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def check_against_source(path, chunks, size):
+    """The invariants of the issue, read against the raw JSON."""
+    sources = {s.id: s for s in oracle.sources(path)}
+    seen_in: dict[str, list[int]] = {}
+    pieces: dict[str, list[str]] = {}
+    for chunk in chunks:
+        assert chunk["_schema"] == CHUNK_SCHEMA
+        text = chunk["text"]
+        assert chunk["size"] <= size or chunk["oversize"], chunk
+        if chunk["oversize"]:  # only a table part of one row may be larger
+            assert [t["row_end"] - t["row_start"] for t in chunk["tables"]] == [1], chunk
+        for span in chunk["spans"]:
+            source = sources[span["element_id"]]
+            shown = text[span["start"]:span["end"]]
+            if span["element_start"] is not None:  # text taken as the element has it
+                start = span["element_start"]
+                assert source.text[start:start + len(shown)] == shown
+            if span["overlap"]:
+                assert span["end"] <= chunk["overlap"]
+                continue
+            seen_in.setdefault(source.id, []).append(chunk["chunk_index"])
+            if source.type != "Table":
+                pieces.setdefault(source.id, []).append(shown)
+        for box in chunk["boxes"]:
+            source = sources[box["element_id"]]
+            assert (box["page"], box["coordinates"]) == (source.page, source.coordinates)
+        assert chunk["pages"] == sorted({sources[i].page for i in chunk["element_ids"]})
+        assert set(chunk["element_ids"]) >= {s["element_id"] for s in chunk["spans"]
+                                             if not s["overlap"]}
+    for source in sources.values():
+        if source.type in oracle.FURNITURE or source.type == "PageBreak" or \
+                not source.text.strip():
+            continue
+        where = seen_in.get(source.id)
+        assert where, f"{source.id} in no chunk"
+        assert sorted(set(where)) == list(range(min(where), max(where) + 1)), source.id
+        if source.id in pieces:  # every character of its text, once, in order
+            assert SQUEEZE.sub("", "".join(pieces[source.id])) == \
+                SQUEEZE.sub("", source.text), source.id
+    return seen_in
+
+
+@pytest.mark.parametrize("args", [(), ("--chunk-size", "300"), ("--chunk-by", "page"),
+                                  ("--chunk-by", "size", "--chunk-size", "250",
+                                   "--chunk-overlap", "60")])
+def test_sample_chunks_hold_every_element_once_with_its_provenance(tmp_path, args):
+    chunks = run_chunks(SAMPLE, tmp_path, *args)
+    size = int(args[args.index("--chunk-size") + 1]) if "--chunk-size" in args else 2000
+    check_against_source(SAMPLE, chunks, size)
+    assert [c["chunk_index"] for c in chunks] == list(range(len(chunks)))
+    assert len({c["chunk_id"] for c in chunks}) == len(chunks)
+
+
+def header_lines(text: str, header_rows: int, fmt: str) -> list[str]:
+    """The header rows a table part starts with (after any caption)."""
+    if fmt == "markdown":
+        return text[text.index("|"):].splitlines()[:header_rows + 1]  # and the rule
+    return text[text.index("<table>"):].splitlines()[1:header_rows + 1]
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_generated_chunks_and_table_parts_repeat_the_header(tmp_path, generated, fmt):
+    chunks = run_chunks(generated, tmp_path, "--chunk-size", "800", "--chunk-table-format", fmt)
+    check_against_source(generated, chunks, 800)
+    expected = {t.cells[0][4] for t in oracle.expected(generated).tables}
+    parts: dict[str, list[dict]] = {}
+    for chunk in chunks:
+        for table in chunk["tables"]:
+            parts.setdefault(table["table_id"], []).append((chunk, table))
+    split = [p for p in parts.values() if len(p) > 1]
+    assert split, "no table was long enough to be split"
+    for table_parts in split:
+        header_rows = table_parts[0][1]["header_rows"]
+        assert header_rows >= 1
+        header = header_lines(table_parts[0][0]["text"], header_rows, fmt)
+        first_cell = re.split(r"\||<t[hd][^>]*>|</t[hd]>", header[0])
+        assert expected & {oracle.visible(c) for c in first_cell}
+        rows = []
+        for chunk, table in table_parts:
+            assert header_lines(chunk["text"], header_rows, fmt) == header
+            rows.append((table["row_start"], table["row_end"]))
+        # whole rows, each once, in order, from the first body row to the last
+        assert rows[0][0] == header_rows
+        assert all(a[1] == b[0] for a, b in zip(rows, rows[1:]))
+
+
+def test_title_strategy_never_crosses_a_top_heading_and_carries_the_path(tmp_path):
+    path = chained_text(tmp_path)
+    chunks = run_chunks(path, tmp_path, "--chunk-size", "200", "--chunk-max-level", "1")
+    check_against_source(path, chunks, 200)
+    by_id = {i: c for c in chunks for i in c["element_ids"]}
+    # the chain p1+p2 is one text, with each fragment's own offsets and box
+    chain = by_id["p1"]
+    assert chain is by_id["p2"]
+    assert "runs over the page break" in chain["text"]
+    assert chain["pages"] == [1, 2]
+    assert "footer text" not in "".join(c["text"] for c in chunks)
+    # the CJK paragraph is split at sentence ends
+    parts = [c for c in chunks if "p3" in c["element_ids"]]
+    assert len(parts) > 1
+    assert all(c["text"].endswith("。") for c in parts[:-1])
+    assert all(c["headings"] == ["第一章 总则", "1.1 范围"] for c in parts[1:])
+    # level 1 closes; the second chapter starts its own chunk
+    assert by_id["t3"]["text"].startswith("第二章")
+    assert by_id["t3"]["headings"] == ["第二章"]
+    assert by_id["t3"] is by_id["p4"]
+
+
+def test_chunk_ids_are_stable_across_runs_and_change_with_the_options(tmp_path):
+    first = run_chunks(SAMPLE, tmp_path / "a", "--chunk-size", "500", cli=True)
+    again = run_chunks(SAMPLE, tmp_path / "b", "--chunk-size", "500")
+    other = run_chunks(SAMPLE, tmp_path / "c", "--chunk-size", "501")
+    assert (tmp_path / "a" / "report.chunks.jsonl").read_bytes() == \
+        (tmp_path / "b" / "report.chunks.jsonl").read_bytes()
+    assert [c["chunk_id"] for c in first] == [c["chunk_id"] for c in again]
+    assert not {c["chunk_id"] for c in first} & {c["chunk_id"] for c in other}
+
+
+def test_spans_and_tables_as_html_where_cells_span(tmp_path):
+    cells = [(1, 1, 1, 2, "Head"), (2, 1, 2, 1, "tall"), (2, 2, 1, 1, "a"), (3, 2, 1, 1, "b")]
+    elements = [element("tb", "Table", "", 1, table_structure=structure(cells, 3, 2)),
+                element("cap", "TableCaption", "Table 1 spans", 1,
+                        metadata={"ref_element_id": "tb"})]
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(envelope(elements)), encoding="utf-8")
+    [chunk] = run_chunks(path, tmp_path)
+    assert chunk["text"].startswith("Table 1 spans\n\n<table>")
+    assert '<th colspan="2">Head</th>' in chunk["text"]
+    assert '<td rowspan="2">tall</td>' in chunk["text"]
+    assert chunk["element_ids"] == ["cap", "tb"]
+    [md] = run_chunks(path, tmp_path / "md", "--chunk-table-format", "markdown")
+    assert "| tall | a |" in md["text"]
+
+
+def test_tokens_from_a_tokenizer_built_in_the_test(tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    words = SQUEEZE.split(SAMPLE.read_text(encoding="utf-8"))
+    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(dict.fromkeys(words))}}
+    tok = tokenizers.Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()
+    file = tmp_path / "tokenizer.json"
+    tok.save(str(file))
+    chunks = run_chunks(SAMPLE, tmp_path, "--chunk-tokenizer", str(file), "--chunk-size", "60",
+                        cli=True)
+    for chunk in chunks:
+        tokens = len(tok.encode(chunk["text"], add_special_tokens=False).ids)
+        assert chunk["size"] == tokens
+        assert tokens <= 60 or chunk["oversize"]
+    assert max(len(c["text"]) for c in chunks) > 60  # tokens, not characters, were counted
+
+
+def test_library_iter_chunks_and_bad_options(tmp_path):
+    chunks = list(iter_chunks(SAMPLE, options={"chunk_size": 400}))
+    assert chunks == run_chunks(SAMPLE, tmp_path, "--chunk-size", "400")
+    with pytest.raises(Exception, match="chunk_overlap"):
+        convert(SAMPLE, "chunks", tmp_path, options={"chunk_size": 100, "chunk_overlap": 80})
+    result = subprocess.run([sys.executable, "-m", "xparse_convert.cli", str(SAMPLE), "--to",
+                             "chunks", "-o", str(tmp_path), "--chunk-by", "chapter"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "chunk-by" in result.stderr
+
+
+def test_streaming_memory_is_bounded(tmp_path):
+    """Peak RSS of a chunking run barely grows with the input (measured in the child)."""
+    peaks = []
+    for pages in (20, 300):
+        src = tmp_path / f"g{pages}.json"
+        subprocess.run([sys.executable, str(GENERATE), "--pages", str(pages), "-o", str(src)],
+                       check=True, timeout=120, capture_output=True)
+        code = ("import resource,sys; from xparse_convert import convert; "
+                f"convert({str(src)!r}, 'chunks', {str(tmp_path)!r}); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, timeout=120)
+        peaks.append(int(out.stdout.split()[-1]) / 1024)
+    size_ratio = (tmp_path / "g300.json").stat().st_size / (tmp_path / "g20.json").stat().st_size
+    assert size_ratio > 10
+    assert peaks[1] < peaks[0] + 15, peaks  # MB: flat, not 15x the input
