@@ -143,19 +143,28 @@ def settings_xml(*, even_and_odd: bool, update_fields: bool, language: str) -> b
                                     b"<w:evenAndOddHeaders/><w:characterSpacingControl", 1)
     if update_fields:
         settings = settings.replace(b"<w:compat>", b'<w:updateFields w:val="true"/><w:compat>', 1)
-    east_asia = language if language.startswith("zh") else "zh-CN"
+    western, east_asia = _languages(language)
     return settings.replace(b'<w:themeFontLang w:val="en-US" w:eastAsia="ja-JP"/>',
-                            f'<w:themeFontLang w:val="{language}" w:eastAsia="{east_asia}"/>'
+                            f'<w:themeFontLang w:val="{western}" w:eastAsia="{east_asia}"/>'
                             .encode(), 1)
+
+
+def _languages(language: str) -> tuple[str, str]:
+    """Word's two run languages for a document language: the one of Latin text and the one
+    of CJK text.  A Chinese document's Latin text stays English: with Chinese as the
+    Latin-text language, LibreOffice breaks lines inside numbers ("0791-86 / 281485")."""
+    if language.split("-")[0] in ("zh", "ja", "ko"):
+        return "en-US", language
+    return language, "zh-CN"
 
 
 def language_styles(language: str) -> bytes:
     """``styles_xml`` with the document's language as every run's default (spelling,
     hyphenation, and the font a CJK character gets)."""
-    east_asia = language if language.startswith("zh") else "en-US"
+    western, east_asia = _languages(language)
     return styles_xml().replace(
         b'<w:lang w:val="en-US" w:eastAsia="en-US" w:bidi="ar-SA"/>',
-        f'<w:lang w:val="{language}" w:eastAsia="{east_asia}" w:bidi="ar-SA"/>'.encode(), 1)
+        f'<w:lang w:val="{western}" w:eastAsia="{east_asia}" w:bidi="ar-SA"/>'.encode(), 1)
 
 
 class DocxPackage(Package):

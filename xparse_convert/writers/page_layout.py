@@ -109,8 +109,8 @@ _WIDE = "\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua960
     "\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
 _TOKEN = re.compile(f"[^\\s{_WIDE}]+")
 _WIDE_CHAR = re.compile(f"[{_WIDE}]")
-NARROW = 1.2  # half-ems of a Latin letter or digit, on the generous side: the fallback
-CAPITAL = 0.3  # fonts LibreOffice uses without Calibri (DejaVu Sans) are wider, capitals most
+NARROW = 1.3  # half-ems of a Latin letter or digit, on the generous side: the fallback
+CAPITAL = 0.25  # fonts LibreOffice uses without Calibri (DejaVu Sans) are wider, capitals most
 WIDE = 2.0
 _CAPITALS = re.compile(r"[A-Z%@#&]")
 
