@@ -47,6 +47,7 @@ from .docx_package import BULLET_NUM, R_NS, W_NS, DocxPackage
 from .page_layout import (
     A4,
     CELL_MARGIN,
+    CELL_PAD,
     PageSize,
     TableLayout,
     document_page,
@@ -89,13 +90,19 @@ MEDIA_EXTENSIONS = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "BMP": "bmp", "T
 _DECLARATIONS = re.compile(rb' xmlns:\w+="[^"]*"')
 
 
+_QUALIFIED: dict[str, str] = {}  # tag -> {w namespace}tag, made once (the hot path)
+
+
 def w(tag: str) -> str:
-    return f"{{{W_NS}}}{tag}"
+    name = _QUALIFIED.get(tag)
+    if name is None:
+        name = _QUALIFIED[tag] = f"{{{W_NS}}}{tag}"
+    return name
 
 
 def _el(tag: str, parent: etree._Element | None = None, **attrs: str) -> etree._Element:
     """A ``w:`` element (attributes in the ``w:`` namespace too)."""
-    attributes = {w(k): v for k, v in attrs.items()}
+    attributes = {w(k): v for k, v in attrs.items()} if attrs else None
     if parent is None:
         return etree.Element(w(tag), attributes, nsmap=NSMAP)
     return etree.SubElement(parent, w(tag), attributes)
@@ -108,12 +115,12 @@ def _serialise(block: etree._Element) -> bytes:
 
 
 def _add_text(run_parent: etree._Element, text: str, *, bold: bool = False,
-              style: str | None = None, marks: int = 0) -> None:
+              style: str | None = None, marks: int = 0, size: int | None = None) -> None:
     """A run for ``text``: newlines become ``w:br``, tabs ``w:tab``, spaces are kept;
-    ``marks`` (``inline.STRONG`` ...) become run properties."""
+    ``marks`` (``inline.STRONG`` ...) become run properties, ``size`` (half-points) too."""
     run = _el("r", run_parent)
     bold = bold or bool(marks & STRONG)
-    if bold or style or marks:
+    if bold or style or marks or size:
         rpr = _el("rPr", run)
         if style:
             _el("rStyle", rpr, val=style)
@@ -121,6 +128,9 @@ def _add_text(run_parent: etree._Element, text: str, *, bold: bool = False,
             _el("b", rpr)
         if marks & EMPHASIS:
             _el("i", rpr)
+        if size:
+            _el("sz", rpr, val=str(size))
+            _el("szCs", rpr, val=str(size))
         if marks & (SUB | SUP):
             _el("vertAlign", rpr, val="subscript" if marks & SUB else "superscript")
     for i, line in enumerate(text.split("\n")):
@@ -478,22 +488,23 @@ class DocxWriter(Writer):
             _el("gridCol", grid, w=str(width))
         size = layout.font_size or BODY_SIZE
         keep = self._kept_rows(table, widths, size)
+        rich = False  # cells of inline runs, whose size is set afterwards
         for r, row in enumerate(table.grid()):
-            tr = _el("tr", tbl)
+            tr = etree.SubElement(tbl, _TR)
             header = r < table.header_rows
-            trpr = _el("trPr", tr)
-            _el("cantSplit", trpr)  # a row is never cut by a page break
+            trpr = etree.SubElement(tr, _TR_PR)
+            etree.SubElement(trpr, _CANT_SPLIT)  # a row is never cut by a page break
             if header:
-                _el("tblHeader", trpr)
+                etree.SubElement(trpr, _TBL_HEADER)
             for slot in row:
                 if isinstance(slot, Cell):
-                    self._cell(tr, slot, widths, header)
+                    rich |= self._cell(tr, slot, widths, header, layout.font_size)
                 elif isinstance(slot, Covered) and slot.starts_row_span:
                     self._continued_cell(tr, slot.anchor, widths)
-            if r in keep:  # the rows of a vertical merge stay on one page
+            if keep and r in keep:  # the rows of a vertical merge stay on one page
                 for ppr in _paragraph_props(tr):
-                    _el("keepNext", ppr)
-        if layout.font_size is not None:
+                    etree.SubElement(ppr, _KEEP_NEXT)
+        if layout.font_size is not None and rich:
             _set_font_size(tbl, layout.font_size)
         return tbl
 
@@ -503,11 +514,17 @@ class DocxWriter(Writer):
         spans = [c for c in table.cells if c.row_span > 1]
         if not spans:
             return set()
+        merged = set()
+        for cell in spans:
+            merged.update(range(cell.row, cell.row + cell.row_span))
         lines = [1] * table.n_rows
+        half_em = size * 5
         for cell in table.cells:
-            if cell.text and cell.row_span == 1:
+            text = cell.text
+            if text and cell.row_span == 1 and cell.row in merged:
                 width = sum(widths[cell.col:cell.col + cell.col_span])
-                lines[cell.row] = max(lines[cell.row], estimated_lines(cell.text, width, size))
+                if 2.6 * len(text) * half_em > width - CELL_PAD:  # else surely one line
+                    lines[cell.row] = max(lines[cell.row], estimated_lines(text, width, size))
         line_h = size * 12 + 2 * CELL_V_MARGIN  # 1.2 lines a half-point, in twips
         page_h = (self.page.width if self.page.landscape else self.page.height) - 2 * MARGIN
         keep: set[int] = set()
@@ -526,7 +543,9 @@ class DocxWriter(Writer):
             _el("gridSpan", tcpr, val=str(cell.col_span))
         return tcpr
 
-    def _cell(self, tr: etree._Element, cell: Cell, widths: list[int], header: bool) -> None:
+    def _cell(self, tr: etree._Element, cell: Cell, widths: list[int], header: bool,
+              size: int | None = None) -> bool:
+        """Write a cell; True when it holds inline runs (not yet at ``size``)."""
         tc = _el("tc", tr)
         tcpr = self._cell_props(tc, cell, widths)
         if cell.row_span > 1:
@@ -538,11 +557,12 @@ class DocxWriter(Writer):
             for line in text.split("\n") if text else [""]:
                 p = _el("p", tc)
                 if line:
-                    _add_text(p, line, bold=header)
-            return
+                    _add_text(p, line, bold=header, size=size)
+            return False
         width = sum(widths[cell.col:cell.col + cell.col_span]) - 2 * CELL_MARGIN
         for line in split_lines(self._cleaned(cell.runs)):
             self._add_runs(_el("p", tc), line, bold=header, max_width=width)
+        return True
 
     def _continued_cell(self, tr: etree._Element, anchor: Cell, widths: list[int]) -> None:
         tc = _el("tc", tr)
@@ -801,6 +821,10 @@ def _spacer() -> etree._Element:
     return p
 
 
+_TR, _TR_PR, _CANT_SPLIT, _TBL_HEADER, _KEEP_NEXT = (
+    w(t) for t in ("tr", "trPr", "cantSplit", "tblHeader", "keepNext"))
+
+
 def _paragraph_props(row: etree._Element) -> list[etree._Element]:
     """The ``w:pPr`` of every paragraph in a table row (made when missing)."""
     props = []
@@ -819,9 +843,11 @@ _BEFORE_SIZE = {w("highlight"), w("u"), w("effect"), w("bdr"), w("shd"), w("fitT
 
 def _set_font_size(tbl: etree._Element, size: int) -> None:
     """Every run of a table at ``size`` half-points (in the schema's place among the run's
-    properties)."""
+    properties), unless it has a size already."""
     for run in tbl.iter(w("r")):
         rpr = run.find(w("rPr"))
+        if rpr is not None and rpr.find(w("sz")) is not None:
+            continue
         if rpr is None:
             rpr = etree.Element(w("rPr"))
             run.insert(0, rpr)

@@ -112,25 +112,31 @@ _WIDE_CHAR = re.compile(f"[{_WIDE}]")
 NARROW = 1.3  # half-ems of a Latin letter or digit, on the generous side: the fallback
 CAPITAL = 0.25  # fonts LibreOffice uses without Calibri (DejaVu Sans) are wider, capitals most
 WIDE = 2.0
-_CAPITALS = re.compile(r"[A-Z%@#&]")
+
+
+_NO_CAPITALS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ%@#&")
+
+
+def _narrow(text: str) -> float:
+    """Half-ems of text without wide characters (capitals counted wider)."""
+    return len(text) * NARROW + (len(text) - len(text.translate(_NO_CAPITALS))) * CAPITAL
 
 
 def measure(text: str) -> float:
     """Width of ``text`` on one line, in half-ems."""
-    narrow = len(text)
-    wide = 0
-    if not text.isascii():
-        wide = len(_WIDE_CHAR.findall(text))
-        narrow -= wide
-    return wide * WIDE + narrow * NARROW + len(_CAPITALS.findall(text)) * CAPITAL
+    if text.isascii():
+        return _narrow(text)
+    wide = len(_WIDE_CHAR.findall(text))
+    return wide * (WIDE - NARROW) + _narrow(text)
 
 
 def longest_token(text: str) -> float:
     """Width in half-ems of the widest piece of ``text`` a line cannot break inside: a
     number, a date, a Latin word, or one CJK character."""
-    widest = max((len(t) * NARROW + len(_CAPITALS.findall(t)) * CAPITAL
-                  for t in _TOKEN.findall(text)), default=0.0)
-    if not text.isascii() and _WIDE_CHAR.search(text):
+    if text.isascii():
+        return max(map(_narrow, text.split()), default=0.0)
+    widest = max(map(_narrow, _TOKEN.findall(text)), default=0.0)
+    if _WIDE_CHAR.search(text):
         widest = max(widest, WIDE)
     return widest
 
@@ -164,8 +170,14 @@ def column_needs(table: Table) -> tuple[list[float], list[float]]:
         if cell.col_span != 1 or not text:
             continue
         c = cell.col
-        line = max(measure(x) for x in text.split("\n")) if "\n" in text else measure(text)
-        need = max(longest_token(text), min(line, READABLE))
+        if "\n" in text:
+            line = max(map(measure, text.split("\n")))
+            token = longest_token(text)
+        else:
+            line = measure(text)
+            # one word (a number, a date): the line is the word
+            token = line if " " not in text and text.isascii() else longest_token(text)
+        need = token if token > READABLE else max(token, min(line, READABLE))
         if need > least[c]:
             least[c] = need
         if line > widest[c]:

@@ -312,7 +312,8 @@ class XlsxWriter(Writer):
         row_at = {r: first_row + i for i, r in enumerate(rows)}
         col_at = {c: i for i, c in enumerate(cols)}
         letters = [col(i) for i in range(len(cols))]
-        heights = _merged_row_heights(table, sheet.widths_of(cols)) if table.has_spans else {}
+        heights = _merged_row_heights(table, sheet.widths_of(cols)) if table.header_rows and \
+            table.has_spans else {}
         for r in rows:
             excel_row = row_at[r]
             header = r < table.header_rows
@@ -457,23 +458,35 @@ class XlsxWriter(Writer):
 
 
 def _merged_row_heights(table: Table, widths: dict[int, float]) -> dict[int, float]:
-    """Heights in points of the rows holding a merged cell whose text wraps: enough lines
-    for every cell of the row (a merge's lines shared by the rows it spans)."""
-    lines: dict[int, float] = {}
+    """Heights in points of the header rows holding a merged cell whose text wraps:
+    enough lines for every cell of the row (a merge's lines shared by the rows it spans).
+    Body rows are left to the reader's tools (a merged body cell rarely wraps, and the
+    body is most of the work)."""
     merged_rows: set[int] = set()
     for cell in table.cells:
-        if not cell.text:
+        if cell.row >= table.header_rows:
+            break  # cells come row by row
+        if cell.is_merged:
+            merged_rows.update(range(cell.row, min(cell.row + cell.row_span,
+                                                   table.header_rows)))
+    if not merged_rows:
+        return {}
+    lines: dict[int, float] = {}
+    for cell in table.cells:
+        text = cell.text
+        if cell.row >= table.header_rows:
+            break
+        if not text or cell.row not in merged_rows:
             continue
         room = sum(widths.get(c, 8.43) for c in range(cell.col, cell.col + cell.col_span)) - 1
+        if 2 * len(text) <= room and "\n" not in text:
+            continue  # one line, however wide its characters
         needed = sum(max(1, math.ceil(display_width(line) / max(room, 1)))
-                     for line in cell.text.split("\n")) / max(cell.row_span, 1)
-        if cell.is_merged:
-            merged_rows.update(range(cell.row, cell.row + cell.row_span))
+                     for line in text.split("\n")) / max(cell.row_span, 1)
         for r in range(cell.row, cell.row + cell.row_span):
             if needed > lines.get(r, 1):
                 lines[r] = needed
-    return {r: math.ceil(lines[r]) * LINE_HEIGHT for r in merged_rows
-            if lines.get(r, 1) > 1}
+    return {r: math.ceil(n) * LINE_HEIGHT for r, n in lines.items() if n > 1}
 
 
 _OPENING = re.compile(r"[（(【\[：:；;，,。|]")
