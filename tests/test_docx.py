@@ -187,10 +187,12 @@ def test_byte_identical(tmp_path):
 def test_toc_is_filled_from_the_titles(tmp_path, sample_data):
     path = build(SAMPLE, tmp_path, docx_toc=True)
     document = docx.Document(path)
-    toc = [p.text for p in document.paragraphs if p.style.name.startswith("toc ")]
+    toc = [p.text.rpartition("\t") for p in document.paragraphs
+           if p.style.name.startswith("toc ")]
     titles = [" ".join(e["text"].split()) for e in sample_data["data"]["elements"]
               if e["type"] == "Title"]
-    assert toc == titles  # every title is at depth <= 2 here
+    assert [entry for entry, _, _ in toc] == titles  # every title is at depth <= 2 here
+    assert all(number.isdigit() for _, _, number in toc)  # a page reference after each
     root, _ = document_xml(path)
     instr = "".join(t.text for t in root.iter(f"{W}instrText"))
     assert "TOC" in instr
@@ -200,14 +202,48 @@ def test_toc_is_filled_from_the_titles(tmp_path, sample_data):
     check_word_rules(path)
 
 
-def test_furniture_and_page_breaks_on_request(tmp_path, sample_data):
+def furniture_parts(path):
+    """The text of every header and footer part, and whether it holds a PAGE field."""
+    with zipfile.ZipFile(path) as zf:
+        parts = {}
+        for name in zf.namelist():
+            if re.fullmatch(r"word/(header|footer)\d+\.xml", name):
+                root = etree.fromstring(zf.read(name))
+                instr = "".join(t.text for t in root.iter(f"{W}instrText"))
+                parts[name] = ("".join(t.text or "" for t in root.iter(f"{W}t")), instr)
+        return parts
+
+
+def test_running_heads_are_in_header_and_footer_parts(sample_docx, sample_data):
+    elements = sample_data["data"]["elements"]
+    header = next(e["text"] for e in elements if e["type"] == "Header")
+    footer = next(e["text"] for e in elements if e["type"] == "Footer")
+    document = docx.Document(sample_docx)
+    body = [p.text for p in document.paragraphs]
+    assert header not in body and footer not in body
+    section = document.sections[0]
+    assert [p.text for p in section.header.paragraphs] == [header]
+    assert section.footer.paragraphs[0].text == footer
+    parts = furniture_parts(sample_docx)
+    assert any(" PAGE " in instr for _, instr in parts.values())
+    root, _ = document_xml(sample_docx)
+    start = root.find(f"{W}body/{W}sectPr/{W}pgNumType")
+    assert start is not None and start.get(f"{W}start") == "1"
+
+
+def test_furniture_and_page_breaks_give_a_section_per_page(tmp_path, sample_data):
     path = build(SAMPLE, tmp_path, furniture=True, page_breaks=True)
     document = docx.Document(path)
     footer = next(e["text"] for e in sample_data["data"]["elements"] if e["type"] == "Footer")
-    assert footer in [p.text for p in document.paragraphs]
+    assert footer not in [p.text for p in document.paragraphs]
+    starts = []
+    for section in document.sections:  # one per source page, PageBreak folded in
+        assert not section.footer.is_linked_to_previous
+        assert section.footer.paragraphs[0].text == footer
+        starts.append(section._sectPr.find(f"{W}pgNumType").get(f"{W}start"))
+    assert starts == ["1", "2", "4"]  # printed numbers; the table over pages 2-4 is one
     root, _ = document_xml(path)
-    breaks = [b for b in root.iter(f"{W}br") if b.get(f"{W}type") == "page"]
-    assert len(breaks) == 3  # between the four source pages, PageBreak folded in
+    assert not [b for b in root.iter(f"{W}br") if b.get(f"{W}type") == "page"]
     check_word_rules(path)
 
 

@@ -122,7 +122,9 @@ def test_sheet_names_follow_excel_rules(tmp_path, write_json):
         assert len(name) <= 31 and not set(name) & set("[]:*?/\\")
         assert not name.startswith("'") and not name.endswith("'")
         assert name.lower() != "history"
-    assert names[-1] == "Table 6 p6"
+    assert names[:2] == ["Sales 2024 Q1 Q2", "sales 2024 q1 q2 p2"]  # a hint when taken
+    assert names[2] == "History p3" and names[4] == "x" * 31
+    assert names[-1] == "Table 6"
 
 
 def test_giant_cells_and_control_characters(tmp_path, write_json):
@@ -259,8 +261,8 @@ def test_excel_limits_count_utf16_units(tmp_path, write_json):
     def units(text):
         return len(text.encode("utf-16-le")) // 2
 
-    # as long as fits: 28 units for the caption beside the page hint, whole characters only
-    assert book.sheetnames[1:] == [emoji * 14 + " p1", "a" + emoji * 13 + " p2"]
+    # as long as fits: 31 units, whole characters only
+    assert book.sheetnames[1:] == [emoji * 15, "a" + emoji * 15]
     marker = "… [truncated]"
     for ws in book.worksheets[1:]:
         cut = ws["A2"].value

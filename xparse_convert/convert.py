@@ -171,15 +171,20 @@ def _run(reader: Reader, writers: list[Writer], opts: dict[str, Any], diag: Diag
     dropped = Dropped()  # what select left out, for the stage that joins chains
     furniture = bool(opts["furniture"])
     choice = _Choice(opts)
+    # furniture for writers that place it themselves, whatever --furniture says
+    placing = [w for w in logical_writers if w.page_furniture] if not furniture else []
     # raw writers see furniture whatever --furniture says; without them one filter does all
     stream: Iterator[Element] = select(choice.watch(reader.elements()), pages=opts["pages"],
                                        types=opts["types"], exclude_types=opts["exclude_types"],
-                                       furniture=furniture or bool(raw), dropped=dropped)
+                                       furniture=furniture or bool(raw) or bool(placing),
+                                       dropped=dropped)
     stream = choice.count(stream)
     if raw:
         stream = _tee(stream, raw)
-        if not furniture:
-            stream = select(stream, furniture=False, dropped=dropped)
+    if placing:
+        stream = _furniture_to(stream, placing)
+    elif raw and not furniture:
+        stream = select(stream, furniture=False, dropped=dropped)
     if logical_writers:
         document = logical(stream, diag, dropped)
         for element in document:
@@ -258,6 +263,17 @@ class _Choice:
         diag.warn("selected-nothing", f"{' with '.join(asked_for)} selected no element of "
                   f"this input (its types: {', '.join(present[:8])}"
                   f"{', ...' if len(present) > 8 else ''}){hint}")
+
+
+def _furniture_to(stream: Iterable[Element], writers: list[Writer]) -> Iterator[Element]:
+    """The stream without its furniture, which goes to ``writers`` as it is read (outside
+    the logical stage, so it cannot change how the other writers' document is joined)."""
+    for element in stream:
+        if element.is_furniture:
+            for writer in writers:
+                writer.write(element)
+        else:
+            yield element
 
 
 def _tee(stream: Iterable[Element], writers: list[Writer]) -> Iterator[Element]:

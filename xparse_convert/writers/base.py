@@ -124,6 +124,10 @@ class Writer:
     description: ClassVar[str] = ""
     # element types of this writer's own (a plug-in for another engine's types) -> method
     types: ClassVar[Mapping[str, str]] = {}
+    # True: Header, Footer and PageNumber reach this writer whatever ``furniture`` says (a
+    # format with places of its own for them, like DOCX's header and footer parts); without
+    # ``furniture`` they come as soon as they are read, beside the logical document.
+    page_furniture: ClassVar[bool] = False
 
     def __init__(self, out: IO[Any], context: WriterContext) -> None:
         self.out = out

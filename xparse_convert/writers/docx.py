@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass
 from typing import IO, Any
 
 from lxml import etree
@@ -37,11 +38,32 @@ from ..inline import (
     plain_text,
     split_lines,
 )
+from ..language import LanguageGuess, contents_heading, word_language
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Covered, Table
 from ..text import strip_math_delimiters
 from .base import Option, PageBreaks, Writer
 from .docx_package import BULLET_NUM, R_NS, W_NS, DocxPackage
+from .page_layout import (
+    A4,
+    CELL_MARGIN,
+    CELL_PAD,
+    PageSize,
+    TableLayout,
+    document_page,
+    estimated_lines,
+    layout_table,
+)
+from .running_heads import (
+    NUMPAGES,
+    PAGE,
+    Heads,
+    PageFurniture,
+    Part,
+    decide,
+    page_number,
+    page_parts,
+)
 
 WP_NS = "http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"
 A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
@@ -49,9 +71,14 @@ PIC_NS = "http://schemas.openxmlformats.org/drawingml/2006/picture"
 NSMAP = {"w": W_NS, "r": R_NS, "wp": WP_NS, "a": A_NS, "pic": PIC_NS, "m": M_NS}
 XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 
-# A4 portrait, 2.54 cm margins, in twentieths of a point (twips).
-PAGE_W, PAGE_H, MARGIN = 11906, 16838, 1440
+# A4 portrait, 2.54 cm margins, in twentieths of a point (twips): the page when the source
+# gives none (``page_layout.document_page`` reads it from ``pages[]``).
+PAGE_W, PAGE_H, MARGIN = A4.width, A4.height, 1440
+MIN_MARGIN = 720  # a section whose tables were laid out wider gives them room down to this
 TEXT_W, TEXT_H = PAGE_W - 2 * MARGIN, PAGE_H - 2 * MARGIN
+BODY_SIZE = 22  # half-points: the template's body text
+TABLE_FLOOR = 16  # half-points: a wide table's font shrinks no further (8 pt)
+CELL_V_MARGIN = 30  # twips above and below a cell's text
 EMU_PER_TWIP = 635
 EMU_PER_PX = 9525  # at 96 dpi
 TOC_LEVELS = 3
@@ -63,13 +90,19 @@ MEDIA_EXTENSIONS = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "BMP": "bmp", "T
 _DECLARATIONS = re.compile(rb' xmlns:\w+="[^"]*"')
 
 
+_QUALIFIED: dict[str, str] = {}  # tag -> {w namespace}tag, made once (the hot path)
+
+
 def w(tag: str) -> str:
-    return f"{{{W_NS}}}{tag}"
+    name = _QUALIFIED.get(tag)
+    if name is None:
+        name = _QUALIFIED[tag] = f"{{{W_NS}}}{tag}"
+    return name
 
 
 def _el(tag: str, parent: etree._Element | None = None, **attrs: str) -> etree._Element:
     """A ``w:`` element (attributes in the ``w:`` namespace too)."""
-    attributes = {w(k): v for k, v in attrs.items()}
+    attributes = {w(k): v for k, v in attrs.items()} if attrs else None
     if parent is None:
         return etree.Element(w(tag), attributes, nsmap=NSMAP)
     return etree.SubElement(parent, w(tag), attributes)
@@ -82,12 +115,12 @@ def _serialise(block: etree._Element) -> bytes:
 
 
 def _add_text(run_parent: etree._Element, text: str, *, bold: bool = False,
-              style: str | None = None, marks: int = 0) -> None:
+              style: str | None = None, marks: int = 0, size: int | None = None) -> None:
     """A run for ``text``: newlines become ``w:br``, tabs ``w:tab``, spaces are kept;
-    ``marks`` (``inline.STRONG`` ...) become run properties."""
+    ``marks`` (``inline.STRONG`` ...) become run properties, ``size`` (half-points) too."""
     run = _el("r", run_parent)
     bold = bold or bool(marks & STRONG)
-    if bold or style or marks:
+    if bold or style or marks or size:
         rpr = _el("rPr", run)
         if style:
             _el("rStyle", rpr, val=style)
@@ -95,6 +128,9 @@ def _add_text(run_parent: etree._Element, text: str, *, bold: bool = False,
             _el("b", rpr)
         if marks & EMPHASIS:
             _el("i", rpr)
+        if size:
+            _el("sz", rpr, val=str(size))
+            _el("szCs", rpr, val=str(size))
         if marks & (SUB | SUP):
             _el("vertAlign", rpr, val="subscript" if marks & SUB else "superscript")
     for i, line in enumerate(text.split("\n")):
@@ -124,36 +160,17 @@ def _paragraph(style: str | None = None, text: str | None = None, *, keep_next: 
     return p
 
 
-# About one display column (half an em at 10.5 pt) and a cell's side margins, in twips.
-TWIPS_PER_COLUMN = 125
-CELL_PADDING = 230
-_TOKEN = re.compile(r"[^\s\u2e80-\uffff]+")
+@dataclass
+class _Section:
+    """A section of the body: where it ends in the spooled body, whether its pages are
+    landscape, the widest table laid out in it, and (one section per source page) the page
+    whose furniture it shows."""
 
-
-def column_widths(table: Table, total: int) -> list[int]:
-    """Column widths in twips summing to ``total``.  Each column first gets room for its
-    longest unbreakable word (CJK text breaks anywhere), then the rest is shared in proportion
-    to its widest line (CJK counts double, capped so one long cell cannot starve the others).
-    Spanning cells do not count."""
-    n = table.n_cols
-    need = [max(w, 3) for w in table.widest_lines(40)]
-    word = [1] * n
-    for cell in table.cells:
-        if cell.col_span != 1 or not cell.text:
-            continue
-        longest = max((len(t) for t in _TOKEN.findall(cell.text)), default=1)
-        word[cell.col] = max(word[cell.col], min(longest, 20))
-    floor = [word[c] * TWIPS_PER_COLUMN + CELL_PADDING for c in range(n)]
-    if sum(floor) >= total:
-        widths = [max(int(total * f / sum(floor)), 1) for f in floor]
-    else:
-        spare = total - sum(floor)
-        extra = [max(need[c] * TWIPS_PER_COLUMN + CELL_PADDING - floor[c], 0) for c in range(n)]
-        weight = sum(extra) or n
-        widths = [floor[c] + int(spare * (extra[c] if sum(extra) else 1) / weight)
-                  for c in range(n)]
-    widths[-1] += total - sum(widths)
-    return widths
+    end: int
+    landscape: bool
+    table_width: int
+    page: int | None
+    first_of_page: bool
 
 
 class DocxWriter(Writer):
@@ -165,6 +182,7 @@ class DocxWriter(Writer):
         Option("toc", "a table of contents at the top, filled from the titles", False,
                kind=bool),
     )
+    page_furniture = True  # running heads go to the header and footer parts
 
     @classmethod
     def reads(cls, options: dict[str, Any]) -> frozenset[str]:
@@ -173,28 +191,102 @@ class DocxWriter(Writer):
     def begin(self, info: DocumentInfo) -> None:
         self.package = DocxPackage(self.out)
         self.body: IO[bytes] = tempfile.TemporaryFile()
+        self.info = info
         self.toc = bool(self.option("docx_toc"))
-        self.titles: list[tuple[int, str, str]] = []  # level, text, bookmark
+        self.titles: list[tuple[int, str, str, int | None]] = []  # level, text, bookmark, page
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
+        # --furniture --page-breaks: a section per source page, each with its own heads
+        self.per_page = bool(self.option("furniture")) and self.breaks.enabled
+        self.language = LanguageGuess()
+        self.furniture: dict[int, PageFurniture] = {}
+        self.pages_seen: set[int] = set()
+        # the page tables are laid out for; pages[] after the elements may still change it
+        self.page = document_page(info.pages.values(), info.extra.get("dpi"))
+        self.text_w = self._text_width(self.page)
+        self.sections: list[_Section] = []
+        self._landscape = self.page.landscape
+        self._section_start = 0
+        self._section_width = 0
+        self._section_page: int | None = None
+        self._section_first_of_page = True
         self._drawing_id = 0
         self._bookmark_id = 0
         self._ordered_runs = 0
         self._list_num: int | None = None  # numId of the open numbered run
         self._in_list = False
 
+    @staticmethod
+    def _text_width(page: PageSize) -> int:
+        return page.width - 2 * MARGIN
+
     # -- plumbing --------------------------------------------------------------------
-    def _emit(self, block: etree._Element) -> None:
+    def _emit(self, block: etree._Element, *, landscape: bool | None = None,
+              width: int = 0) -> None:
+        """Append a block to the body: after the page break or section break due before it,
+        in a landscape section when ``landscape`` (a wide table), with ``width`` the width
+        it was laid out for."""
         if self.breaks.due():
-            page_break = _el("p")
-            _el("br", _el("r", page_break), type="page")
-            self.body.write(_serialise(page_break))
+            if self.per_page:
+                self._close_section()
+            else:
+                page_break = _el("p")
+                _el("br", _el("r", page_break), type="page")
+                self.body.write(_serialise(page_break))
+        turned = self.page.landscape if landscape is None else landscape
+        if turned != self._landscape:
+            if self.body.tell() > self._section_start or (self.toc and not self.sections):
+                self._close_section()
+            self._landscape = turned
+        if self._section_page is None and self.current is not None:
+            self._section_page = self.current.page
+        self._section_width = max(self._section_width, width)
         self.body.write(_serialise(block))
 
+    def _close_section(self) -> None:
+        """End the section being written here (its properties are put in at the end, when
+        the page size and running heads are known)."""
+        page = self.current.page if self.current is not None else None
+        ends_page = self._section_page is not None and page != self._section_page
+        self.sections.append(_Section(self.body.tell(), self._landscape, self._section_width,
+                                      self._section_page, self._section_first_of_page))
+        self._section_start = self.body.tell()
+        self._section_width = 0
+        self._section_first_of_page = ends_page or self._section_page is None
+        self._section_page = None
+
     def write(self, element: Element) -> None:
+        page = element.page
+        if page is not None and page not in self.pages_seen:
+            self.pages_seen.add(page)
+        if element.is_furniture:
+            self._furniture(element)
+            if not self.per_page:
+                return  # in the header and footer parts only
+        else:
+            self.language.see(element)
         self.breaks.see(element)
         if element.type != "ListItem":
             self._in_list = False
         super().write(element)
+
+    def _furniture(self, el: Element) -> None:
+        """Note a Header, Footer or PageNumber for its page's heads."""
+        if el.page is None:
+            return
+        text = " ".join(self.clean(el.text).split())
+        if not text:
+            return
+        page = self.furniture.get(el.page)
+        if page is None:
+            page = self.furniture[el.page] = PageFurniture()
+        number = page_number(text, page=el.page, declared=el.type == "PageNumber")
+        if number is not None and page.number is None:
+            page.number = number
+            page.number_on_top = _on_top(el)
+        elif el.type == "Header" or (el.type == "PageNumber" and _on_top(el)):
+            page.headers.append(text)
+        else:
+            page.footers.append(text)
 
     # -- text blocks -----------------------------------------------------------------
     def title(self, el: Element) -> None:
@@ -209,7 +301,7 @@ class DocxWriter(Writer):
             _el("bookmarkStart", p, id=str(self._bookmark_id), name=name)
             self._add_runs(p, runs)
             _el("bookmarkEnd", p, id=str(self._bookmark_id))
-            self.titles.append((level, plain_text(runs, linear_math=True), name))
+            self.titles.append((level, plain_text(runs, linear_math=True), name, el.page))
         else:
             self._add_runs(p, runs)
         self._emit(p)
@@ -261,9 +353,7 @@ class DocxWriter(Writer):
     default = narrative_text
 
     def header(self, el: Element) -> None:
-        runs = self.runs(el)
-        if runs:
-            self._emit(self._runs_paragraph("Header" if el.type == "Header" else "Footer", runs))
+        """Furniture is in the header and footer parts (``_furniture``), never the body."""
 
 
     def page_break(self, el: Element) -> None:
@@ -333,8 +423,8 @@ class DocxWriter(Writer):
         if tag:
             ppr = p.find(w("pPr"))
             tabs = _el("tabs", ppr)
-            _el("tab", tabs, val="center", pos=str(TEXT_W // 2))
-            _el("tab", tabs, val="right", pos=str(TEXT_W))
+            _el("tab", tabs, val="center", pos=str(self.text_w // 2))
+            _el("tab", tabs, val="right", pos=str(self.text_w))
             _el("jc", ppr, val="left")
             _el("tab", _el("r", p))
             p.append(math)
@@ -357,43 +447,96 @@ class DocxWriter(Writer):
             return  # Word needs a cell in every row and a column in every table
         caption = self.line_runs(el.caption) if el.caption else []
         caption_first = el.caption_first
-        if caption and caption_first:
-            self._emit(self._runs_paragraph("Caption", caption, keep_next=True))
         if table.n_cols <= WORD_MAX_COLUMNS:
-            self._emit(self._table_xml(table))
+            parts = [(None, table)]
         else:  # Word cannot hold more columns in one table: consecutive tables, labelled
             self.diag.warn("table-width", f"a table of {table.n_cols} columns is split into "
                            f"tables of {WORD_MAX_COLUMNS} columns (Word's limit)", el.where)
-            for start, stop, part in table.column_slices(WORD_MAX_COLUMNS):
-                self._emit(_paragraph(None, f"Columns {start + 1}–{stop} of {table.n_cols}",
-                                      keep_next=True))
-                self._emit(self._table_xml(part))
+            parts = [(f"Columns {start + 1}–{stop} of {table.n_cols}", part)
+                     for start, stop, part in table.column_slices(WORD_MAX_COLUMNS)]
+        layouts = [self._layout(part) for _, part in parts]
+        landscape = self.page.landscape or any(layout.landscape for layout in layouts)
+        width = max(sum(layout.widths) for layout in layouts)
+        if caption and caption_first:
+            self._emit(self._runs_paragraph("Caption", caption, keep_next=True),
+                       landscape=landscape)
+        for (label, part), layout in zip(parts, layouts):
+            if label:
+                self._emit(_paragraph(None, label, keep_next=True), landscape=landscape)
+            self._emit(self._table_xml(part, layout), landscape=landscape, width=width)
         if caption and not caption_first:
-            self._emit(self._runs_paragraph("Caption", caption))
+            self._emit(self._runs_paragraph("Caption", caption), landscape=landscape)
+        self._emit(_spacer(), landscape=landscape)  # and two tables never run together
 
-    def _table_xml(self, table: Table) -> etree._Element:
-        widths = column_widths(table, TEXT_W)
+    def _layout(self, table: Table) -> TableLayout:
+        """Widths and font size of a table on this document's pages (``layout_table``)."""
+        portrait = self.text_w
+        turned = self.page.height - 2 * MARGIN if not self.page.landscape else portrait
+        return layout_table(table, portrait, turned, base=BODY_SIZE, floor=TABLE_FLOOR)
+
+    def _table_xml(self, table: Table, layout: TableLayout) -> etree._Element:
+        widths = layout.widths
         tbl = _el("tbl")
         tblpr = _el("tblPr", tbl)
         _el("tblStyle", tblpr, val="TableGrid")
-        _el("tblW", tblpr, w=str(TEXT_W), type="dxa")
+        _el("tblW", tblpr, w=str(sum(widths)), type="dxa")
         _el("tblLayout", tblpr, type="fixed")
+        margins = _el("tblCellMar", tblpr)
+        for side, size in (("top", CELL_V_MARGIN), ("left", CELL_MARGIN),
+                           ("bottom", CELL_V_MARGIN), ("right", CELL_MARGIN)):
+            _el(side, margins, w=str(size), type="dxa")
         _el("tblLook", tblpr, val="04A0", firstRow="1", lastRow="0", firstColumn="0",
             lastColumn="0", noHBand="0", noVBand="1")
         grid = _el("tblGrid", tbl)
         for width in widths:
             _el("gridCol", grid, w=str(width))
+        size = layout.font_size or BODY_SIZE
+        keep = self._kept_rows(table, widths, size)
+        rich = False  # cells of inline runs, whose size is set afterwards
         for r, row in enumerate(table.grid()):
-            tr = _el("tr", tbl)
+            tr = etree.SubElement(tbl, _TR)
             header = r < table.header_rows
+            trpr = etree.SubElement(tr, _TR_PR)
+            etree.SubElement(trpr, _CANT_SPLIT)  # a row is never cut by a page break
             if header:
-                _el("tblHeader", _el("trPr", tr))
+                etree.SubElement(trpr, _TBL_HEADER)
             for slot in row:
                 if isinstance(slot, Cell):
-                    self._cell(tr, slot, widths, header)
+                    rich |= self._cell(tr, slot, widths, header, layout.font_size)
                 elif isinstance(slot, Covered) and slot.starts_row_span:
                     self._continued_cell(tr, slot.anchor, widths)
+            if keep and r in keep:  # the rows of a vertical merge stay on one page
+                for ppr in _paragraph_props(tr):
+                    etree.SubElement(ppr, _KEEP_NEXT)
+        if layout.font_size is not None and rich:
+            _set_font_size(tbl, layout.font_size)
         return tbl
+
+    def _kept_rows(self, table: Table, widths: list[int], size: int) -> set[int]:
+        """Rows kept with the next one: all but the last row of each vertical merge, unless
+        the merged rows (by an estimate of their lines) are taller than a page."""
+        spans = [c for c in table.cells if c.row_span > 1]
+        if not spans:
+            return set()
+        merged = set()
+        for cell in spans:
+            merged.update(range(cell.row, cell.row + cell.row_span))
+        lines = [1] * table.n_rows
+        half_em = size * 5
+        for cell in table.cells:
+            text = cell.text
+            if text and cell.row_span == 1 and cell.row in merged:
+                width = sum(widths[cell.col:cell.col + cell.col_span])
+                if 2.6 * len(text) * half_em > width - CELL_PAD:  # else surely one line
+                    lines[cell.row] = max(lines[cell.row], estimated_lines(text, width, size))
+        line_h = size * 12 + 2 * CELL_V_MARGIN  # 1.2 lines a half-point, in twips
+        page_h = (self.page.width if self.page.landscape else self.page.height) - 2 * MARGIN
+        keep: set[int] = set()
+        for cell in spans:
+            rows = range(cell.row, min(cell.row + cell.row_span, table.n_rows))
+            if sum(lines[r] for r in rows) * line_h + table.header_rows * line_h < page_h:
+                keep.update(rows[:-1])
+        return keep
 
     def _cell_props(self, tc: etree._Element, cell: Cell, widths: list[int]
                     ) -> etree._Element:
@@ -404,7 +547,9 @@ class DocxWriter(Writer):
             _el("gridSpan", tcpr, val=str(cell.col_span))
         return tcpr
 
-    def _cell(self, tr: etree._Element, cell: Cell, widths: list[int], header: bool) -> None:
+    def _cell(self, tr: etree._Element, cell: Cell, widths: list[int], header: bool,
+              size: int | None = None) -> bool:
+        """Write a cell; True when it holds inline runs (not yet at ``size``)."""
         tc = _el("tc", tr)
         tcpr = self._cell_props(tc, cell, widths)
         if cell.row_span > 1:
@@ -416,11 +561,12 @@ class DocxWriter(Writer):
             for line in text.split("\n") if text else [""]:
                 p = _el("p", tc)
                 if line:
-                    _add_text(p, line, bold=header)
-            return
-        width = sum(widths[cell.col:cell.col + cell.col_span]) - 200
+                    _add_text(p, line, bold=header, size=size)
+            return False
+        width = sum(widths[cell.col:cell.col + cell.col_span]) - 2 * CELL_MARGIN
         for line in split_lines(self._cleaned(cell.runs)):
             self._add_runs(_el("p", tc), line, bold=header, max_width=width)
+        return True
 
     def _continued_cell(self, tr: etree._Element, anchor: Cell, widths: list[int]) -> None:
         tc = _el("tc", tr)
@@ -438,7 +584,7 @@ class DocxWriter(Writer):
         if placement.action != NONE:
             p = _paragraph(None, keep_next=bool(caption) and not caption_first)
             description = plain_text(caption) or self.clean(el.text).strip()
-            self._picture_into(p, placement, TEXT_W, description=description)
+            self._picture_into(p, placement, self.text_w, description=description)
             self._emit(p)
         if caption and not caption_first:
             self._emit(self._runs_paragraph("Caption", caption))
@@ -481,16 +627,29 @@ class DocxWriter(Writer):
 
     # -- the end -----------------------------------------------------------------------
     def end(self, info: DocumentInfo) -> None:
+        page = document_page(info.pages.values(), info.extra.get("dpi"))
+        language = self.language.language(info.metadata)
+        self.sections.append(_Section(-1, self._landscape, self._section_width,
+                                      self._section_page, self._section_first_of_page))
+        properties = self._section_properties(page)  # writes the header and footer parts
+
         def write_document(part: IO[bytes]) -> None:
             ns = " ".join(f'xmlns:{k}="{v}"' for k, v in NSMAP.items())
             part.write(f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
                        f"<w:document {ns}><w:body>".encode())
             if self.toc:
-                for block in self._toc_blocks():
+                for block in self._toc_blocks(language):
                     part.write(_serialise(block))
             self.body.seek(0)
-            shutil.copyfileobj(self.body, part, 1 << 20)
-            part.write(_serialise(_section()))
+            done = 0
+            for section, sect in zip(self.sections, properties):
+                if section.end < 0:  # the last: the body's own section properties
+                    shutil.copyfileobj(self.body, part, 1 << 20)
+                    part.write(sect)
+                else:  # a section break: its properties in an empty paragraph
+                    _copy(self.body, part, section.end - done)
+                    done = section.end
+                    part.write(b"<w:p><w:pPr>" + sect + b"</w:pPr></w:p>")
             part.write(b"</w:body></w:document>")
 
         title = self.clean(info.title)
@@ -502,46 +661,203 @@ class DocxWriter(Writer):
         self.package.finish(
             write_document, ordered_runs=self._ordered_runs,
             core={"dc:title": title, "dc:creator": "xparse-convert",
-                  "dc:description": self.clean("; ".join(described))},
+                  "dc:description": self.clean("; ".join(described)),
+                  "dc:language": word_language(language)},
             custom={"xparse.schema_version": self.clean(info.schema_version or ""),
                     "xparse.file_id": self.clean(info.file_id or ""),
                     "xparse.job_id": self.clean(info.job_id or ""),
-                    "xparse.filename": self.clean(info.filename or "")})
+                    "xparse.filename": self.clean(info.filename or "")},
+            language=word_language(language), even_and_odd=self._even_and_odd,
+            update_fields=self.toc)
         self.body.close()
 
     def abort(self) -> None:
         self.package.abandon()
         self.body.close()
 
-    def _toc_blocks(self) -> list[etree._Element]:
-        """The table of contents: a real TOC field Word can update, its result already filled
-        with links to the headings (so LibreOffice and a first look in Word show it)."""
-        blocks = [_paragraph("TOCHeading", "Contents")]
+    def _section_properties(self, page: PageSize) -> list[bytes]:
+        """Each section's ``w:sectPr``: the page (turned for wide tables), margins that give
+        a table laid out wider than this page its room, and the running heads (in the first
+        section, which the others inherit; one set per source page with ``per_page``)."""
+        self._even_and_odd = False
+        out = []
+        if self.per_page:
+            heads_of = self._page_heads
+        else:
+            heads = decide(self.furniture, self.pages_seen)
+            self._even_and_odd = heads.even_and_odd
+            heads_of = None
+        for i, section in enumerate(self.sections):
+            if heads_of is not None:
+                section_heads: Heads | None = heads_of(section)
+            else:
+                section_heads = heads if i == 0 else None
+            size = page.turned() if section.landscape != page.landscape else page
+            out.append(_serialise(self._sect_pr(size, section, section_heads)))
+        return out
+
+    def _page_heads(self, section: _Section) -> Heads:
+        """A section of one source page: that page's own header and footer (empty ones when
+        it printed none, so nothing is inherited from the page before)."""
+        furniture = self.furniture.get(section.page) if section.page is not None else None
+        header, footer = page_parts(furniture or PageFurniture())
+        start = None
+        if section.first_of_page and furniture is not None and furniture.number is not None:
+            start = furniture.number.number
+        return Heads(header=header, footer=footer, start=start)
+
+    def _sect_pr(self, size: PageSize, section: _Section, heads: Heads | None
+                 ) -> etree._Element:
+        sect = _el("sectPr")
+        if heads is not None:
+            for kind, parts in (("header", (("default", heads.header),
+                                            ("even", heads.even_header),
+                                            ("first", heads.first_header))),
+                                ("footer", (("default", heads.footer),
+                                            ("even", heads.even_footer),
+                                            ("first", heads.first_footer)))):
+                for which, part in parts:
+                    if part is None:
+                        continue
+                    rid = self.package.add_furniture(kind, _furniture_part(kind, part))
+                    ref = _el(f"{kind}Reference", sect, type=which)
+                    ref.set(f"{{{R_NS}}}id", rid)
+        _el("pgSz", sect, w=str(size.width), h=str(size.height),
+            **({"orient": "landscape"} if size.landscape else {}))
+        side = MARGIN
+        if section.table_width > size.width - 2 * MARGIN:
+            side = max(MIN_MARGIN, (size.width - section.table_width) // 2)
+        _el("pgMar", sect, top=str(MARGIN), right=str(side), bottom=str(MARGIN),
+            left=str(side), header="720", footer="720", gutter="0")
+        if heads is not None and heads.start is not None:
+            _el("pgNumType", sect, start=str(heads.start))
+        _el("cols", sect, space="720")
+        if heads is not None and heads.title_page:
+            _el("titlePg", sect)
+        return sect
+
+    def _toc_blocks(self, language: str) -> list[etree._Element]:
+        """The table of contents: a real TOC field Word can update (``updateFields`` makes
+        it ask once on opening), its result already filled with links to the headings and
+        page references (the source page until the field is updated; LibreOffice lays the
+        references out itself)."""
+        blocks = [_paragraph("TOCHeading", contents_heading(language))]
         if not self.titles:
             return blocks
-        for i, (level, text, bookmark) in enumerate(self.titles):
+        right = self.text_w
+        for i, (level, text, bookmark, page) in enumerate(self.titles):
             p = _paragraph(f"TOC{level}")
+            tabs = _el("tabs", p.find(w("pPr")))
+            _el("tab", tabs, val="right", leader="dot", pos=str(right))
             if i == 0:
-                _el("fldChar", _el("r", p), fldCharType="begin")
-                instr = _el("instrText", _el("r", p))
-                instr.text = f' TOC \\o "1-{TOC_LEVELS}" \\h \\z \\u '
-                instr.set(XML_SPACE, "preserve")
-                _el("fldChar", _el("r", p), fldCharType="separate")
+                _field_start(p, f' TOC \\o "1-{TOC_LEVELS}" \\h \\z \\u ')
             link = _el("hyperlink", p, anchor=bookmark, history="1")
             _add_text(link, text)
+            _el("tab", _el("r", link))
+            _field_start(link, f" PAGEREF {bookmark} \\h ")
+            _add_text(link, str(page or 1))
+            _el("fldChar", _el("r", link), fldCharType="end")
             if i == len(self.titles) - 1:
                 _el("fldChar", _el("r", p), fldCharType="end")
             blocks.append(p)
         return blocks
 
 
-def _section() -> etree._Element:
-    sect = _el("sectPr")
-    _el("pgSz", sect, w=str(PAGE_W), h=str(PAGE_H))
-    _el("pgMar", sect, top=str(MARGIN), right=str(MARGIN), bottom=str(MARGIN),
-        left=str(MARGIN), header="720", footer="720", gutter="0")
-    _el("cols", sect, space="720")
-    return sect
+def _copy(source: IO[bytes], target: IO[bytes], length: int) -> None:
+    while length > 0:
+        chunk = source.read(min(length, 1 << 20))
+        if not chunk:
+            break
+        target.write(chunk)
+        length -= len(chunk)
+
+
+def _field_start(parent: etree._Element, instruction: str) -> None:
+    """The begin, instruction and separate runs of a complex field (its result follows)."""
+    _el("fldChar", _el("r", parent), fldCharType="begin")
+    instr = _el("instrText", _el("r", parent))
+    instr.text = instruction
+    instr.set(XML_SPACE, "preserve")
+    _el("fldChar", _el("r", parent), fldCharType="separate")
+
+
+def _furniture_part(kind: str, part: Part) -> bytes:
+    """A ``w:hdr`` or ``w:ftr`` part: a centred paragraph a line, page numbers as fields
+    (a thin rule under a header's text, as running heads are printed)."""
+    root = _el("hdr" if kind == "header" else "ftr")
+    style = "Header" if kind == "header" else "Footer"
+    for i, line in enumerate(part or ((),)):
+        p = _el("p", root)
+        ppr = _el("pPr", p)
+        _el("pStyle", ppr, val=style)
+        if kind == "header" and i == len(part) - 1 and part:
+            borders = _el("pBdr", ppr)
+            _el("bottom", borders, val="single", sz="4", space="1", color="auto")
+        _el("jc", ppr, val="center")
+        for piece in line:
+            if piece in (PAGE, NUMPAGES):
+                _field_start(p, " PAGE " if piece == PAGE else " NUMPAGES ")
+                _add_text(p, "1")
+                _el("fldChar", _el("r", p), fldCharType="end")
+            else:
+                _add_text(p, piece)
+    return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + \
+        etree.tostring(root, encoding="UTF-8")
+
+
+def _on_top(el: Element) -> bool:
+    """True when furniture was printed in the top half of its page (by its coordinates when
+    they are normalised; else a Header is on top, a Footer or PageNumber at the bottom)."""
+    coords = el.coordinates
+    if el.coord_unit == "normalized" and coords and len(coords) >= 8:
+        y = coords[1]
+        if isinstance(y, (int, float)):
+            return y < 0.5
+    return el.type == "Header"
+
+
+def _spacer() -> etree._Element:
+    """A small empty paragraph after a table: room before what follows."""
+    p = _el("p")
+    ppr = _el("pPr", p)
+    _el("spacing", ppr, before="0", after="0", line="240", lineRule="auto")
+    _el("sz", _el("rPr", ppr), val="12")
+    return p
+
+
+_TR, _TR_PR, _CANT_SPLIT, _TBL_HEADER, _KEEP_NEXT = (
+    w(t) for t in ("tr", "trPr", "cantSplit", "tblHeader", "keepNext"))
+
+
+def _paragraph_props(row: etree._Element) -> list[etree._Element]:
+    """The ``w:pPr`` of every paragraph in a table row (made when missing)."""
+    props = []
+    for p in row.iter(w("p")):
+        ppr = p.find(w("pPr"))
+        if ppr is None:
+            ppr = etree.Element(w("pPr"))
+            p.insert(0, ppr)
+        props.append(ppr)
+    return props
+
+
+_BEFORE_SIZE = {w("highlight"), w("u"), w("effect"), w("bdr"), w("shd"), w("fitText"),
+                w("vertAlign"), w("rtl"), w("cs"), w("em"), w("lang"), w("eastAsianLayout")}
+
+
+def _set_font_size(tbl: etree._Element, size: int) -> None:
+    """Every run of a table at ``size`` half-points (in the schema's place among the run's
+    properties), unless it has a size already."""
+    for run in tbl.iter(w("r")):
+        rpr = run.find(w("rPr"))
+        if rpr is not None and rpr.find(w("sz")) is not None:
+            continue
+        if rpr is None:
+            rpr = etree.Element(w("rPr"))
+            run.insert(0, rpr)
+        at = next((i for i, child in enumerate(rpr) if child.tag in _BEFORE_SIZE), len(rpr))
+        for offset, tag in enumerate(("sz", "szCs")):
+            rpr.insert(at + offset, etree.Element(w(tag), {w("val"): str(size)}))
 
 
 def _inline_picture(rid: str, cx: int, cy: int, drawing_id: int, description: str

@@ -134,6 +134,39 @@ def numbering_xml(ordered_runs: int) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 
+def settings_xml(*, even_and_odd: bool, update_fields: bool, language: str) -> bytes:
+    """The template's settings, with odd and even headers, fields updated on opening (Word
+    asks once; it fills the table of contents' page numbers) and the theme's language."""
+    settings = _template()["word/settings.xml"]
+    if even_and_odd:
+        settings = settings.replace(b"<w:characterSpacingControl",
+                                    b"<w:evenAndOddHeaders/><w:characterSpacingControl", 1)
+    if update_fields:
+        settings = settings.replace(b"<w:compat>", b'<w:updateFields w:val="true"/><w:compat>', 1)
+    western, east_asia = _languages(language)
+    return settings.replace(b'<w:themeFontLang w:val="en-US" w:eastAsia="ja-JP"/>',
+                            f'<w:themeFontLang w:val="{western}" w:eastAsia="{east_asia}"/>'
+                            .encode(), 1)
+
+
+def _languages(language: str) -> tuple[str, str]:
+    """Word's two run languages for a document language: the one of Latin text and the one
+    of CJK text.  A Chinese document's Latin text stays English: with Chinese as the
+    Latin-text language, LibreOffice breaks lines inside numbers ("0791-86 / 281485")."""
+    if language.split("-")[0] in ("zh", "ja", "ko"):
+        return "en-US", language
+    return language, "zh-CN"
+
+
+def language_styles(language: str) -> bytes:
+    """``styles_xml`` with the document's language as every run's default (spelling,
+    hyphenation, and the font a CJK character gets)."""
+    western, east_asia = _languages(language)
+    return styles_xml().replace(
+        b'<w:lang w:val="en-US" w:eastAsia="en-US" w:bidi="ar-SA"/>',
+        f'<w:lang w:val="{western}" w:eastAsia="{east_asia}" w:bidi="ar-SA"/>'.encode(), 1)
+
+
 class DocxPackage(Package):
     """Writes the zip: pictures and links as they come, everything else in ``finish``."""
 
@@ -143,6 +176,22 @@ class DocxPackage(Package):
         self._media: dict[str, str] = {}  # sha1 -> relationship id
         self._links: dict[str, str] = {}
         self._extensions: set[str] = set()
+        self._furniture: dict[bytes, str] = {}  # header/footer part -> relationship id
+        self._overrides: list[tuple[str, str]] = []
+
+    def add_furniture(self, kind: str, xml: bytes) -> str:
+        """Store a ``header`` or ``footer`` part once (by content); its relationship id.
+        Call it while no part is being streamed."""
+        key = kind.encode() + b"\0" + xml
+        if key in self._furniture:
+            return self._furniture[key]
+        rid = self._next_id()
+        name = f"{kind}{sum(k.startswith(kind.encode()) for k in self._furniture) + 1}.xml"
+        self.write(f"word/{name}", xml)
+        self._rels.append((rid, DOC_REL + kind, name, False))
+        self._overrides.append((f"/word/{name}", _CT + f"wordprocessingml.{kind}+xml"))
+        self._furniture[key] = rid
+        return rid
 
     def _next_id(self) -> str:
         return f"rId{len(self._rels) + 10}"
@@ -169,16 +218,21 @@ class DocxPackage(Package):
         return self._links[url]
 
     def finish(self, write_document: Callable[[IO[bytes]], None], *, ordered_runs: int,
-               core: dict[str, str], custom: dict[str, str]) -> None:
+               core: dict[str, str], custom: dict[str, str], language: str = "en-US",
+               even_and_odd: bool = False, update_fields: bool = False) -> None:
         """Write ``word/document.xml`` (streamed by ``write_document``) and every other part,
         then close the zip."""
         with self.stream("word/document.xml") as part:
             write_document(part)
         template = _template()
-        self.write("word/styles.xml", styles_xml())
+        self.write("word/styles.xml", language_styles(language))
         self.write("word/numbering.xml", numbering_xml(ordered_runs))
         for name, _, _ in _FIXED_PARTS:
-            self.write(name, template[name])
+            if name == "word/settings.xml":
+                self.write(name, settings_xml(even_and_odd=even_and_odd,
+                                              update_fields=update_fields, language=language))
+            else:
+                self.write(name, template[name])
         self.write("docProps/core.xml", core_xml(core))
         self.write("docProps/app.xml", app_xml())
         self.write("docProps/custom.xml", custom_xml(custom))
@@ -193,6 +247,7 @@ class DocxPackage(Package):
                      ("/word/styles.xml", _CT + "wordprocessingml.styles+xml"),
                      ("/word/numbering.xml", _CT + "wordprocessingml.numbering+xml")]
         overrides += [(f"/{name}", ctype) for name, ctype, _ in _FIXED_PARTS]
+        overrides += self._overrides
         overrides += [("/docProps/core.xml", CORE_TYPE), ("/docProps/app.xml", APP_TYPE),
                       ("/docProps/custom.xml", CUSTOM_TYPE)]
         self.write("[Content_Types].xml", content_types(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from ..inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from ..model import DocumentInfo, Element
 from ..numbers import parse_number
 from ..tables import Cell, Table
-from ..text import find_bad
+from ..text import display_width, find_bad
 from .base import Option, Writer
 from .xlsx_package import FONT_BOLD, FONT_LINK, MAIN_NS, R_NS, Workbook, quote_sheet
 
@@ -74,11 +75,21 @@ class _IndexRow:
     repairs: list[str] = field(default_factory=list)
 
 
+# Printing: every sheet fits one page wide (as many pages tall as it takes), landscape when
+# its columns are wider than a portrait page's printable width, the sheet name on top and
+# "page of pages" below.
+PORTRAIT_COLUMNS = 90.0  # column-width units (characters) across A4 portrait, 0.5" margins
+PRINT_HEADER_FOOTER = ("<headerFooter><oddHeader>&amp;L&amp;A</oddHeader>"
+                       "<oddFooter>&amp;CPage &amp;P of &amp;N</oddFooter></headerFooter>")
+LINE_HEIGHT = 15.0  # points: one line of 11 pt Calibri
+
+
 class _SheetStream:
     """One worksheet part, written top to bottom."""
 
     def __init__(self, stream: IO[bytes], *, widths: list[float], freeze_rows: int) -> None:
         self.stream = stream
+        self.landscape = sum(widths) > PORTRAIT_COLUMNS
         view = ""
         if freeze_rows:
             view = (f'<pane ySplit="{freeze_rows}" topLeftCell="A{freeze_rows + 1}" '
@@ -87,21 +98,30 @@ class _SheetStream:
                        for i, w in enumerate(widths))
         stream.write(
             f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            f'<worksheet xmlns="{MAIN_NS}" xmlns:r="{R_NS}"><sheetViews>'
+            f'<worksheet xmlns="{MAIN_NS}" xmlns:r="{R_NS}">'
+            '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr><sheetViews>'
             f'<sheetView workbookViewId="0">{view}</sheetView></sheetViews>'
             f'<sheetFormatPr defaultRowHeight="15"/>'
             f'{"<cols>" + cols + "</cols>" if cols else ""}<sheetData>'.encode())
+        self.widths = widths
         self.merges: list[str] = []
         self.links: list[str] = []
         self._rows: list[str] = []  # written in blocks: each zip write call compresses
         self._size = 0
 
-    def row(self, number: int, cells: list[str]) -> None:
-        text = f'<row r="{number}">{"".join(cells)}</row>'
+    def row(self, number: int, cells: list[str], height: float | None = None) -> None:
+        """A row; ``height`` in points when the row must be taller than its tools would make
+        it (wrapped text in merged cells, which neither Excel nor LibreOffice fits)."""
+        ht = f' ht="{height:.1f}" customHeight="1"' if height else ""
+        text = f'<row r="{number}"{ht}>{"".join(cells)}</row>'
         self._rows.append(text)
         self._size += len(text)
         if self._size > 1 << 18:
             self._flush()
+
+    def widths_of(self, cols: list[int]) -> dict[int, float]:
+        """The widths of table columns ``cols`` as this sheet sets them (by table column)."""
+        return {c: self.widths[i] for i, c in enumerate(cols) if i < len(self.widths)}
 
     def _flush(self) -> None:
         if self._rows:
@@ -117,8 +137,10 @@ class _SheetStream:
                 f'<mergeCell ref="{ref}"/>' for ref in self.merges) + "</mergeCells>"
         if self.links:
             tail += "<hyperlinks>" + "".join(self.links) + "</hyperlinks>"
+        orientation = "landscape" if self.landscape else "portrait"
         tail += ('<pageMargins left="0.5" right="0.5" top="0.75" bottom="0.75" header="0.3" '
-                 'footer="0.3"/></worksheet>')
+                 f'footer="0.3"/><pageSetup paperSize="9" orientation="{orientation}" '
+                 f'fitToWidth="1" fitToHeight="0"/>{PRINT_HEADER_FOOTER}</worksheet>')
         self.stream.write(tail.encode())
         self.stream.close()
 
@@ -294,6 +316,8 @@ class XlsxWriter(Writer):
         row_at = {r: first_row + i for i, r in enumerate(rows)}
         col_at = {c: i for i, c in enumerate(cols)}
         letters = [col(i) for i in range(len(cols))]
+        heights = _merged_row_heights(table, sheet.widths_of(cols)) if table.header_rows and \
+            table.has_spans else {}
         for r in rows:
             excel_row = row_at[r]
             header = r < table.header_rows
@@ -318,7 +342,7 @@ class XlsxWriter(Writer):
                     cells.append(_string_cell(ref, "Source page", style))
                 elif page is not None and not header:
                     cells.append(_number_cell(ref, page, self.book.styles.get()))
-            sheet.row(excel_row, cells)
+            sheet.row(excel_row, cells, heights.get(r))
         for cell in table.cells:
             if not cell.is_merged:
                 continue
@@ -357,23 +381,30 @@ class XlsxWriter(Writer):
     def _sheet_name(self, entry: _IndexRow, part: int = 0) -> str:
         """Excel's rules: at most 31 characters (UTF-16 units, as Excel counts), none of
         []:*?/\\, not blank, no leading or trailing apostrophe, unique ignoring case, not
-        "History"; from the caption when there is one, else "Table N", with a page hint."""
+        "History".  From the caption when there is one (its readable head, cut at a word or
+        character boundary: ``表1 主要会计数据``), else "Table N"; the page hint is added
+        only when the name is taken, then a number."""
+        base = sheet_base_name(entry.caption) or f"Table {entry.number}"
+        suffix = f" ({part})" if part else ""
         hint = f" p{_page_range(entry.pages)}" if entry.pages else ""
         if len(hint) > 16:  # pages no document has (1e300 is a number too): no room left
             hint = ""
-        if part:
-            hint += f" ({part})"
-        base = _BAD_NAME_CHARS.sub(" ", entry.caption)
-        base = " ".join(base.split()).strip("'") or f"Table {entry.number}"
-        name = utf16_cut(base, 31 - len(hint)).rstrip() + hint
-        name = name.strip("'").strip() or f"Table {entry.number}"
-        candidate, n = name, 2
-        while candidate.lower() in self._names or candidate.lower() in RESERVED_NAMES:
-            suffix = f" ~{n}"
-            candidate = utf16_cut(name, 31 - len(suffix)).rstrip() + suffix
-            n += 1
+        candidates = [_fitted(base, suffix)]
+        if hint:
+            candidates.append(_fitted(base, hint + suffix))
+        for candidate in candidates:
+            if self._free(candidate):
+                break
+        else:
+            name, n = candidates[-1], 2
+            while not self._free(candidate):
+                candidate = _fitted(name, f" ~{n}")
+                n += 1
         self._names.add(candidate.lower())
         return candidate
+
+    def _free(self, name: str) -> bool:
+        return name.lower() not in self._names and name.lower() not in RESERVED_NAMES
 
     # -- the end -----------------------------------------------------------------------
     def end(self, info: DocumentInfo) -> None:
@@ -428,6 +459,74 @@ class XlsxWriter(Writer):
                                    plain)]
             sheet.row(r, cells)
         sheet.close()
+
+
+def _merged_row_heights(table: Table, widths: dict[int, float]) -> dict[int, float]:
+    """Heights in points of the header rows holding a merged cell whose text wraps:
+    enough lines for every cell of the row (a merge's lines shared by the rows it spans).
+    Body rows are left to the reader's tools (a merged body cell rarely wraps, and the
+    body is most of the work)."""
+    merged_rows: set[int] = set()
+    for cell in table.cells:
+        if cell.row >= table.header_rows:
+            break  # cells come row by row
+        if cell.is_merged:
+            merged_rows.update(range(cell.row, min(cell.row + cell.row_span,
+                                                   table.header_rows)))
+    if not merged_rows:
+        return {}
+    lines: dict[int, float] = {}
+    for cell in table.cells:
+        text = cell.text
+        if cell.row >= table.header_rows:
+            break
+        if not text or cell.row not in merged_rows:
+            continue
+        room = sum(widths.get(c, 8.43) for c in range(cell.col, cell.col + cell.col_span)) - 1
+        if 2 * len(text) <= room and "\n" not in text:
+            continue  # one line, however wide its characters
+        needed = sum(max(1, math.ceil(display_width(line) / max(room, 1)))
+                     for line in text.split("\n")) / max(cell.row_span, 1)
+        for r in range(cell.row, cell.row + cell.row_span):
+            if needed > lines.get(r, 1):
+                lines[r] = needed
+    return {r: math.ceil(n) * LINE_HEIGHT for r, n in lines.items() if n > 1}
+
+
+_OPENING = re.compile(r"[（(【\[：:；;，,。|]")
+_CJK_SPACE_DIGIT = re.compile(r"(?<=[\u4e00-\u9fff]) (?=\d)")
+
+
+def sheet_base_name(caption: str) -> str:
+    """The readable head of a caption as a sheet name's base: characters Excel refuses
+    replaced, the text before a parenthesis or colon when there is enough of it
+    (``表 1 主要会计数据（单位：万元）Table 1`` gives ``表1 主要会计数据``), at most 31
+    UTF-16 units, cut where a word ends (CJK text may be cut between any two characters)."""
+    name = " ".join(_BAD_NAME_CHARS.sub(" ", caption).split())
+    name = _CJK_SPACE_DIGIT.sub("", name)
+    head = _OPENING.split(name, 1)[0].strip()
+    if utf16_len(head) >= 4 and head != name:
+        name = head
+    return _word_cut(name, 31).strip("'").strip()
+
+
+def _word_cut(text: str, units: int) -> str:
+    """The longest start of ``text`` within ``units`` UTF-16 units that does not end inside
+    a Latin word or number (unless the word alone is longer)."""
+    cut = utf16_cut(text, units)
+    if len(cut) < len(text) and cut and text[len(cut)].isalnum() and cut[-1].isalnum() \
+            and cut[-1].isascii():
+        space = cut.rfind(" ")
+        if space > 0:
+            cut = cut[:space]
+    return cut.rstrip(" -–—_,.;")
+
+
+def _fitted(base: str, tail: str) -> str:
+    """``base`` cut to leave room for ``tail`` (31 UTF-16 units together), no apostrophe
+    at either end."""
+    name = (_word_cut(base, 31 - utf16_len(tail)).rstrip() + tail).strip("'").strip()
+    return name or "Table"
 
 
 def _page_range(pages: list[int]) -> str:
