@@ -34,7 +34,7 @@ from .diagnostics import Diagnostics
 from .element_batches import BatchError, ListCutter
 from .errors import ApiError, InputError
 from .legacy import LegacyPages, map_detail
-from .model import KNOWN_TYPES, DocumentInfo, Element, PageInfo, as_int
+from .model import KNOWN_TYPES, DocumentInfo, Element, PageInfo
 from .source import Source, SourceLike, open_source
 from .structure import (
     DEFAULT_MAX_DEPTH,
@@ -44,6 +44,7 @@ from .structure import (
     whitespace_only,
 )
 from .text import clean_text
+from .values import as_int, is_int
 
 CHUNK = 1 << 20
 # Reads handed to the element parser are capped so that the bytes kept after the last element
@@ -76,6 +77,8 @@ _TAIL_OPENERS = {  # synthetic head that puts a parser in the state right after 
 }
 _LIST_DEPTH = {"envelope": 2, "data": 1, "legacy": 2, "legacy-web": 3, "legacy-bare": 1,
                "elements": 0}
+# The envelope's own keys (at the top level): the rest are the result's fields
+_ENVELOPE_KEYS = frozenset({"code", "message", "msg", "location", "data", "result"})
 _LIST_KEY = {"envelope": "elements", "data": "elements", "legacy": "detail",
              "legacy-web": "detail", "legacy-bare": "detail"}
 
@@ -129,6 +132,10 @@ class _MarkdownSkipper:
         self._held = b""  # a possibly unfinished escape, kept for the surrogate check
         self._context = b""  # the last bytes handed out
         self._eof = False
+
+    def read(self, size: int = CHUNK) -> bytes:
+        """``read_chunk``, for a parser that reads a file."""
+        return self.read_chunk(size)
 
     def read_chunk(self, size: int = CHUNK) -> bytes:
         """About ``size`` filtered bytes; ``b""`` only at the end of input.  Every chunk
@@ -588,7 +595,7 @@ def make_element(raw: Any, index: int, diag: Diagnostics, coord_unit: str = "nor
             (meta is None or type(meta) is dict):  # a well-formed element: nothing to repair
         return Element(raw, index, type_=type_, text=text, page=page, id_=id_,
                        coord_unit=coord_unit)
-    if isinstance(id_, int) and not isinstance(id_, bool):
+    if is_int(id_):
         id_ = str(id_)
     if not isinstance(id_, str) or not id_:
         id_ = f"#{index}"
@@ -769,7 +776,7 @@ class Reader:
         self._head_keys = set(collector.keys)
         self._apply_fields(values)
         if not found:
-            self._check_code(final=True)
+            self._check_code()
             raise InputError(not_a_result(values), source=self.source.name)
         prefix = collector.list_prefix or ""
         self.info.shape = "elements" if prefix == "" else _LIST_PREFIXES[prefix]
@@ -777,7 +784,7 @@ class Reader:
         # from now on the guard looks only for this shape's list key (a second list)
         self._skipper.guard.list_keys_sought = () if prefix == "" else (
             f'"{_LIST_KEY[self.info.shape]}"'.encode(),)
-        self._check_code(final=False)
+        self._check_code()
         if self.is_legacy:
             self._prepare_legacy()
         else:
@@ -869,70 +876,74 @@ class Reader:
         stream = self.source.reopen()
         skipper = _MarkdownSkipper(stream, capture=False, **self._limits)
 
-        class _Filtered:
-            def read(_self, size: int = CHUNK) -> bytes:  # noqa: N805
-                return skipper.read_chunk(size)
-
         container = _LIST_PREFIXES_BY_SHAPE[self.info.shape].rpartition("detail")[0]
         try:
-            for page in ijson.items(_Filtered(), f"{container}pages.item", use_float=True,
+            for page in ijson.items(skipper, f"{container}pages.item", use_float=True,
                                     buf_size=CHUNK):
                 pages.add_page(page)
         except _READ_ERRORS:
             pass  # the main pass reports malformed JSON with its position
 
     def _apply_fields(self, values: dict[str, Any]) -> None:
-        info = self.info
+        """Document fields (by prefix) onto ``info``: the envelope's own keys, then the result's."""
         for prefix, value in values.items():
-            key = prefix.rpartition(".")[2]
-            container = prefix.rpartition(".")[0] if "." in prefix else ""
-            if container == "" and key in ("code", "message", "msg", "location", "data",
-                                            "result"):
-                if key == "code":
-                    info.code = as_int(value)
-                    info.extra["code"] = value
-                elif key == "message" or (key == "msg" and info.message is None):
-                    # web front-ends write msg; when both are there, message wins
-                    info.message = value if isinstance(value, str) else None
-                else:
-                    info.extra[key] = value
-                continue
-            if key == "schema_version" and isinstance(value, str):
-                info.schema_version = value
-            elif key == "file_id" and isinstance(value, (str, int)):
-                info.file_id = str(value)
-            elif key == "job_id" and isinstance(value, (str, int)):
-                info.job_id = str(value)
-            elif key == "metadata" and isinstance(value, dict):
-                info.metadata = value
-            elif key == "pages" and isinstance(value, list) and not self.is_legacy:
-                for page in value:
-                    if isinstance(page, dict):
-                        number = as_int(page.get("page_number"))
-                        if number is not None:
-                            width, height = page.get("page_width"), page.get("page_height")
-                            info.pages[number] = PageInfo(
-                                number,
-                                float(width) if isinstance(width, (int, float)) else None,
-                                float(height) if isinstance(height, (int, float)) else None,
-                                page.get("page_image_url") if isinstance(
-                                    page.get("page_image_url"), str) else None,
-                                page)
-            elif key == "title_tree" and isinstance(value, list):
-                info.title_tree = value
-            elif key == "summary" and isinstance(value, dict):
-                info.summary = value
-            elif key == "markdown":
-                if isinstance(value, str) and value:
-                    self._short_markdown = value
+            container, _, key = prefix.rpartition(".")
+            if container == "" and key in _ENVELOPE_KEYS:
+                self._apply_envelope_field(key, value)
             else:
-                info.extra[key] = value
+                self._apply_result_field(key, value)
 
-    def _check_code(self, *, final: bool) -> None:
-        code = self.info.extra.get("code")
+    def _apply_envelope_field(self, key: str, value: Any) -> None:
+        info = self.info
+        if key == "code":
+            info.code = as_int(value)
+            info.extra["code"] = value
+        elif key == "message" or (key == "msg" and info.message is None):
+            # web front-ends write msg; when both are there, message wins
+            info.message = value if isinstance(value, str) else None
+        else:
+            info.extra[key] = value
+
+    def _apply_result_field(self, key: str, value: Any) -> None:
+        info = self.info
+        if key == "schema_version" and isinstance(value, str):
+            info.schema_version = value
+        elif key in ("file_id", "job_id") and isinstance(value, (str, int)):
+            setattr(info, key, str(value))
+        elif key == "metadata" and isinstance(value, dict):
+            info.metadata = value
+        elif key == "pages" and isinstance(value, list) and not self.is_legacy:
+            self._apply_pages(value)
+        elif key == "title_tree" and isinstance(value, list):
+            info.title_tree = value
+        elif key == "summary" and isinstance(value, dict):
+            info.summary = value
+        elif key == "markdown":
+            if isinstance(value, str) and value:
+                self._short_markdown = value
+        else:
+            info.extra[key] = value
+
+    def _apply_pages(self, pages: list[Any]) -> None:
+        """1.x ``pages[]``: page sizes and images by page number."""
+        for page in pages:
+            if not isinstance(page, dict):
+                continue
+            number = as_int(page.get("page_number"))
+            if number is None:
+                continue
+            width, height, url = (page.get(k) for k in ("page_width", "page_height",
+                                                        "page_image_url"))
+            self.info.pages[number] = PageInfo(
+                number, float(width) if isinstance(width, (int, float)) else None,
+                float(height) if isinstance(height, (int, float)) else None,
+                url if isinstance(url, str) else None, page)
+
+    def _check_code(self) -> None:
+        code = self.info.extra.get("code")  # as given, for the message
         if code is None:
             return
-        number = as_int(code)
+        number = self.info.code
         if number == SUCCESS:
             return
         if number == PARTIAL:
@@ -1088,7 +1099,7 @@ class Reader:
             except (ijson.JSONError, ValueError):
                 continue  # not the list's end after all
             self._apply_fields(values)
-            self._check_code(final=True)
+            self._check_code()
             return
         self.diag.warn("tail", "could not locate the end of the element list; fields after it "
                        "(pages, title_tree, summary) are ignored")
@@ -1110,14 +1121,14 @@ class Reader:
             raise self._json_error(exc, position=start + len(document), chunk=document,
                                    chunk_start=start) from None
         self._apply_fields(values)
-        self._check_code(final=True)
+        self._check_code()
 
     def _tail_values(self, shape: str, document: bytes) -> dict[str, Any]:
         """The document fields in the tail, by prefix.  Raises on malformed JSON."""
         if shape.startswith("legacy"):  # legacy pages hold pictures: one page at a time
             collector = _FieldCollector({prefix: self._tail_legacy_page
                                          for prefix in _PAGE_PREFIXES})
-            events = ijson.parse(_BytesReader(document), use_float=True)
+            events = ijson.parse(io.BytesIO(document), use_float=True)
             if collector.feed(events):  # stops at the synthetic empty list; go on after it
                 collector.feed(events)
             self._check_tail_keys(shape, iter(collector.keys))
@@ -1146,17 +1157,6 @@ class Reader:
         None when the input had none."""
         long_value = self._skipper.markdown()
         return long_value if long_value is not None else self._short_markdown
-
-
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def read(self, size: int = CHUNK) -> bytes:
-        chunk = self._data[self._pos:self._pos + size]
-        self._pos += len(chunk)
-        return chunk
 
 
 _JSON_KINDS = {int: "numbers", float: "numbers", str: "strings", list: "lists", bool: "booleans",
