@@ -80,8 +80,6 @@ class ListCutter:
             self._pending.append(chunk)
             return []
         batch = self._take(chunk, cut)
-        if batch is None:
-            return []
         items = _fast_decode(batch, self._skip)
         if items is not None:
             return items
@@ -110,14 +108,13 @@ class ListCutter:
             return []  # an empty list
         return decode(batch, self._skip)
 
-    def _take(self, chunk: bytes, cut: int) -> Batch | None:
-        data = b"".join([*self._pending, chunk[:cut]])
-        batch = Batch(data, self._pending_start, self._first, True)
+    def _take(self, chunk: bytes, cut: int) -> Batch:
+        # a cut follows a closing bracket: the batch holds at least that element
+        batch = Batch(b"".join([*self._pending, chunk[:cut]]), self._pending_start,
+                      self._first, True)
         self._pending = [chunk[cut:]] if cut < len(chunk) else []
         self._pending_start = self._position - (len(chunk) - cut)
         self._first = False
-        if batch.first and not data.strip():
-            return None  # only whitespace before the first element so far
         return batch
 
     def _learn_boundary(self, chunk: bytes) -> None:
