@@ -14,6 +14,12 @@ that stay deeper than the list.
 
 A batch that msgspec refuses is read again by ijson, which either reads it (yajl accepts what
 msgspec does not) or raises the error the reader reports, with its position.
+
+Fields no writer reads (``char_details``: most of a result saved with character details) are
+skipped unread: an element whose bytes mention such a field is decoded as raw members
+(msgspec steps over a value it keeps raw in C, validating it but building nothing), and only
+the members that mention it are looked into, down to the field itself.  Building the objects
+of ``char_details`` costs more than all the rest of the reading.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ BLOCK = 16 << 10  # the exact search's unit: its state is computed at C speed, b
 SMALL_BLOCK = 512  # the unit inside the block that holds what is looked for
 _ANY_END = re.compile(rb"[}\]]\s*,")
 _FIRST_KEY = re.compile(rb'\s*\{\s*"([^"\\]{1,64})"')
+_BEFORE_KEY = re.compile(rb'}\s*,\s*\{\s*\Z')  # what precedes an element's first key
 _DECODER = msgspec.json.Decoder()
 
 
@@ -51,14 +58,14 @@ class ListCutter:
 
     def __init__(self, level: int, start: int, skip: Collection[str] = ()) -> None:
         self.level = level
-        self._skip = fields_pattern(skip)
+        self._skip = frozenset(skip) or None
         # the bytes after the last cut: they start at the list's level, outside any string
         self._pending: list[bytes] = []
         self._pending_start = start
         self._position = start  # where the next chunk starts
         self._depth, self._in_string = level, False  # the state where it starts
         self._first = True
-        self._boundary: re.Pattern[bytes] | None = None
+        self._first_key: bytes | None = None  # the key elements start with, quoted
         self.end: int | None = None
         self.after = b""
 
@@ -66,7 +73,7 @@ class ListCutter:
         depth, in_string = self._depth, self._in_string
         self._depth, self._in_string = depth_after, in_string_after
         self._position += len(chunk)
-        if self._boundary is None and self._first:
+        if self._first_key is None and self._first:
             self._learn_boundary(chunk)
         if depth_after < self.level:  # the list has ended
             data = b"".join([*self._pending, chunk])
@@ -122,24 +129,33 @@ class ListCutter:
         boundary that nested objects rarely share."""
         match = _FIRST_KEY.match(b"".join(self._pending) + chunk)
         if match:
-            key = re.escape(match.group(1))
-            self._boundary = re.compile(rb'}\s*,\s*\{\s*"' + key + rb'"')
+            self._first_key = b'"' + match.group(1) + b'"'
 
     def _quick_cut(self, chunk: bytes, depth_after: int, in_string_after: bool) -> int:
-        tries = 0
-        for pattern in (self._boundary, _ANY_END):
-            if pattern is None:
-                continue
-            window = len(chunk) if pattern is self._boundary else min(len(chunk), BLOCK)
-            for match in reversed(list(pattern.finditer(chunk, len(chunk) - window))):
-                after = match.start() + 1
-                if structure.depth_before(chunk[after:], depth_after,
-                                          in_string_after) == self.level:
-                    return after
-                tries += 1
-                if tries >= QUICK_TRIES:
-                    return -1
+        for tries, after in enumerate(self._boundaries(chunk), 1):
+            if structure.depth_before(chunk[after:], depth_after,
+                                      in_string_after) == self.level:
+                return after
+            if tries >= QUICK_TRIES:
+                break
         return -1
+
+    def _boundaries(self, chunk: bytes) -> Iterator[int]:
+        """Candidate cuts (the index after a ``}``), from the end of the chunk: before the
+        learnt first key (found backwards with ``rfind``, at C speed), then any ``},``."""
+        key = self._first_key
+        if key is not None:
+            at = len(chunk)
+            for _ in range(QUICK_TRIES):
+                at = chunk.rfind(key, 0, at)
+                if at < 0:
+                    break
+                match = _BEFORE_KEY.search(chunk, max(0, at - 64), at)
+                if match is not None:
+                    yield match.start() + 1
+        window = min(len(chunk), BLOCK)
+        for match in reversed(list(_ANY_END.finditer(chunk, len(chunk) - window))):
+            yield match.start() + 1
 
     def _exact_cut(self, chunk: bytes, depth: int, in_string: bool) -> int:
         """The index after the last bracket of ``chunk`` that closes an element, or -1;
@@ -159,18 +175,33 @@ class ListCutter:
 
 def _first_close_below(data: bytes, level: int, start: int = 0) -> int:
     """The index of the bracket that takes ``data[start:]`` (which starts at ``level``,
-    outside any string) below ``level``, or -1.  The block that holds it is found at C
-    speed, then a small block inside it, and only that is scanned token by token."""
-    depth, in_string, end = level, False, len(data)
-    for size in (BLOCK, SMALL_BLOCK):
-        for block_start, block, block_depth, block_in_string in _blocks(
-                data, depth, in_string, start, end, size):
-            if structure.lowest_depth(block, block_depth, block_in_string) < level:
-                start, end = block_start, block_start + len(block)
-                depth, in_string = block_depth, block_in_string
-                break
+    outside any string) below ``level``, or -1.  Windows that double in size find the part
+    that holds it at C speed (``structure.depth_profile``), halving narrows it down, and only
+    a small block is scanned token by token: the cost follows the value's size."""
+    depth, in_string, size = level, False, SMALL_BLOCK * 8
+    while start < len(data):
+        end = structure.cut_point(data, start, size)
+        lowest, depth_after, in_string_after = structure.depth_profile(
+            data[start:end], depth, in_string)
+        if lowest < level:
+            return _close_within(data, start, end, depth, in_string, level)
+        start, depth, in_string, size = end, depth_after, in_string_after, size * 2
+    return -1
+
+
+def _close_within(data: bytes, start: int, end: int, depth: int, in_string: bool,
+                  level: int) -> int:
+    """``_first_close_below`` where ``data[start:end]`` is known to hold the bracket."""
+    while end - start > SMALL_BLOCK:
+        middle = structure.cut_point(data, start, (end - start) // 2)
+        if middle >= end:
+            break
+        lowest, depth_after, in_string_after = structure.depth_profile(
+            data[start:middle], depth, in_string)
+        if lowest < level:
+            end = middle
         else:
-            return -1
+            start, depth, in_string = middle, depth_after, in_string_after
     for after, depth_after in structure.closes(data[start:end], depth, in_string):
         if depth_after < level:
             return start + after - 1
@@ -210,18 +241,22 @@ def _opener(batch: Batch) -> bytes:
     return b"[" if batch.first else b"[0"
 
 
-def _fast_decode(batch: Batch, skip: re.Pattern[bytes] | None) -> list[Any] | None:
+def _fast_decode(batch: Batch, skip: frozenset[str] | None) -> list[Any] | None:
     """The elements of ``batch`` by msgspec, without the skipped fields; None when msgspec
     refuses it."""
-    data = batch.data if skip is None else without_fields(batch.data, skip)
+    text = _opener(batch) + batch.data + b"]"
     try:
-        items = _DECODER.decode(_opener(batch) + data + b"]")
+        if skip is None:
+            items = _DECODER.decode(text)
+        else:
+            keys = tuple(f'"{name}"'.encode() for name in skip)
+            items = [_without(raw, skip, keys) for raw in _RAW_LIST.decode(text)]
     except msgspec.DecodeError:
         return None
     return items if batch.first else items[1:]
 
 
-def decode(batch: Batch, skip: re.Pattern[bytes] | None = None) -> list[Any]:
+def decode(batch: Batch, skip: frozenset[str] | None = None) -> list[Any]:
     """The elements of ``batch``; raises ``BatchError`` for malformed JSON.  What msgspec
     refuses is read whole by ijson (the skipped fields too: no output reads them)."""
     if batch.closed:
@@ -238,76 +273,28 @@ def decode(batch: Batch, skip: re.Pattern[bytes] | None = None) -> list[Any]:
 
 
 # -- fields skipped unread -------------------------------------------------------------------
-_SCALAR = re.compile(rb"-?[0-9][0-9.eE+\-]*|true|false|null")
-_SPACE = re.compile(rb"\s*")
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_RAW_MAP = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
-def fields_pattern(names: Collection[str]) -> re.Pattern[bytes] | None:
-    """The pattern of a member named one of ``names`` (a key, its colon); None for none."""
-    if not names:
-        return None
-    alternatives = b"|".join(re.escape(name.encode()) for name in sorted(names))
-    return re.compile(rb'"(?:' + alternatives + rb')"\s*:\s*')
+def without_fields(data: bytes, names: Collection[str]) -> Any:
+    """The JSON value ``data`` decoded without the object members named ``names``, at any
+    depth.  msgspec steps over a value it is only asked to keep raw in C, building nothing,
+    and only the values whose bytes mention a name are looked into."""
+    return _without(msgspec.Raw(data), frozenset(names),
+                    tuple(f'"{name}"'.encode() for name in names))
 
 
-def without_fields(data: bytes, member: re.Pattern[bytes]) -> bytes:
-    """``data`` (which starts outside any string) without the object members ``member``
-    finds, at any depth, each with one comma.  A member is cut by its bytes: inside its value
-    only the string and bracket structure is read.  A value that does not end in ``data``
-    stays (the decoder reports it)."""
-    parts: list[bytes] = []
-    kept = 0  # data[kept:] is not yet in parts
-    known = 0  # data[known] is outside any string
-    search = 0
-    while True:
-        match = member.search(data, search)
-        if match is None:
-            break
-        quotes = structure.quote_count(data[known:match.start()])
-        if quotes % 2:  # inside a string: a text that mentions the key
-            search = match.start() + 1
-            continue
-        end = _value_end(data, match.end())
-        if end < 0:
-            break
-        start = match.start()
-        after = _SPACE.match(data, end).end()
-        if data[after:after + 1] == b",":
-            end = after + 1  # the comma after it goes with it
-        else:  # the last member: the comma before it goes
-            before = start
-            while before > 0 and data[before - 1] in b" \t\r\n":
-                before -= 1
-            if data[before - 1:before] == b",":
-                start = before - 1
-        parts.append(data[kept:start])
-        kept = known = search = end
-    if not parts:
-        return data
-    parts.append(data[kept:])
-    return b"".join(parts)
+def _without(raw: msgspec.Raw, names: frozenset[str], keys: tuple[bytes, ...]) -> Any:
+    text = bytes(raw)
+    if not any(key in text for key in keys):
+        return _DECODER.decode(text)
+    if text[:1] == b"{":
+        return {key: _without(value, names, keys) for key, value in _RAW_MAP.decode(text).items()
+                if key not in names}
+    if text[:1] == b"[":
+        return [_without(value, names, keys) for value in _RAW_LIST.decode(text)]
+    return _DECODER.decode(text)  # a string that mentions a name
 
 
-def _value_end(data: bytes, start: int) -> int:
-    """The index after the JSON value at ``start``, or -1 when it does not end in ``data``."""
-    opener = data[start:start + 1]
-    if opener in (b"[", b"{"):
-        close = _first_close_below(data, 1, start + 1)
-        return close + 1 if close >= 0 else -1
-    if opener == b'"':
-        at = start + 1
-        while True:
-            at = data.find(b'"', at)
-            if at < 0:
-                return -1
-            backslash = at
-            while data[backslash - 1] == 0x5C:
-                backslash -= 1
-            if (at - backslash) % 2 == 0:
-                return at + 1
-            at += 1
-    scalar = _SCALAR.match(data, start)
-    return scalar.end() if scalar else -1
-
-
-__all__ = ["Batch", "BatchError", "ListCutter", "decode", "fields_pattern", "without_fields"]
+__all__ = ["Batch", "BatchError", "ListCutter", "decode", "without_fields"]

@@ -159,11 +159,6 @@ def _marks(chunk: bytes) -> bytes:
     return chunk.translate(_TO_SQUARE, _DELETE)
 
 
-def quote_count(chunk: bytes) -> int:
-    """The quotes of ``chunk`` that open or close a string (escaped ones left out)."""
-    return _marks(chunk).count(b'"')
-
-
 def _outside_strings(marks: bytes, in_string: bool) -> tuple[bytes | None, bool]:
     """The brackets of ``marks`` that are structure, and whether it ends inside a string;
     ``(None, True)`` when all of it lies inside one string."""
@@ -210,11 +205,18 @@ def depth_before(chunk: bytes, depth_after: int, in_string_after: bool) -> int |
 
 def lowest_depth(chunk: bytes, depth: int, in_string: bool) -> int:
     """The lowest nesting depth reached inside ``chunk``, from the state at its start."""
-    brackets, _ = _outside_strings(_marks(chunk), in_string)
+    return depth_profile(chunk, depth, in_string)[0]
+
+
+def depth_profile(chunk: bytes, depth: int, in_string: bool) -> tuple[int, int, bool]:
+    """From the state at the start of ``chunk``: the lowest depth reached inside it, and the
+    depth and string state at its end."""
+    brackets, ends_in_string = _outside_strings(_marks(chunk), in_string)
     if not brackets:
-        return depth
+        return depth, depth, ends_in_string
+    end_depth = depth + brackets.count(b"[") - brackets.count(b"]")
     _, rest = _without_pairs(brackets, len(brackets))
-    return depth - (len(rest) - len(rest.lstrip(b"]")))
+    return depth - (len(rest) - len(rest.lstrip(b"]"))), end_depth, ends_in_string
 
 
 def closes(chunk: bytes, depth: int, in_string: bool) -> Iterator[tuple[int, int]]:
@@ -255,4 +257,5 @@ def whitespace_only(chunk: bytes) -> bool:
 
 
 __all__ = ["ChunkShape", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_STRING_MB", "StructureGuard",
-           "closes", "cut_point", "quote_count", "depth_before", "lowest_depth", "whitespace_only"]
+           "closes", "cut_point", "depth_before", "depth_profile", "lowest_depth",
+           "whitespace_only"]
