@@ -203,7 +203,8 @@ class _MarkdownSkipper:
     def _fix_surrogates(self, data: bytes, cut: int) -> bytes:
         """``data[:cut]`` with lone surrogate escapes replaced; the bytes after ``cut`` serve
         as lookahead, those handed out before as lookbehind."""
-        if b"\\ud" in data or b"\\uD" in data:  # only then can there be a surrogate
+        # only where a surrogate escape can be (a backslash first: memchr, the fast search)
+        if b"\\" in data and (b"\\ud" in data or b"\\uD" in data):
             buf = self._context + data
             start = len(self._context)
             end = start + cut

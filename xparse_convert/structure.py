@@ -154,7 +154,9 @@ class StructureGuard:
 def _marks(chunk: bytes) -> bytes:
     """``chunk`` reduced to its quotes and brackets (``{}`` as ``[]``), escapes removed; the
     chunk must not end inside an escape."""
-    if b'\\"' in chunk:  # only then can a quote be escaped: \" and \\ escapes go
+    # only then can a quote be escaped: \" and \\ escapes go (a lone backslash is looked
+    # for first: memchr, where a search for two bytes ending in a quote is slow)
+    if b"\\" in chunk and b'\\"' in chunk:
         chunk = _ESCAPE.sub(b"", chunk)
     return chunk.translate(_TO_SQUARE, _DELETE)
 
