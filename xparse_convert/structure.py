@@ -137,18 +137,10 @@ class StructureGuard:
                                        match.end() - 1))
 
     def _state_at(self, chunk: bytes, stop: int) -> tuple[int, bool]:
-        depth, in_string = self.depth, self.in_string
-        for match in _TOKEN.finditer(chunk, 0, stop):
-            token = match.group()
-            if in_string:
-                in_string = token != b'"'
-            elif token == b'"':
-                in_string = True
-            elif token in (b"[", b"{"):
-                depth += 1
-            elif token in (b"]", b"}"):
-                depth -= 1
-        return depth, in_string
+        state = (self.depth, self.in_string)
+        for _, depth, in_string, _ in _steps(chunk, self.depth, self.in_string, stop):
+            state = (depth, in_string)
+        return state
 
 
 def _marks(chunk: bytes) -> bytes:
@@ -224,8 +216,18 @@ def depth_profile(chunk: bytes, depth: int, in_string: bool) -> tuple[int, int, 
 def closes(chunk: bytes, depth: int, in_string: bool) -> Iterator[tuple[int, int]]:
     """Every closing bracket of ``chunk`` outside strings, as (index after it, depth after
     it), from the state at the chunk's start: the exact scan, one step per token."""
-    for match in _TOKEN.finditer(chunk):
+    for end, depth_after, _, closed in _steps(chunk, depth, in_string):
+        if closed:
+            yield end, depth_after
+
+
+def _steps(chunk: bytes, depth: int, in_string: bool, stop: int | None = None
+           ) -> Iterator[tuple[int, int, bool, bool]]:
+    """After every token of ``chunk[:stop]`` (a quote, a bracket, an escape): the index
+    after it, the depth and string state there, and whether it closed a bracket."""
+    for match in _TOKEN.finditer(chunk, 0, len(chunk) if stop is None else stop):
         token = match.group()
+        closed = False
         if in_string:
             in_string = token != b'"'
         elif token == b'"':
@@ -234,7 +236,8 @@ def closes(chunk: bytes, depth: int, in_string: bool) -> Iterator[tuple[int, int
             depth += 1
         elif token in (b"]", b"}"):
             depth -= 1
-            yield match.end(), depth
+            closed = True
+        yield match.end(), depth, in_string, closed
 
 
 def cut_point(data: bytes, start: int, size: int) -> int:
