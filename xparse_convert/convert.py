@@ -18,8 +18,8 @@ from .model import Element
 from .output import OutputSet
 from .reader import Reader
 from .source import SourceLike
-from .storage import Remote, display, is_url
 from .stages import Dropped, logical, select
+from .storage import Remote, display, is_url
 from .targets import assets_folder, check_stem, formats, output_folder, output_paths, streamable
 from .writers import Writer, WriterContext
 from .writers.base import unread_fields

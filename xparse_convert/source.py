@@ -183,7 +183,8 @@ class _RemoteStream:
                              source=self._name, where=f"byte {self._read}") from None
         self._read += len(data)
         if self._cap is not None and self._read > self._cap:
-            raise InputError(f"larger than {self._cap >> 20} MB (max_download_mb); refused",
+            limit = self._remote.options.get("max_download_mb", storage.MAX_DOWNLOAD_MB)
+            raise InputError(f"larger than {limit} MB (max_download_mb); refused",
                              source=self._name, where=f"byte {self._cap}")
         return data
 

@@ -149,7 +149,10 @@ class Remote:
     """An input URL with the storage options to open it with (what ``open_source`` takes)."""
 
     url: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold secrets
+
+    def __str__(self) -> str:
+        return display(self.url)
 
 
 def parse_option(given: str) -> tuple[str, Any]:
@@ -184,6 +187,16 @@ def secret_keys(options: Mapping[str, Any]) -> list[str]:
         elif isinstance(value, Mapping):
             found.extend(f"{key}.{k}" for k in secret_keys(value))
     return found
+
+
+def refuse_secrets(options: Mapping[str, Any]) -> None:
+    """``UsageError`` when ``options`` hold a credential: they are about to travel to another
+    machine (a cluster's workers, which use their own environment and profiles)."""
+    found = secret_keys(options)
+    if found:
+        raise UsageError(f"storage option {found[0]} is a credential and would travel to the "
+                         "cluster's workers; give the workers their own (environment "
+                         "variables or a profile) and leave it out")
 
 
 def _secret_values(options: Mapping[str, Any]) -> Iterable[str]:
@@ -276,6 +289,7 @@ def info(url: str | ObjectPath, options: Mapping[str, Any] | None = None
          ) -> dict[str, Any] | None:
     """fsspec's ``info`` for ``url``; None when there is nothing there."""
     fs, path = filesystem(str(url), options)
+    fs.invalidate_cache(path)  # fsspec keeps listings: another run may have written since
     try:
         return fs.info(path)
     except FileNotFoundError:
@@ -308,7 +322,12 @@ def is_prefix(url: str, options: Mapping[str, Any] | None = None) -> bool:
         return True
     if scheme(url) in WEB:
         return False
-    found = info(url, options)
+    try:
+        found = info(url, options)
+    except UsageError:
+        raise
+    except Exception:  # denied, unreachable: opening it as an object says why, in one line
+        return False
     return found is not None and found.get("type") == "directory"
 
 
@@ -317,6 +336,7 @@ def find(url: str, suffixes: tuple[str, ...], options: Mapping[str, Any] | None 
     """The URLs of every object below the prefix ``url`` whose name ends in one of
     ``suffixes`` (case-insensitive), sorted."""
     fs, path = filesystem(url, options)
+    fs.invalidate_cache(path.rstrip("/"))
     try:
         keys = fs.find(path.rstrip("/") + "/")
     except FileNotFoundError:
@@ -341,17 +361,17 @@ def check_writable(target: ObjectPath, options: Mapping[str, Any] | None = None)
     (checked before any work starts)."""
     fs, _ = filesystem(str(target), options)
     try:
-        if not fs.exists(target.bucket):
-            raise OutputError(f"cannot write {target}: no such bucket {target.bucket!r}")
-    except OutputError:
-        raise
+        fs.ls(target.bucket, detail=False)  # raises what exists() would hide
+    except FileNotFoundError:
+        raise OutputError(f"no such bucket {target.bucket!r}") from None
     except Exception as exc:  # the store's own errors: say them in one line
-        raise OutputError(f"cannot write {target}: {describe(exc, options)}") from None
+        raise OutputError(describe(exc, options)) from None
 
 
 def names_in(folder: ObjectPath, options: Mapping[str, Any] | None = None) -> set[str]:
     """The names of the objects directly in ``folder``."""
     fs, path = filesystem(str(folder), options)
+    fs.invalidate_cache(path)
     try:
         return {posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)}
     except FileNotFoundError:
