@@ -68,6 +68,18 @@ def bucket(s3_endpoint):
     return name, client
 
 
+@pytest.fixture
+def notes(caplog):
+    """The package's log lines (``note: ...``), whatever handlers earlier tests left on the
+    way to the root logger."""
+    logger = logging.getLogger("xparse_convert")
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
 def keys(client, name: str) -> list[str]:
     return sorted(o["Key"] for o in client.list_objects_v2(Bucket=name).get("Contents", []))
 
@@ -160,7 +172,7 @@ def test_object_to_bucket_with_pictures_uploaded_beside_it(bucket, tmp_path, cap
 
 
 def test_prefix_batch_mirrors_subfolders_reports_to_the_bucket_and_resumes(bucket, capsys,
-                                                                         caplog):
+                                                                         notes):
     name, client = bucket
     data = SAMPLE.read_bytes()
     client.put_object(Bucket=name, Key="in/a.json", Body=data)
@@ -172,7 +184,7 @@ def test_prefix_batch_mirrors_subfolders_reports_to_the_bucket_and_resumes(bucke
             "--report", f"s3://{name}/run.json"]
     status, _, err = cli(args, capsys)
     assert status == 0, err
-    assert "last-run.json: a run report" in caplog.text
+    assert "last-run.json: a run report" in notes.text
     assert {"out/a.md", "out/sub/b.md"} <= set(keys(client, name))
     assert not any(k.startswith(("out/last-run", "out/notes")) for k in keys(client, name))
     report = json.loads(body(client, name, "run.json"))
@@ -248,7 +260,7 @@ def test_a_failing_upload_is_aborted_and_no_object_appears(bucket, monkeypatch):
     assert pending_uploads(client, name) == []
 
 
-def test_killed_run_leaves_no_object_and_its_staging_is_cleaned(bucket, web, capsys, caplog):
+def test_killed_run_leaves_no_object_and_its_staging_is_cleaned(bucket, web, capsys, notes):
     """kill -9 while the input is still arriving: nothing appears in the bucket, and the next
     run removes what the dead run staged locally."""
     from xparse_convert.output import staging_folder
@@ -268,7 +280,7 @@ def test_killed_run_leaves_no_object_and_its_staging_is_cleaned(bucket, web, cap
     assert keys(client, name) == []
     status, _, err = cli([str(SAMPLE), "--to", "md", "-o", f"s3://{name}/out/"], capsys)
     assert status == 0, err
-    assert "removed" in caplog.text and "interrupted run" in caplog.text
+    assert "removed" in notes.text and "interrupted run" in notes.text
     assert not any(p.exists() for p in staged)
     assert "out/report.md" in keys(client, name)
     assert not any("stall" in k for k in keys(client, name))
@@ -284,7 +296,7 @@ def test_dask_cluster_reads_and_writes_the_bucket(bucket, tmp_path, capsys, monk
         client.put_object(Bucket=name, Key=f"in/r{i}.json", Body=SAMPLE.read_bytes())
     client.put_object(Bucket=name, Key="in/bad.json", Body=b"{")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=3, processes=False,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         status, _, err = cli([f"s3://{name}/in/", "--to", "docx,md", "-o",
                               f"s3://{name}/out/", "--dask-scheduler",
                               cluster.scheduler_address, "--report",

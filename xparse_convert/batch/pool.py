@@ -132,7 +132,12 @@ def _run_reports(found: list[Any], storage_options: dict[str, Any] | None) -> li
 
 def _modified(place: object, storage_options: dict[str, Any] | None) -> float | None:
     if isinstance(place, storage.ObjectPath) or storage.is_url(place):
-        return storage.modified(str(place), storage_options)
+        try:
+            return storage.modified(str(place), storage_options)
+        except UsageError:
+            raise
+        except Exception:  # denied, unreachable: not known to be up to date
+            return None
     try:
         return os.stat(place).st_mtime  # type: ignore[arg-type]
     except OSError:
