@@ -60,6 +60,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         source = Path(work) / f"bench_{args.pages}p_plain.json"
         generate(source, args.pages)
+        megabytes = source.stat().st_size >> 20
         client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"],
                               aws_access_key_id="bench", aws_secret_access_key="bench",
                               region_name="us-east-1")
@@ -75,7 +76,7 @@ def main() -> int:
             for mode in order:
                 found[mode].append(_run(modes[mode], env))
     server.stop()
-    print(f"{args.pages} pages, plain, --to {args.formats}, {source.stat().st_size >> 20} MB; "
+    print(f"{args.pages} pages, plain, --to {args.formats}, {megabytes} MB; "
           f"median of {args.runs}")
     medians = {m: (statistics.median(t for t, _ in v), statistics.median(r for _, r in v))
                for m, v in found.items()}

@@ -70,14 +70,19 @@ def bucket(s3_endpoint):
 
 @pytest.fixture
 def notes(caplog):
-    """The package's log lines (``note: ...``), whatever handlers earlier tests left on the
-    way to the root logger."""
+    """The package's log lines (``note: ...``), whatever earlier tests did to logging (a
+    library's ``dictConfig`` disables the loggers that exist; a handler on the way to the
+    root may swallow them)."""
     logger = logging.getLogger("xparse_convert")
+    saved = logger.disabled, logger.level
+    logger.disabled = False
+    logger.setLevel(logging.INFO)
     logger.addHandler(caplog.handler)
     try:
         yield caplog
     finally:
         logger.removeHandler(caplog.handler)
+        logger.disabled, logger.level = saved
 
 
 def keys(client, name: str) -> list[str]:

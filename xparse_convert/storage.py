@@ -108,6 +108,9 @@ class ObjectPath:
     def __hash__(self) -> int:
         return hash(str(self))
 
+    def __lt__(self, other: ObjectPath) -> bool:  # sorted like paths: part by part
+        return (self.protocol, self.key.parts) < (other.protocol, other.key.parts)
+
     def __truediv__(self, part: str | PurePosixPath) -> ObjectPath:
         return ObjectPath(self, self.key / part)
 

@@ -87,7 +87,7 @@ def plan_jobs(sources: Iterable[str | os.PathLike | Job], writers: Sequence[type
             entries: list[tuple[object, object]] = [(given, None)]
         elif is_folder(given, storage_options):
             root = storage.location(given)
-            found = [p for p in sorted(results_in(given, storage_options), key=str)]
+            found = sorted(results_in(given, storage_options))
             found = [p for p, report in zip(found, _run_reports(found, storage_options))
                      if not report]
             entries = [(p, mirrored(p, root, out_dir)) for p in found]

@@ -143,7 +143,7 @@ def _run_info(argv: Sequence[str]) -> int:
     for given in args.inputs:
         if is_folder(given, storage_options):
             listing = True
-            found = sorted(results_in(given, storage_options), key=str)
+            found = sorted(results_in(given, storage_options))
             if not found:
                 say("warning", given, "no result files (*.json, *.json.gz) in this folder")
             sources: list[str] = [str(p) for p in found]
