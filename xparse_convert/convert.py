@@ -19,6 +19,7 @@ from .output import OutputSet
 from .reader import Reader
 from .source import SourceLike
 from .stages import Dropped, logical, select
+from .storage import Remote, display, is_url
 from .targets import assets_folder, check_stem, formats, output_folder, output_paths, streamable
 from .writers import Writer, WriterContext
 from .writers.base import unread_fields
@@ -84,18 +85,26 @@ class Report:
 def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | os.PathLike | None
             = None, options: dict[str, Any] | None = None, *, name: str | None = None,
             stem: str | None = None, stdout: bool = False,
-            progress: Callable[[int], None] | None = None) -> Report:
+            progress: Callable[[int], None] | None = None,
+            storage_options: dict[str, Any] | None = None) -> Report:
     """Convert one xParse result to the formats in ``to`` (``"docx,md"`` or a list).
 
     Outputs are ``out_dir/<stem>.<ext>`` (default: beside the input; the current folder for
     streams), written atomically; ``stem`` (else ``name``, else the input's name without
     extension) must be a plain file name.  ``name`` also names a stream in messages.
     ``stdout=True`` writes the single text format to standard output.  Raises
-    ``XParseError`` on failure, leaving nothing behind.
+    ``XParseError`` on failure, leaving nothing behind.  ``src`` and ``out_dir`` may be URLs
+    (``s3://bucket/key.json``, ``s3://bucket/out/``; see ``storage``), opened with
+    ``storage_options`` (the protocol's fsspec options; also ``options["storage_options"]``).
     """
     started = time.perf_counter()
     writers_cls = formats(to)
+    if storage_options is not None:
+        options = {**(options or {}), option_rules.STORAGE_OPTIONS: storage_options}
     opts = option_rules.normalise(options, writers_cls)
+    remote_options = opts[option_rules.STORAGE_OPTIONS]
+    if isinstance(src, str) and is_url(src):
+        src = Remote(src, remote_options)
     for given in (name, stem):
         if given is not None:
             check_stem(given)
@@ -103,7 +112,7 @@ def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | o
         raise UsageError("-o - (standard output) takes one input and one text format")
     if stdout and opts["images"] is None:
         opts["images"] = "embed"  # a stream cannot point at files beside it
-    diag = Diagnostics(name or str(src))
+    diag = Diagnostics(name or (display(src.url) if isinstance(src, Remote) else str(src)))
     wants_markdown = any(w.wants_engine_markdown(opts) for w in writers_cls)
     with Reader(src, name=name, want_markdown=wants_markdown, diagnostics=diag,
                 progress=progress, max_depth=opts["max_depth"],
@@ -111,10 +120,10 @@ def convert(src: SourceLike, to: str | Sequence[str] = "jsonl", out_dir: str | o
                 skip=unread_fields(writers_cls, opts)) as reader:
         source = reader.source
         diag.source = source.name
-        folder = output_folder(source.path, out_dir)
+        folder = output_folder(source.location, out_dir)
         stem = stem or source.stem
         targets = output_paths(stem, folder, writers_cls)
-        outputs = OutputSet(assets_folder(stem, folder))
+        outputs = OutputSet(assets_folder(stem, folder), remote_options)
         report = Report(source=source.name, bytes=source.size)
         writers: list[Writer] = []
         try:

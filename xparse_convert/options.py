@@ -11,10 +11,14 @@ from .errors import UsageError
 from .images import DEFAULT_MAX_PIXELS
 from .model import GUI_TYPES, KNOWN_TYPES
 from .stages import PageSet
+from .storage import check_options
 from .structure import DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_MB
 from .writers import Option, Writer
 
 IMAGE_MODES = ("embed", "files", "url", "none")
+# the fsspec options of URL inputs and outputs (``--storage-option KEY=VALUE``): a dict, so
+# not one of the flag-shaped options below; ``convert(storage_options=...)`` sets it too
+STORAGE_OPTIONS = "storage_options"
 
 COMMON: tuple[Option, ...] = (
     Option("pages", "only these pages, e.g. 1-5,9,12-"),
@@ -162,6 +166,7 @@ def _coerce(key: str, option: Option, value: Any) -> Any:
 def normalise(options: dict[str, Any] | None, writers: Iterable[type[Writer]]) -> dict[str, Any]:
     """Defaults filled in, values checked and coerced, unknown keys refused."""
     options = dict(options or {})
+    storage_options = check_options(options.pop(STORAGE_OPTIONS, None))
     known: dict[str, Option] = {o.name: o for o in COMMON}
     for writer in writers:
         for option in writer.options:
@@ -196,6 +201,7 @@ def normalise(options: dict[str, Any] | None, writers: Iterable[type[Writer]]) -
     for key in ("types", "exclude_types"):
         if out.get(key) is not None:
             out[key] = match_types(out[key], f"option {key}")[0]
+    out[STORAGE_OPTIONS] = storage_options
     return out
 
 

@@ -1,5 +1,8 @@
 """Outputs that appear whole or not at all: every file is written beside its target under a
-temporary name and renamed into place only when the whole conversion succeeded.
+temporary name and renamed into place only when the whole conversion succeeded.  An output
+in an object store (``s3://...``) is written to a local staging folder the same way, then
+uploaded as a multipart upload that is completed only when every output of its input has
+been sent (``OutputSet.commit``).
 
 Temporary names are ``.<target name>.<host>.<pid>.<random>.tmp``: a process killed with
 ``kill -9`` cannot clean up after itself, so the name says whose a leftover was, and the next
@@ -18,14 +21,17 @@ import shutil
 import socket
 import string
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote
 
+from . import storage
 from .errors import OutputError
+from .storage import ObjectPath, PendingUpload
 from .writers import Assets
 
 log = logging.getLogger("xparse_convert")
@@ -45,6 +51,23 @@ def temporary_name(target: Path, pid: int | None = None) -> str:
         return f".{target.name}.{HOST}.{pid}.????????.tmp"
     random = "".join(secrets.choice(_RANDOM) for _ in range(8))
     return f".{target.name}.{HOST}.{os.getpid()}.{random}.tmp"
+
+
+def staging_folder() -> Path:
+    """Where outputs bound for an object store are written before they are uploaded: one
+    private folder per user in the system's temporary folder (its leftovers from killed
+    runs are removed like any other folder's, by ``remove_stale_temporaries``)."""
+    folder = Path(tempfile.gettempdir()) / f"xparse-convert-staging-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def _remote(target: object) -> ObjectPath | None:
+    if isinstance(target, ObjectPath):
+        return target
+    if isinstance(target, str) and storage.is_url(target):
+        return ObjectPath(target)
+    return None
 
 
 def _create(target: Path, directory: bool) -> Path:
@@ -71,12 +94,18 @@ class AtomicFile:
 
     Use it as a context manager (the file is committed when the block ends normally and
     removed when it raises), or call ``commit``/``abort``.  ``temp`` is the temporary path,
-    for checking what was written before it is committed.
+    for checking what was written before it is committed.  A URL target (``s3://...``) is
+    written to the local staging folder and uploaded by ``commit`` (``storage_options``: the
+    store's fsspec options).
     """
 
-    def __init__(self, target: str | os.PathLike[str], binary: bool = True) -> None:
-        self.target = Path(target)
-        self.temp = _create(self.target, directory=False)
+    def __init__(self, target: str | os.PathLike[str] | ObjectPath, binary: bool = True,
+                 storage_options: Mapping[str, Any] | None = None) -> None:
+        self.remote = _remote(target)
+        self.storage_options = storage_options
+        self.target: Path | ObjectPath = self.remote or Path(target)  # type: ignore[arg-type]
+        self.temp = _create(staging_folder() / self.remote.name if self.remote else
+                            self.target, directory=False)  # type: ignore[arg-type]
         self.file: IO[Any] = open(self.temp, "wb") if binary else open(  # noqa: SIM115
             self.temp, "w", encoding="utf-8", newline="\n")
 
@@ -92,9 +121,22 @@ class AtomicFile:
             self.file.close()
 
     def commit(self) -> None:
-        """Close the file and rename it over the target."""
+        """Close the file and rename it over the target (upload it, for a URL)."""
+        if self.remote is not None:
+            self.send().complete()
+            return
         self.close()
         os.replace(self.temp, self.target)
+
+    def send(self) -> PendingUpload:
+        """Close the file and upload it to its URL, not yet completed: the object appears
+        when the upload's ``complete`` is called.  The staged file is removed."""
+        assert self.remote is not None
+        self.close()
+        try:
+            return PendingUpload(self.temp, self.remote, self.storage_options)
+        finally:
+            self.temp.unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Remove the temporary file.  Never raises: it runs while another error is on its
@@ -123,10 +165,16 @@ class AtomicFile:
             raise
 
 
-def check_writable(target: str | os.PathLike[str]) -> None:
+def check_writable(target: str | os.PathLike[str] | ObjectPath,
+                   storage_options: Mapping[str, Any] | None = None) -> None:
     """Raise ``OutputError`` when no file could be created at ``target`` (checked before any
-    work starts, so an unwritable place fails at once, not after the work)."""
-    path = Path(target)
+    work starts, so an unwritable place fails at once, not after the work); for a URL, when
+    its bucket is missing or cannot be reached."""
+    remote = _remote(target)
+    if remote is not None:
+        storage.check_writable(remote, storage_options)
+        return
+    path = Path(target)  # type: ignore[arg-type]
     if path.is_dir():
         raise OutputError(f"cannot write {path}: a folder of that name is there")
     folder = path.parent
@@ -152,9 +200,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_temporaries(folder: Path, names: Iterable[str], pid: int) -> None:
+def remove_temporaries(folder: Path | ObjectPath, names: Iterable[str], pid: int) -> None:
     """Remove what process ``pid`` on this host left beside ``names`` in ``folder`` (a worker
-    that was killed before it could)."""
+    that was killed before it could); for a folder in an object store, in the staging folder.
+    (An upload it had begun stays unfinished, invisible, until the bucket's lifecycle rule
+    removes it: see the README.)"""
+    if isinstance(folder, ObjectPath):
+        folder = staging_folder()
     for name in names:
         for leftover in folder.glob(temporary_name(folder / glob.escape(name), pid)):
             _remove(leftover)
@@ -167,7 +219,7 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def remove_stale_temporaries(folders: Iterable[str | os.PathLike[str]],
+def remove_stale_temporaries(folders: Iterable[str | os.PathLike[str] | ObjectPath],
                              now: float | None = None) -> list[Path]:
     """Remove our temporary files that no process will finish: made on this host by a
     process that is gone, or older than ``STALE_AFTER`` whoever made them.  Nothing else is
@@ -175,7 +227,9 @@ def remove_stale_temporaries(folders: Iterable[str | os.PathLike[str]],
     in one log line."""
     now = time.time() if now is None else now
     removed: list[Path] = []
-    for folder in dict.fromkeys(Path(f) for f in folders):
+    # a folder in an object store holds nothing temporary: its outputs stage locally
+    for folder in dict.fromkeys(staging_folder() if _remote(f) else Path(f)  # type: ignore
+                                for f in folders):
         try:
             entries = list(os.scandir(folder))
         except OSError:
@@ -211,14 +265,17 @@ class AssetFolder(Assets):
     """``<stem>_files/``: created lazily under a temporary name, content-addressed so that two
     writers storing the same picture share one file."""
 
-    def __init__(self, final: Path) -> None:
+    def __init__(self, final: Path | ObjectPath,
+                 storage_options: Mapping[str, Any] | None = None) -> None:
         self.final = final
+        self.storage_options = storage_options
         self._temp: Path | None = None
         self._names: set[str] = set()
 
     def add(self, data: bytes, extension: str) -> str:
         if self._temp is None:
-            self._temp = _create(self.final, directory=True)
+            self._temp = _create(staging_folder() / self.final.name if isinstance(
+                self.final, ObjectPath) else self.final, directory=True)
         name = f"img-{hashlib.sha1(data).hexdigest()[:16]}.{extension}"
         if name not in self._names:
             (self._temp / name).write_bytes(data)
@@ -233,7 +290,7 @@ class AssetFolder(Assets):
     def check(self) -> None:
         """Raise ``OutputError`` if the pictures could not be moved in.  A symbolic link is
         refused, not followed: pictures would land wherever it points."""
-        if self._temp is None:
+        if self._temp is None or isinstance(self.final, ObjectPath):
             return
         if self.final.is_symlink():
             raise OutputError(f"cannot write pictures to {self.final}: it is a symbolic link "
@@ -246,6 +303,14 @@ class AssetFolder(Assets):
         output of the same stem (an HTML page beside this Markdown) may link to its files,
         and names are content hashes, so a file of the same name has the same bytes."""
         if self._temp is None:
+            return
+        if isinstance(self.final, ObjectPath):
+            # whole small objects; a name already there has the same bytes (content hashes)
+            there = storage.names_in(self.final, self.storage_options)
+            storage.put_files([(self._temp / n, self.final / n) for n in sorted(self._names)
+                               if n not in there], self.storage_options)
+            shutil.rmtree(self._temp, ignore_errors=True)
+            self._temp = None
             return
         self.check()
         if not self.final.exists():
@@ -265,20 +330,24 @@ class AssetFolder(Assets):
 class OutputSet:
     """The outputs of one input: ``open`` gives a temporary file per target; ``commit`` renames
     them all into place (pictures folder first, so links never dangle); ``abort`` removes them.
-    A target of ``None`` means standard output (no atomicity is possible there)."""
+    A target of ``None`` means standard output (no atomicity is possible there).  Targets in
+    an object store are uploaded by ``commit``: every document sent as a multipart upload
+    left open, then the pictures, then each upload completed."""
 
-    def __init__(self, assets_dir: Path) -> None:
-        self.assets = AssetFolder(assets_dir)
+    def __init__(self, assets_dir: Path | ObjectPath,
+                 storage_options: Mapping[str, Any] | None = None) -> None:
+        self.assets = AssetFolder(assets_dir, storage_options)
+        self.storage_options = storage_options
         self._files: list[AtomicFile] = []
         self._streams: list[IO[Any]] = []
 
-    def open(self, target: Path | None, binary: bool) -> IO[Any]:
+    def open(self, target: Path | ObjectPath | None, binary: bool) -> IO[Any]:
         if target is None:
             stream: IO[Any] = sys.stdout.buffer if binary else _StdoutText()
             self._streams.append(stream)
             return stream
         try:
-            output = AtomicFile(target, binary)
+            output = AtomicFile(target, binary, self.storage_options)
         except OSError as exc:
             raise OutputError(f"cannot write to {target.parent}: {exc.strerror or exc}") from None
         self._files.append(output)
@@ -288,7 +357,7 @@ class OutputSet:
         """Rename every output into place.  Targets that cannot be replaced (a folder of
         that name) are found first, so a failure changes nothing."""
         for output in self._files:
-            if output.target.is_dir():
+            if isinstance(output.target, Path) and output.target.is_dir():
                 raise OutputError(f"cannot write {output.target}: a folder of that name is there")
         self.assets.check()
         for stream in self._streams:
@@ -296,9 +365,27 @@ class OutputSet:
                 stream.flush()
         for output in self._files:
             output.close()
-        self.assets.commit()
+        sent: list[PendingUpload] = []
+        try:
+            for output in self._files:
+                if output.remote is not None:
+                    sent.append(output.send())
+            self.assets.commit()  # pictures before the documents that link them
+        except BaseException:
+            for upload in sent:
+                upload.abort()
+            raise
         for output in self._files:
-            output.commit()
+            if output.remote is None:
+                output.commit()
+        # each a single request: a failure here keeps the objects completed before it
+        for index, upload in enumerate(sent):
+            try:
+                upload.complete()
+            except BaseException:
+                for later in sent[index + 1:]:
+                    later.abort()
+                raise
         self._files = []
 
     def abort(self) -> None:

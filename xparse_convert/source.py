@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .errors import InputError
+from . import storage
+from .errors import InputError, XParseError
+from .storage import ObjectPath, Remote
 from .text import replace_surrogates
 
-SourceLike = str | os.PathLike | IO[bytes]
+SourceLike = str | os.PathLike | IO[bytes] | Remote
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = codecs.BOM_UTF8
@@ -24,7 +26,10 @@ _UTF32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
 
 
 def stem_of(name: str) -> str:
-    """Output stem of an input name: ``result.json`` and ``result.json.gz`` both give ``result``."""
+    """Output stem of an input name: ``result.json`` and ``result.json.gz`` both give ``result``
+    (of a URL: the last part of its path, the query left out)."""
+    if storage.scheme(name) not in (None, "file"):
+        name = storage.url_stem_name(name)
     base = os.path.basename(name.rstrip("/\\")) or "stdin"
     for suffix in (".json.gz", ".jsonl.gz", ".gz", ".json"):
         if base.lower().endswith(suffix) and len(base) > len(suffix):
@@ -89,16 +94,28 @@ class Source:
     compressed: bool
     encoding: str
     _owned: list[IO[bytes]]
+    remote: Remote | None = None  # a URL input, with its storage options
+
+    @property
+    def location(self) -> Path | ObjectPath | None:
+        """Where the input is: its path, its object's URL, None for a stream or a web URL."""
+        if self.remote is not None and storage.scheme(self.remote.url) not in storage.WEB:
+            return ObjectPath(self.remote.url)
+        return self.path
 
     @property
     def reopenable(self) -> bool:
-        """True when a second pass over the same bytes is possible (a plain file on disk)."""
-        return self.path is not None
+        """True when a second pass over the same bytes is possible (a plain file on disk, an
+        object in a store)."""
+        return self.path is not None or self.location is not None
 
     def reopen(self) -> IO[bytes]:
         """A fresh stream of the same bytes (only when ``reopenable``); closed with the source."""
-        assert self.path is not None
-        raw = self.path.open("rb")
+        if self.remote is not None:
+            raw, _ = _open_remote(self.remote, self.name)
+        else:
+            assert self.path is not None
+            raw = self.path.open("rb")
         self._owned.append(raw)
         return _open_bytes(raw, self.name)[0]
 
@@ -144,6 +161,54 @@ def not_json(head: bytes) -> str | None:
     return f"this is {kind}, not a TextIn result{hint}"
 
 
+class _RemoteStream:
+    """An object's or a web server's stream: its failures become one-line ``InputError``s,
+    and a web input stops at its size cap."""
+
+    def __init__(self, raw: IO[bytes], remote: Remote, name: str) -> None:
+        self._raw = raw
+        self._remote = remote
+        self._name = name
+        web = storage.scheme(remote.url) in storage.WEB
+        self._cap = storage.max_download_bytes(remote.options) if web else None
+        self._read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._raw.read(size)
+        except XParseError:
+            raise
+        except Exception as exc:  # the store's and the network's own errors
+            raise InputError(f"cannot read: {storage.describe(exc, self._remote.options)}",
+                             source=self._name, where=f"byte {self._read}") from None
+        self._read += len(data)
+        if self._cap is not None and self._read > self._cap:
+            limit = self._remote.options.get("max_download_mb", storage.MAX_DOWNLOAD_MB)
+            raise InputError(f"larger than {limit} MB (max_download_mb); refused",
+                             source=self._name, where=f"byte {self._cap}")
+        return data
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        except Exception:  # closing a broken connection: nothing left to save
+            pass
+
+
+def _open_remote(remote: Remote, name: str) -> tuple[IO[bytes], int | None]:
+    """Open a URL input: the stream (read as it is consumed) and its size when known."""
+    try:
+        raw, size = storage.open_input(remote.url, remote.options)
+    except XParseError:
+        raise
+    except IsADirectoryError:
+        raise InputError("is a folder of objects (end it with / to convert them all)",
+                         source=name) from None
+    except Exception as exc:  # FileNotFoundError, PermissionError, the client's errors
+        raise InputError(storage.describe(exc, remote.options), source=name) from None
+    return _RemoteStream(raw, remote, name), size  # type: ignore[return-value]
+
+
 def _open_bytes(raw: IO[bytes], name: str) -> tuple[IO[bytes], bool, str]:
     """Undo gzip and BOMs.  Returns (stream of UTF-8 bytes, compressed?, encoding name)."""
     head = raw.read(16)
@@ -174,7 +239,17 @@ def open_source(src: SourceLike, *, name: str | None = None) -> Source:
     owned: list[IO[bytes]] = []
     path: Path | None = None
     size: int | None = None
-    if isinstance(src, (str, os.PathLike)) and os.fspath(src) == "-":
+    remote: Remote | None = None
+    if isinstance(src, str) and storage.is_url(src):
+        src = Remote(src)
+    elif isinstance(src, str):
+        src = storage.local(src)
+    if isinstance(src, Remote):
+        remote = src
+        display = storage.display(src.url)
+        raw, size = _open_remote(src, display)
+        owned.append(raw)
+    elif isinstance(src, (str, os.PathLike)) and os.fspath(src) == "-":
         raw: IO[bytes] = sys.stdin.buffer
         display = name or "stdin"
     elif isinstance(src, (str, os.PathLike)):
@@ -211,5 +286,5 @@ def open_source(src: SourceLike, *, name: str | None = None) -> Source:
         for handle in owned:
             handle.close()
         raise InputError(f"cannot read: {exc}", source=display) from None
-    stem = name or stem_of(display)
-    return Source(display, stem, stream, path, size, compressed, encoding, owned)
+    stem = name or stem_of(remote.url if remote is not None else display)
+    return Source(display, stem, stream, path, size, compressed, encoding, owned, remote)

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import storage
 from .errors import UsageError
+from .storage import Location, ObjectPath
 from .writers import Writer, available, get
 
 ASSETS_SUFFIX = "_files"  # <stem>_files: the pictures of an input's outputs
@@ -29,20 +31,26 @@ def formats(to: str | Sequence[str]) -> list[type[Writer]]:
     return writers
 
 
-def output_folder(source: Path | None, out_dir: str | os.PathLike | None) -> Path:
-    """The folder an input's outputs go to: ``out_dir``, else beside the input (``source``,
-    its path), else (a stream, a URL, a job id) the current folder."""
-    if out_dir is not None and os.fspath(out_dir) != "":
-        return Path(out_dir)
+def output_folder(source: Location | str | None,
+                  out_dir: str | os.PathLike | ObjectPath | None) -> Location:
+    """The folder an input's outputs go to: ``out_dir`` (a folder, or a prefix in an object
+    store), else beside the input (``source``, its path or URL), else (a stream, a web URL, a
+    job id) the current folder."""
+    if out_dir is not None and str(out_dir) != "":
+        return storage.location(out_dir if isinstance(out_dir, (str, ObjectPath))
+                                else os.fspath(out_dir))
+    if isinstance(source, str):
+        source = None if storage.scheme(source) in storage.WEB else storage.location(source)
     return source.parent if source is not None else Path.cwd()
 
 
-def output_paths(stem: str, out_dir: Path, writers: Sequence[type[Writer]]) -> dict[str, Path]:
+def output_paths(stem: str, out_dir: Location, writers: Sequence[type[Writer]]
+                 ) -> dict[str, Location]:
     """Each format's output: ``out_dir/<stem>.<extension>``."""
     return {w.name: out_dir / f"{stem}.{w.extension}" for w in writers}
 
 
-def assets_folder(stem: str, out_dir: Path) -> Path:
+def assets_folder(stem: str, out_dir: Location) -> Location:
     """Where the pictures of ``stem``'s outputs go: ``out_dir/<stem>_files``."""
     return out_dir / f"{stem}{ASSETS_SUFFIX}"
 
@@ -53,12 +61,14 @@ def output_suffixes(writers: Sequence[type[Writer]]) -> list[str]:
     return [*(f".{w.extension}" for w in writers), ASSETS_SUFFIX]
 
 
-def mirrored(found: Path, root: Path, out_dir: str | os.PathLike | None) -> Path | None:
-    """The output folder of ``found``, an input below the folder ``root`` given as an input:
-    its subfolder mirrored under ``out_dir`` (None without one: beside the input)."""
+def mirrored(found: Location, root: Location, out_dir: str | os.PathLike | ObjectPath | None
+             ) -> Location | None:
+    """The output folder of ``found``, an input below the folder (or prefix) ``root`` given
+    as an input: its subfolder mirrored under ``out_dir`` (None without one: beside it)."""
     if not out_dir:
         return None
-    return Path(out_dir) / found.parent.relative_to(root)
+    base = output_folder(None, out_dir)
+    return base / found.parent.relative_to(root)  # type: ignore[arg-type]
 
 
 def streamable(writer: type[Writer]) -> bool:
@@ -83,10 +93,10 @@ class OutputTarget:
     the format's extension), or a folder (``None``: beside each input)."""
 
     formats: tuple[str, ...]
-    folder: Path | None = None
+    folder: Location | None = None
     stem: str | None = None  # the output name when -o names a file, or --name
     stdout: bool = False
-    file: Path | None = None  # -o as given, when it names a file
+    file: Location | None = None  # -o as given, when it names a file
 
 
 def resolve_output(output: str | os.PathLike | None, to: str | Sequence[str] | None, *,
@@ -110,10 +120,12 @@ def resolve_output(output: str | os.PathLike | None, to: str | Sequence[str] | N
             raise UsageError("-o - (standard output) takes one input and one text format "
                              f"({', '.join(pipeable)})")
         return OutputTarget((requested[0].name,), stdout=True, stem=name)
-    path = Path(output) if output is not None else None
-    text = os.fspath(output) if output is not None else ""
+    text = str(output) if isinstance(output, (str, ObjectPath)) else (
+        os.fspath(output) if output is not None else "")
+    path = storage.location(text) if output is not None else None
     extension = path.suffix[1:].lower() if path is not None else ""
-    is_folder = text.endswith(("/", os.sep)) or (path is not None and path.is_dir())
+    # a prefix in an object store has no folder to find: its name decides
+    is_folder = text.endswith(("/", os.sep)) or (isinstance(path, Path) and path.is_dir())
     by_extension = [w for w in available().values() if w.extension.lower() == extension]
     if path is None or is_folder or not extension or not by_extension:
         if not requested:

@@ -14,11 +14,12 @@ from .pool import (
     RUN_REPORT_SCHEMA,
     BatchInterrupted,
     convert_many,
+    is_folder,
     is_up_to_date,
     plan_jobs,
     results_in,
     write_run_report,
 )
 
-__all__ = ["RUN_REPORT_SCHEMA", "BatchInterrupted", "Job", "convert_many", "is_up_to_date",
-           "plan_jobs", "results_in", "run_job", "targets_of", "write_run_report"]
+__all__ = ["RUN_REPORT_SCHEMA", "BatchInterrupted", "Job", "convert_many", "is_folder",
+           "is_up_to_date", "plan_jobs", "results_in", "run_job", "targets_of", "write_run_report"]

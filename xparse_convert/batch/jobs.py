@@ -31,7 +31,7 @@ class Job:
     @property
     def folder(self) -> Path:
         """The folder its outputs go to."""
-        return output_folder(Path(self.source), self.out_dir)
+        return output_folder(self.source, self.out_dir)
 
 
 def run_job(job: Job, to: Sequence[str], options: dict[str, Any] | None,

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import options as option_rules
+from .. import storage
 from ..convert import Report
+from ..errors import UsageError
 from ..output import AtomicFile, remove_stale_temporaries
 from ..targets import formats, mirrored
 from ..writers import Writer
@@ -49,31 +51,51 @@ class BatchInterrupted(KeyboardInterrupt):
         self.reports = reports
 
 
-def results_in(folder: str | os.PathLike) -> Iterator[Path]:
-    """The result files below ``folder`` (every ``*.json``/``*.json.gz``), unordered."""
-    return (p for p in Path(folder).rglob("*")
-            if p.is_file() and p.name.lower().endswith((".json", ".json.gz")))
+RESULT_SUFFIXES = (".json", ".json.gz")
+
+
+def results_in(folder: str | os.PathLike, storage_options: dict[str, Any] | None = None
+               ) -> Iterator[Path | storage.ObjectPath]:
+    """The result files below ``folder`` (every ``*.json``/``*.json.gz``), unordered; below a
+    prefix in an object store (``s3://bucket/results/``), its objects."""
+    if isinstance(folder, str) and storage.is_url(folder):
+        return (storage.ObjectPath(u) for u in storage.find(folder, RESULT_SUFFIXES,
+                                                             storage_options))
+    return (p for p in Path(storage.local(os.fspath(folder))).rglob("*")
+            if p.is_file() and p.name.lower().endswith(RESULT_SUFFIXES))
+
+
+def is_folder(given: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> bool:
+    """True when an input names a folder of results (or a prefix of objects)."""
+    if isinstance(given, str) and storage.is_url(given):
+        return storage.is_prefix(given, storage_options)
+    return os.fspath(given) != "-" and os.path.isdir(storage.local(os.fspath(given)))
 
 
 def plan_jobs(sources: Iterable[str | os.PathLike | Job], writers: Sequence[type[Writer]],
-              out_dir: str | os.PathLike | None) -> list[Job | Report]:
-    """Expand folders (``results_in`` them, subfolders mirrored under ``out_dir``), in order;
-    a ``Job`` is taken as it is (its own folder and name); an input that would write the same
-    outputs as an earlier one is a failed ``Report`` in its place."""
+              out_dir: str | os.PathLike | None,
+              storage_options: dict[str, Any] | None = None) -> list[Job | Report]:
+    """Expand folders and prefixes (``results_in`` them, subfolders mirrored under
+    ``out_dir``), in order; a ``Job`` is taken as it is (its own folder and name); an input
+    that would write the same outputs as an earlier one is a failed ``Report`` in its
+    place."""
     planned: list[Job | Report] = []
-    claimed: dict[Path, str] = {}
+    claimed: dict[object, str] = {}
     for src in sources:
-        src_path = Path(src.source if isinstance(src, Job) else src)
+        given = src.source if isinstance(src, Job) else storage.local(os.fspath(src))
         if isinstance(src, Job):
-            entries = [(src_path, None)]
-        elif src_path.is_dir():
-            found = sorted(p for p in results_in(src_path) if not _is_run_report(p))
-            entries = [(p, mirrored(p, src_path, out_dir)) for p in found]
+            entries: list[tuple[object, object]] = [(given, None)]
+        elif is_folder(given, storage_options):
+            root = storage.location(given)
+            found = sorted(results_in(given, storage_options))
+            found = [p for p, report in zip(found, _run_reports(found, storage_options))
+                     if not report]
+            entries = [(p, mirrored(p, root, out_dir)) for p in found]
         else:
-            entries = [(src_path, Path(out_dir) if out_dir else None)]
+            entries = [(given, out_dir or None)]
         for path, folder in entries:
             job = src if isinstance(src, Job) else Job(
-                os.fspath(path), os.fspath(folder) if folder is not None else None)
+                str(path), str(folder) if folder is not None else None)
             paths = [p.resolve() for p in targets_of(job, writers).values()]
             clash = next((claimed[p] for p in paths if p in claimed), None)
             if clash is not None:
@@ -85,24 +107,57 @@ def plan_jobs(sources: Iterable[str | os.PathLike | Job], writers: Sequence[type
     return planned
 
 
-def _is_run_report(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(200)
-    except OSError:
-        return False
-    if _RUN_REPORT_HEAD.match(head) is None:
-        return False
-    log.warning("note: %s: a run report (%s), not a result; skipped", path, RUN_REPORT_SCHEMA)
-    return True
+def _run_reports(found: list[Any], storage_options: dict[str, Any] | None) -> list[bool]:
+    """Which of ``found`` are run reports, by their first bytes (the objects of a prefix
+    fetched concurrently)."""
+    remote = [str(p) for p in found if isinstance(p, storage.ObjectPath)]
+    heads = iter(storage.heads(remote, 200, storage_options))
+    marks = []
+    for path in found:
+        if isinstance(path, storage.ObjectPath):
+            head = next(heads)
+        else:
+            try:
+                with open(path, "rb") as handle:
+                    head = handle.read(200)
+            except OSError:
+                head = b""
+        report = _RUN_REPORT_HEAD.match(head) is not None
+        if report:
+            log.warning("note: %s: a run report (%s), not a result; skipped", path,
+                        RUN_REPORT_SCHEMA)
+        marks.append(report)
+    return marks
 
 
-def is_up_to_date(job: Job, writers: Sequence[type[Writer]]) -> bool:
-    """Every output exists and is newer than the input (a rerun after a crash skips it)."""
+def _modified(place: object, storage_options: dict[str, Any] | None) -> float | None:
+    if isinstance(place, storage.ObjectPath) or storage.is_url(place):
+        try:
+            return storage.modified(str(place), storage_options)
+        except UsageError:
+            raise
+        except Exception:  # denied, unreachable: not known to be up to date
+            return None
     try:
-        source_time = os.stat(job.source).st_mtime
-        return all(p.stat().st_mtime >= source_time for p in targets_of(job, writers).values())
+        return os.stat(place).st_mtime  # type: ignore[arg-type]
     except OSError:
+        return None
+
+
+def is_up_to_date(job: Job, writers: Sequence[type[Writer]],
+                  storage_options: dict[str, Any] | None = None) -> bool:
+    """Every output exists and is newer than the input (a rerun after a crash skips it);
+    objects in a store by their modification times."""
+    try:
+        source_time = _modified(job.source, storage_options)
+        if source_time is None:
+            return False
+        for target in targets_of(job, writers).values():
+            when = _modified(target, storage_options)
+            if when is None or when < source_time:
+                return False
+        return True
+    except (OSError, UsageError):
         return False
 
 
@@ -112,7 +167,8 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
                  executor: Executor | None = None, timeout: float | None = None,
                  memory_limit_mb: int | None = None, skip_existing: bool = False,
                  on_planned: Callable[[int], None] | None = None,
-                 on_report: Callable[[Report], None] | None = None) -> list[Report]:
+                 on_report: Callable[[Report], None] | None = None,
+                 storage_options: dict[str, Any] | None = None) -> list[Report]:
     """Convert many inputs; one report per input, in input order.
 
     Without an ``executor`` a local pool of ``jobs`` workers (default: one per core) runs
@@ -124,20 +180,27 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
     ``on_planned`` learns how many inputs there are once folders are expanded; ``on_report``
     sees each report as soon as it is done.  A ``KeyboardInterrupt`` stops the batch within
     about a second and raises ``BatchInterrupted`` (see there).  Temporary files that killed
-    runs left in the output folders are removed first.
+    runs left in the output folders are removed first.  Inputs and ``out_dir`` may be URLs
+    (``s3://bucket/results/``), opened with ``storage_options``; on a cluster these carry no
+    credential (workers use their own environment and profiles).
     """
     from .isolation import NOT_CONVERTED, run_isolated
 
     writers = formats(to)
     names = [w.name for w in writers]
-    option_rules.normalise(options, writers)  # fail fast on bad options
-    planned = plan_jobs(sources, writers, out_dir)
+    if storage_options is not None:
+        options = {**(options or {}), option_rules.STORAGE_OPTIONS: storage_options}
+    # fail fast on bad options
+    storage_options = option_rules.normalise(options, writers)[option_rules.STORAGE_OPTIONS]
+    _keep_secrets_home(storage_options, executor)
+    planned = plan_jobs(sources, writers, out_dir, storage_options)
     remove_stale_temporaries(job.folder for job in planned if isinstance(job, Job))
     if on_planned is not None:
         on_planned(len(planned))
     results: dict[int, Report] = {}
 
     def done(index: int, report: Report) -> None:
+        report.source = storage.display(report.source)  # a signed URL's query is a secret
         results[index] = report
         if on_report is not None:
             on_report(report)
@@ -152,7 +215,7 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
         for index, job in enumerate(planned):
             if isinstance(job, Report):
                 done(index, job)
-            elif skip_existing and is_up_to_date(job, writers):
+            elif skip_existing and is_up_to_date(job, writers, storage_options):
                 done(index, Report(source=job.source, skipped=True, outputs={
                     k: str(v) for k, v in targets_of(job, writers).items()}))
             else:
@@ -168,12 +231,19 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
         interrupted = True
         _wind_down(stop, futures, results, done)
         raise BatchInterrupted([results.get(i) or Report(
-            source=job.source, error=NOT_CONVERTED, interrupted=True)
+            source=storage.display(job.source), error=NOT_CONVERTED, interrupted=True)
             for i, job in enumerate(planned)]) from None
     finally:
         if own:
             pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
     return [results[i] for i in range(len(planned))]
+
+
+def _keep_secrets_home(storage_options: dict[str, Any], executor: Executor | None) -> None:
+    """Credentials among the storage options may reach this machine's own workers (through
+    a pipe), never another machine's: a cluster's workers use their own environment."""
+    if executor is not None and not isinstance(executor, ThreadPoolExecutor):
+        storage.refuse_secrets(storage_options)
 
 
 def _outcome(future: Future[Report], job: Job) -> Report:
@@ -223,10 +293,11 @@ def _wind_down(stop: Any, futures: dict[Future[Report], tuple[int, Job]],
             done(index, report)
 
 
-def write_run_report(path: str | os.PathLike, reports: list[Report], seconds: float) -> None:
-    """The batch's outcome as JSON, written atomically (``-``: to standard output): every
-    input with its result.  ``_schema`` comes first, so a later batch over the folder knows
-    the file for what it is."""
+def write_run_report(path: str | os.PathLike, reports: list[Report], seconds: float,
+                     storage_options: dict[str, Any] | None = None) -> None:
+    """The batch's outcome as JSON, written atomically (``-``: to standard output; a URL: an
+    object): every input with its result.  ``_schema`` comes first, so a later batch over
+    the folder knows the file for what it is."""
     summary = {
         "inputs": len(reports),
         "converted": sum(1 for r in reports if r.ok and not r.skipped),
@@ -243,6 +314,6 @@ def write_run_report(path: str | os.PathLike, reports: list[Report], seconds: fl
         sys.stdout.write("\n")
         sys.stdout.flush()
         return
-    with AtomicFile(path, binary=False) as handle:
+    with AtomicFile(path, binary=False, storage_options=storage_options) as handle:
         json.dump(document, handle, ensure_ascii=False, indent=2)
         handle.write("\n")

@@ -11,16 +11,16 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from .. import __version__, convert, convert_many, inspect, render_info
-from ..batch import BatchInterrupted, Job, results_in, write_run_report
+from ..batch import BatchInterrupted, Job, is_folder, results_in, write_run_report
 from ..convert import INPUT_FAILURES, Report
 from ..diagnostics import WARNINGS_LOGGER
 from ..errors import UsageError, XParseError
 from ..options import match_types, split_list
 from ..output import check_writable, remove_stale_temporaries
+from ..storage import Remote, display, is_url, parse_option, refuse_secrets
 from ..targets import output_folder, resolve_output
 from ..terminal import printable
 from ..writers import available
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "folder (default: beside each input); - for stdout")
     parser.add_argument("--name", metavar="STEM",
                         help="output name (stdin, or a single input), a plain file name")
+    add_storage_option(parser)
     batch = parser.add_argument_group("batches")
     batch.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                        help="convert N files at once (default: one per core)")
@@ -91,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list-formats", action="store_true", help="list output formats")
     add_conversion_options(parser)
     return parser
+
+
+def add_storage_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage-option", metavar="KEY=VALUE", action="append", default=[],
+                        help="an fsspec option for s3://, gs://, az://, http(s):// inputs and "
+                             "outputs (repeatable; VALUE read as JSON when it parses), e.g. "
+                             "endpoint_url=http://minio:9000")
+
+
+def storage_options_of(args: argparse.Namespace) -> dict[str, Any]:
+    """``--storage-option KEY=VALUE`` as the library's ``storage_options``."""
+    return dict(parse_option(given) for given in args.storage_option)
 
 
 def _list_formats() -> int:
@@ -121,23 +134,26 @@ def _run_info(argv: Sequence[str]) -> int:
     parser.add_argument("inputs", nargs="+", metavar="INPUT")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--name", metavar="STEM")
+    add_storage_option(parser)
     args = parser.parse_args(argv)
+    storage_options = storage_options_of(args)
     status = EXIT_OK
     summaries = []
     listing = len(args.inputs) > 1
     for given in args.inputs:
-        if given != "-" and os.path.isdir(given):
+        if is_folder(given, storage_options):
             listing = True
-            found = sorted(results_in(given))
+            found = sorted(results_in(given, storage_options))
             if not found:
                 say("warning", given, "no result files (*.json, *.json.gz) in this folder")
-            sources: list[str] = [os.fspath(p) for p in found]
+            sources: list[str] = [str(p) for p in found]
             brief = True
         else:
             sources, brief = [given], False
         for src in sources:
             try:
-                summary = inspect(src, name=args.name)
+                summary = inspect(Remote(src, storage_options) if is_url(src) else src,
+                                  name=args.name)
             except XParseError as exc:
                 emit(f"{PROG}: error: {exc.one_line()}")
                 status = EXIT_FAILED
@@ -209,7 +225,10 @@ def _convert(argv: list[str]) -> int:
         parser.error(f"--memory-limit caps each conversion's address space (virtual, not "
                      f"resident memory): give at least {MIN_MEMORY_LIMIT_MB} (MB)")
     to = [f for given in args.to or () for f in split_list(given)] or None
-    folders = [s for s in args.inputs if s != "-" and os.path.isdir(s)]
+    storage_options = storage_options_of(args)
+    if args.dask_scheduler:
+        refuse_secrets(storage_options)
+    folders = [s for s in args.inputs if is_folder(s, storage_options)]
     target = resolve_output(args.output_dir, to, name=args.name,
                             several_inputs=len(args.inputs) > 1 or bool(folders))
     formats = list(target.formats)
@@ -219,9 +238,14 @@ def _convert(argv: list[str]) -> int:
         parser.error("--report - and -o - cannot both write to standard output")
     if args.report and args.report != "-":
         try:
-            check_writable(args.report)
+            check_writable(args.report, storage_options)
         except XParseError as exc:
-            raise UsageError(f"--report {args.report}: {exc.message}") from None
+            raise UsageError(f"--report {display(args.report)}: {exc.message}") from None
+    if target.folder is not None and not target.stdout and is_url(str(target.folder)):
+        try:
+            check_writable(target.file or target.folder / "x", storage_options)
+        except XParseError as exc:
+            raise UsageError(f"-o {display(args.output_dir)}: {exc.message}") from None
     for key, flag in (("types", "--types"), ("exclude_types", "--exclude-types")):
         if options.get(key) is not None:
             chosen, notes = match_types(split_list(options[key]), flag)
@@ -242,6 +266,7 @@ def _convert(argv: list[str]) -> int:
 
     def report_done(report: Any) -> None:
         nonlocal failures, warnings
+        report.source = display(report.source)  # a signed URL's query is a secret
         reports.append(report)
         if report.error:
             failures += 1
@@ -253,7 +278,7 @@ def _convert(argv: list[str]) -> int:
                 warn(report.source, line)
 
     for folder in folders:
-        if next(results_in(folder), None) is None:
+        if next(results_in(folder, storage_options), None) is None:
             warnings += 1
             warn(folder, "no result files (*.json, *.json.gz) in this folder")
     stdin_inputs = [s for s in args.inputs if s == "-"]
@@ -267,15 +292,16 @@ def _convert(argv: list[str]) -> int:
     try:
         for src in stdin_inputs:
             report_done(_convert_one(src, formats, out_dir, options, args.name, target.stem,
-                                     target.stdout, interactive))
+                                     target.stdout, interactive, storage_options))
         if file_inputs and not batch:
             report_done(_convert_one(file_inputs[0], formats, out_dir, options, None,
-                                     target.stem, target.stdout, interactive))
+                                     target.stem, target.stdout, interactive, storage_options))
         elif file_inputs:
             # a single input named by --name or a file -o keeps that name in its own process
-            sources: list[Any] = [Job(file_inputs[0], os.fspath(out_dir) if out_dir else None,
+            sources: list[Any] = [Job(file_inputs[0], str(out_dir) if out_dir else None,
                                       target.stem)] if target.stem else file_inputs
-            _run_batch(args, sources, formats, out_dir, options, interactive, report_done)
+            _run_batch(args, sources, formats, out_dir, options, interactive, report_done,
+                       storage_options)
             if interactive:
                 emit(_summary_line(reports, time.perf_counter() - started))
     except KeyboardInterrupt as exc:
@@ -288,9 +314,10 @@ def _convert(argv: list[str]) -> int:
                                   interrupted=True) for src in todo[len(reports):])
         _say_interrupted(reports)
         if args.report:
-            _write_report(args.report, reports, time.perf_counter() - started)
+            _write_report(args.report, reports, time.perf_counter() - started, storage_options)
         return interrupted_status()
-    if args.report and not _write_report(args.report, reports, time.perf_counter() - started):
+    if args.report and not _write_report(args.report, reports, time.perf_counter() - started,
+                                         storage_options):
         return EXIT_FAILED
     if failures:
         return EXIT_FAILED
@@ -314,11 +341,15 @@ def _say_interrupted(reports: list[Any]) -> None:
              "lists every input)")
 
 
-def _write_report(path: str, reports: list[Any], seconds: float) -> bool:
+def _write_report(path: str, reports: list[Any], seconds: float,
+                  storage_options: dict[str, Any]) -> bool:
     try:
-        write_run_report(path, reports, seconds)
+        write_run_report(path, reports, seconds, storage_options)
     except OSError as exc:
-        emit(f"{PROG}: error: --report {path}: {exc.strerror or exc}")
+        emit(f"{PROG}: error: --report {display(path)}: {exc.strerror or exc}")
+        return False
+    except XParseError as exc:
+        emit(f"{PROG}: error: --report {display(path)}: {exc.message}")
         return False
     return True
 
@@ -333,8 +364,8 @@ def _summary_line(reports: list[Any], seconds: float) -> str:
 
 
 def _run_batch(args: argparse.Namespace, inputs: list[Any], formats: list[str],
-               out_dir: Path | None, options: dict[str, Any], interactive: bool,
-               report_done: Any) -> None:
+               out_dir: Any, options: dict[str, Any], interactive: bool,
+               report_done: Any, storage_options: dict[str, Any]) -> None:
     """Many files: a local pool, or a Dask cluster; a progress bar over files."""
     executor = None
     client = None
@@ -371,16 +402,19 @@ def _run_batch(args: argparse.Namespace, inputs: list[Any], formats: list[str],
     try:
         convert_many(inputs, formats, out_dir, options, jobs=args.jobs, executor=executor,
                      timeout=args.timeout, memory_limit_mb=args.memory_limit,
-                     skip_existing=args.skip_existing, on_planned=planned, on_report=tick)
+                     skip_existing=args.skip_existing, on_planned=planned, on_report=tick,
+                     storage_options=storage_options)
     finally:
         close_bar(bar)
         if client is not None:
             client.close()
 
 
-def _convert_one(src: str, formats: list[str], out_dir: Path | None, options: dict[str, Any],
-                 name: str | None, stem: str | None, to_stdout: bool, interactive: bool) -> Report:
-    size = os.path.getsize(src) if src != "-" and os.path.isfile(src) else None
+def _convert_one(src: str, formats: list[str], out_dir: Any, options: dict[str, Any],
+                 name: str | None, stem: str | None, to_stdout: bool, interactive: bool,
+                 storage_options: dict[str, Any]) -> Report:
+    url = is_url(src)
+    size = os.path.getsize(src) if not url and src != "-" and os.path.isfile(src) else None
     bar = progress_bar(size, "B", interactive)
     done = 0
 
@@ -392,13 +426,13 @@ def _convert_one(src: str, formats: list[str], out_dir: Path | None, options: di
 
     try:
         if not to_stdout:
-            remove_stale_temporaries([output_folder(Path(src) if src != "-" else None,
-                                                    out_dir)])
+            remove_stale_temporaries([output_folder(src if src != "-" else None, out_dir)])
         return convert(src, formats, out_dir, options, name=name, stem=stem, stdout=to_stdout,
-                       progress=progress if bar is not None else None)
+                       progress=progress if bar is not None else None,
+                       storage_options=storage_options)
     except (UsageError, BrokenPipeError):
         raise  # the command line's own: a usage message, or a reader that has had enough
     except INPUT_FAILURES as exc:  # anything else is a bug: main() says so (--debug: raises)
-        return Report.failed(src, exc)
+        return Report.failed(display(src), exc)
     finally:
         close_bar(bar)
