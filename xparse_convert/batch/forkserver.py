@@ -64,6 +64,11 @@ class ForkServer:
         finally:
             theirs.close()
 
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self._proc.pid
+
     def spawn(self) -> ForkedChild:
         """A child for one job (its pid arrives once the server has forked it); raises
         ``OSError`` when the server cannot take it (then run the job another way)."""
@@ -217,7 +222,8 @@ class ForkedChild:
         self._close_stdin()
 
     def __del__(self) -> None:
-        self._close_all()
+        if hasattr(self, "_stdin"):
+            self._close_all()
 
 
 # The server's side.

@@ -158,8 +158,9 @@ def _remove_partial_outputs(job: Job, to: list[str], pid: int | None) -> None:
 
 
 def _watch_parent(job: Job, to: list[str]) -> None:
-    """Stop this child when its parent dies (``kill -9`` of a batch): nobody would read the
-    report, and outputs must not appear after the batch is gone."""
+    """Stop this child, and whatever it started, when its parent dies (``kill -9`` of a
+    batch, which ends its fork server too): nobody would read the report, and outputs must
+    not appear after the batch is gone."""
     parent = os.getppid()
 
     def watch() -> None:
@@ -167,6 +168,8 @@ def _watch_parent(job: Job, to: list[str]) -> None:
             time.sleep(0.5)
             if os.getppid() != parent:
                 _remove_partial_outputs(job, to, os.getpid())
+                if os.getpgrp() == os.getpid():  # our own group: what we started goes too
+                    os.killpg(os.getpid(), signal.SIGKILL)
                 os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
