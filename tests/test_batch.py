@@ -300,3 +300,26 @@ def test_a_file_running_when_the_fork_server_dies_fails_alone(tmp_path, saboteur
         assert (out / "good.txt").read_text() == "fine\n"
     finally:
         server.close()
+
+
+def test_a_job_the_fork_server_never_started_runs_in_a_fresh_interpreter(tmp_path):
+    from xparse_convert.batch.forkserver import ForkServer
+    from xparse_convert.batch.isolation import run_isolated
+    from xparse_convert.batch.jobs import Job
+
+    good = write(tmp_path / "good.json", envelope([element("a", text="fine")]))
+    server = ForkServer(["md"])
+    try:
+        queued = server.spawn()  # sent while the server is still importing (about 0.5 s)
+        os.kill(server.pid, signal.SIGKILL)
+
+        class Queued:
+            def spawn(self):
+                return queued
+
+        report = run_isolated(Job(str(good), str(tmp_path / "out")), ["md"], {}, 60, None,
+                              None, Queued())
+        assert report.ok, report.error
+        assert (tmp_path / "out" / "good.md").read_text(encoding="utf-8") == "fine\n"
+    finally:
+        server.close()

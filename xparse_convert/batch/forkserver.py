@@ -41,6 +41,8 @@ import time
 import traceback
 from collections.abc import Sequence
 
+from .isolation import NotStarted
+
 _STATUS = struct.Struct("!q")  # the pid, then the exit status (Popen's returncode)
 STARTUP = 60.0  # seconds a job waits for the server to fork it (imports under load)
 _STOP_GRACE = 2.0  # seconds a killed child has to be reaped before we stop waiting
@@ -133,11 +135,15 @@ class ForkedChild:
             self._input = memoryview(input)
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._open:
-            if self.pid is None and time.monotonic() - self._sent > STARTUP:
-                self._lost("the fork server did not start the conversion process")
-                break
+            if self.pid is None and (self._status.fileno() not in self._open
+                                     or time.monotonic() - self._sent > STARTUP):
+                # never forked: once it is, if ever, it finds its stdin closed and exits
+                self._close_all()
+                raise NotStarted("the fork server did not start the conversion process")
             wait = 1.0 if deadline is None else min(max(deadline - time.monotonic(), 0.0), 1.0)
-            writing = [self._stdin] if self._stdin >= 0 and self._input is not None else []
+            # the job goes in once the child exists, so a late fork cannot run it twice
+            writing = [self._stdin] if self._stdin >= 0 and self._input is not None \
+                and self.pid is not None else []
             readable, writable, _ = select.select(list(self._open), writing, [], wait)
             if writable:
                 self._write_input()
@@ -146,6 +152,9 @@ class ForkedChild:
             if self._open and deadline is not None and time.monotonic() >= deadline:
                 raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
         self._close_stdin()
+        if self.pid is None:
+            self._close_all()
+            raise NotStarted("the fork server did not start the conversion process")
         if self.returncode is None:
             self._lost("its fork server stopped")
         return bytes(self._out), bytes(self._err)
@@ -171,11 +180,7 @@ class ForkedChild:
                 self._parse_status()
             return
         del self._open[fd]
-        if fd == self._status.fileno():
-            self._status.close()
-            if self.pid is None:
-                self._close_stdin()  # the server went before forking: nobody will read it
-        else:
+        if fd != self._status.fileno():
             os.close(fd)
 
     def _parse_status(self) -> None:
@@ -214,8 +219,9 @@ class ForkedChild:
             self._stdin = -1
 
     def _close_all(self) -> None:
+        status = self._status.fileno()
         for fd in self._open:
-            if fd != self._status.fileno():
+            if fd != status:
                 os.close(fd)
         self._open.clear()
         self._status.close()

@@ -42,10 +42,15 @@ class Flag(Protocol):
     def is_set(self) -> bool: ...
 
 
+class NotStarted(OSError):
+    """A ``Spawner``'s child that never started (its server went first): run it another way."""
+
+
 class Spawner(Protocol):
     """Where a child can come from instead of a fresh interpreter: ``forkserver.ForkServer``,
     whose ``spawn`` gives a child with ``subprocess.Popen``'s ``pid``, ``returncode``,
-    ``communicate`` and a ``kill`` of its process group (or raises ``OSError``)."""
+    ``communicate`` (which raises ``NotStarted`` for a child that never was) and a ``kill``
+    of its process group (or raises ``OSError``)."""
 
     def spawn(self) -> Any: ...
 
@@ -81,6 +86,8 @@ def run_isolated(job: Job, to: list[str], options: dict[str, Any] | None,
             break
         except subprocess.TimeoutExpired:
             data = None
+        except NotStarted:
+            proc, data = _start(None), payload.encode()
         if _stopped(stop):
             _kill(proc)
             _remove_partial_outputs(job, to, proc.pid)
