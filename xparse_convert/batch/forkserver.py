@@ -41,7 +41,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from .isolation import NotStarted
+from .isolation import NotStarted, run_request
 
 _STATUS = struct.Struct("!q")  # the pid, then the exit status (Popen's returncode)
 STARTUP = 60.0  # seconds a job waits for the server to fork it (imports under load)
@@ -63,6 +63,9 @@ class ForkServer:
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
 
@@ -87,14 +90,19 @@ class ForkServer:
             raise
 
     def close(self) -> None:
-        """Stop the server: it exits when its socket closes; running children are the
-        callers' to kill (they stop by themselves once the server is gone)."""
+        """Stop the server within about a second (an interrupted batch has two): it exits
+        when its socket closes, or on SIGTERM while it is still warming up.  Running
+        children are the callers' to kill (they stop by themselves once it is gone)."""
         self._control.close()
-        try:
-            self._proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        for ask in (None, self._proc.terminate, self._proc.kill):
+            if ask is not None:
+                ask()
+            try:
+                self._proc.wait(timeout=0.4)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        self._proc.wait()
 
 
 class ForkedChild:
@@ -356,7 +364,8 @@ def _become_child(fds: list[int], inherited: list[int]) -> None:
     try:
         os.setsid()
         signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for number in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(number, signal.SIG_DFL)
         for fd in inherited:
             os.close(fd)
         stdin_r, stdout_w, stderr_w, status = fds
@@ -364,8 +373,6 @@ def _become_child(fds: list[int], inherited: list[int]) -> None:
         for fd, target in ((stdin_r, 0), (stdout_w, 1), (stderr_w, 2)):
             os.dup2(fd, target)
             os.close(fd)
-        from .isolation import run_request
-
         code = run_request()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -379,17 +386,20 @@ def _become_child(fds: list[int], inherited: list[int]) -> None:
             os._exit(code)
 
 
-def main() -> int:
-    control = socket.socket(fileno=int(sys.argv[1]))
-    to = json.loads(sys.argv[2])
-    from . import isolation  # noqa: F401  (what every child runs, imported once)
+def _exit_on_sigterm(*_: object) -> None:
+    sys.exit(0)  # unwinds the warm-up, which removes its folder
 
-    _warm_up(to)
+
+def main() -> None:
+    """The server: ``python -m xparse_convert.batch.forkserver FD FORMATS-AS-JSON``."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    control = socket.socket(fileno=int(sys.argv[1]))
+    _warm_up(json.loads(sys.argv[2]))
     gc.collect()
     gc.freeze()  # children never scan or touch what the server built: fewer copied pages
     _serve(control)
-    return 0
+    os._exit(0)  # nothing to flush or remove: skip the interpreter's slow teardown
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
