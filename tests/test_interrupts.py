@@ -223,3 +223,20 @@ def test_a_failing_abort_does_not_keep_the_others_from_cleaning_up(tmp_path, mon
     assert status == 1
     assert "ends too early" in err and "No space left" not in err, err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_batch_killed_outright_leaves_nothing_running(tmp_path, sloth):
+    """``kill -9`` of a batch: nothing can clean up in it, so its fork server sees it go and
+    exits, and each conversion process sees that, removes its temporary files and takes what
+    it started with it."""
+    inputs = tmp_path / "in"
+    for i in range(2):
+        write(inputs / f"s{i}.json", ["SLOWKID"])
+    out = tmp_path / "out"
+    proc = cli(str(inputs), "--to", "sloth", "-o", str(out), "--jobs", "2")
+    # the CLI, the fork server, two conversion processes and the two they started
+    wait_for(lambda: len(temporaries(out)) == 2 and len(survivors(sloth, 0)) >= 6)
+    proc.kill()
+    proc.wait()
+    assert survivors(sloth, grace=5) == []
+    assert temporaries(out) == [] and list(out.iterdir()) == []

@@ -2,9 +2,10 @@
 
 ``jobs``: a job (an input, its folder, its name), its outputs, converting it in this
 process; ``pool``: planning (folders expanded, clashes refused), up-to-date checks, running
-many, the run report; ``isolation``: one job in a fresh interpreter.  ``isolation`` is not
-imported here: it is the child's ``__main__`` (``python -m xparse_convert.batch.isolation``),
-and a module imported before it runs as ``__main__`` would load twice.
+many, the run report; ``isolation``: one job in its own process; ``forkserver``: the process
+a local batch forks those from.  ``isolation`` and ``forkserver`` are not imported here: each
+is a ``__main__`` (``python -m xparse_convert.batch.isolation``, ``...forkserver``), and a
+module imported before it runs as ``__main__`` would load twice.
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
 """One file, one child process: a crash, a memory blow-up or a hang fails that file alone.
 
-The child is a fresh interpreter (``python -m xparse_convert.batch.isolation``), not a forked or
-multiprocessing child, because batch workers are often daemonic processes that may not have
-multiprocessing children (Dask's workers are) and forking a threaded worker is unsafe.  The
-job goes in on stdin as JSON and the report comes back on stdout; the child caps its own
-address space (``--memory-limit``) and the parent kills it at ``--timeout``, or as soon as the
-batch's ``stop`` flag is set (Ctrl-C, SIGTERM).  The child runs in a process group of its own,
-so killing the group takes whatever it started too.  A killed or crashed child leaves
-temporary files behind, which the parent removes (they carry the child's pid), so no partial
-output survives either way; a child whose parent died stops by itself.
+The child is never a fork of the batch itself, because batch workers are often daemonic
+processes that may not have multiprocessing children (Dask's are) and forking a threaded
+worker is unsafe.  It is a fresh interpreter (``python -m xparse_convert.batch.isolation``),
+or, for a local batch, a fork of the batch's fork server (``forkserver``): a fresh,
+single-threaded interpreter that imported the conversion once, so a file does not pay the
+imports again.  Both run ``run_request``: the job goes in on stdin as JSON and the report
+comes back on stdout; the child caps its own address space (``--memory-limit``) and the
+parent kills it at ``--timeout``, or as soon as the batch's ``stop`` flag is set (Ctrl-C,
+SIGTERM).  The child runs in a process group of its own, so killing the group takes
+whatever it started too.  A killed or crashed child leaves temporary files behind, which
+the parent removes (they carry the child's pid), so no partial output survives either way;
+a child whose parent (the batch or the fork server) died stops by itself.
 """
 
 from __future__ import annotations
@@ -38,25 +41,37 @@ class Flag(Protocol):
 
     def is_set(self) -> bool: ...
 
+
+class NotStarted(OSError):
+    """A ``Spawner``'s child that never started (its server went first): run it another way."""
+
+
+class Spawner(Protocol):
+    """Where a child can come from instead of a fresh interpreter: ``forkserver.ForkServer``,
+    whose ``spawn`` gives a child with ``subprocess.Popen``'s ``pid``, ``returncode``,
+    ``communicate`` (which raises ``NotStarted`` for a child that never was) and a ``kill``
+    of its process group (or raises ``OSError``)."""
+
+    def spawn(self) -> Any: ...
+
 _SIGNALS = {getattr(signal, n): n for n in ("SIGKILL", "SIGSEGV", "SIGABRT", "SIGBUS",
                                               "SIGTERM", "SIGILL", "SIGFPE")}
 
 
 def run_isolated(job: Job, to: list[str], options: dict[str, Any] | None,
                  timeout: float | None = None, memory_limit_mb: int | None = None,
-                 stop: Flag | None = None) -> Report:
+                 stop: Flag | None = None, server: Spawner | None = None) -> Report:
     """Convert ``job`` in a child process; always returns a report (never raises for the
     file's own failures).  Safe to submit to any executor, Dask's included.  When ``stop``
-    is set the job does not start, or its child is killed: the report has ``interrupted``."""
+    is set the job does not start, or its child is killed: the report has ``interrupted``.
+    With a ``server`` (in this process only) the child is forked from it, else (or when it
+    cannot) the child is a fresh interpreter; the two behave alike."""
     started = time.perf_counter()
     if _stopped(stop):
         return Report(source=job.source, error=NOT_CONVERTED, interrupted=True)
     payload = json.dumps({"job": asdict(job), "to": to, "options": options or {},
                           "memory_limit_mb": memory_limit_mb})
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "xparse_convert.batch.isolation"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    proc = _start(server)
     deadline = None if timeout is None else started + timeout
     poll = POLL if isinstance(stop, threading.Event) else REMOTE_POLL
     data: bytes | None = payload.encode()
@@ -71,6 +86,8 @@ def run_isolated(job: Job, to: list[str], options: dict[str, Any] | None,
             break
         except subprocess.TimeoutExpired:
             data = None
+        except NotStarted:
+            proc, data = _start(None), payload.encode()
         if _stopped(stop):
             _kill(proc)
             _remove_partial_outputs(job, to, proc.pid)
@@ -105,6 +122,18 @@ def run_isolated(job: Job, to: list[str], options: dict[str, Any] | None,
     return Report(source=job.source, error=reason, seconds=seconds)
 
 
+def _start(server: Spawner | None) -> Any:
+    if server is not None:
+        try:
+            return server.spawn()
+        except OSError:
+            pass  # the server is gone: this job, and the next, start the slow way
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "xparse_convert.batch.isolation"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+
+
 def _stopped(stop: Flag | None) -> bool:
     if stop is None:
         return False
@@ -114,7 +143,10 @@ def _stopped(stop: Flag | None) -> bool:
         return False
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def _kill(proc: Any) -> None:
+    if not isinstance(proc, subprocess.Popen):
+        proc.kill()  # a forked child kills its group itself
+        return
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -122,17 +154,20 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.communicate()
 
 
-def _remove_partial_outputs(job: Job, to: list[str], pid: int) -> None:
+def _remove_partial_outputs(job: Job, to: list[str], pid: int | None) -> None:
     """Temporary files the child ``pid`` left beside its targets (its own, not another
-    run's: temporary names carry the pid)."""
+    run's: temporary names carry the pid); ``None``: it never started."""
+    if pid is None:
+        return
     folder = job.folder
     names = [t.name for t in targets_of(job, formats(to)).values()]
     remove_temporaries(folder, [*names, assets_folder(job.stem, folder).name], pid)
 
 
 def _watch_parent(job: Job, to: list[str]) -> None:
-    """Stop this child when its parent dies (``kill -9`` of a batch): nobody would read the
-    report, and outputs must not appear after the batch is gone."""
+    """Stop this child, and whatever it started, when its parent dies (``kill -9`` of a
+    batch, which ends its fork server too): nobody would read the report, and outputs must
+    not appear after the batch is gone."""
     parent = os.getppid()
 
     def watch() -> None:
@@ -140,13 +175,20 @@ def _watch_parent(job: Job, to: list[str]) -> None:
             time.sleep(0.5)
             if os.getppid() != parent:
                 _remove_partial_outputs(job, to, os.getpid())
+                if os.getpgrp() == os.getpid():  # our own group: what we started goes too
+                    os.killpg(os.getpid(), signal.SIGKILL)
                 os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _child() -> int:
-    request = json.loads(sys.stdin.read())
+def run_request() -> int:
+    """The child's side (a fresh interpreter or a forked one): the request from stdin, the
+    memory cap, the conversion, its report on stdout; the exit status."""
+    text = sys.stdin.read()
+    if not text:  # a forked child whose job was called off before it was forked
+        return 0
+    request = json.loads(text)
     limit = request.get("memory_limit_mb")
     if limit:
         import resource
@@ -161,4 +203,4 @@ def _child() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child())
+    sys.exit(run_request())

@@ -209,6 +209,7 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
     pool = executor or ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
     stop = _stop_flag(executor)
     futures: dict[Future[Report], tuple[int, Job]] = {}
+    server = None
     interrupted = False
     try:
         pending: list[tuple[int, Job]] = []
@@ -220,9 +221,10 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
                     k: str(v) for k, v in targets_of(job, writers).items()}))
             else:
                 pending.append((index, job))
+        server = _fork_server(executor, names) if pending else None
         for index, job in pending:
             future = pool.submit(run_isolated, job, names, options, timeout, memory_limit_mb,
-                                 stop)
+                                 stop, server)
             futures[future] = (index, job)
         for future in as_completed(futures):
             index, job = futures[future]
@@ -236,6 +238,8 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
     finally:
         if own:
             pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+        if server is not None:
+            server.close()
     return [results[i] for i in range(len(planned))]
 
 
@@ -244,6 +248,20 @@ def _keep_secrets_home(storage_options: dict[str, Any], executor: Executor | Non
     a pipe), never another machine's: a cluster's workers use their own environment."""
     if executor is not None and not isinstance(executor, ThreadPoolExecutor):
         storage.refuse_secrets(storage_options)
+
+
+def _fork_server(executor: Executor | None, names: list[str]) -> Any:
+    """A fork server for jobs that run in this process (see ``forkserver``): the imports are
+    paid once, not once per file; ``None`` where jobs run elsewhere or cannot fork."""
+    if not (executor is None or isinstance(executor, ThreadPoolExecutor)) \
+            or not hasattr(os, "fork"):
+        return None
+    from .forkserver import ForkServer
+
+    try:
+        return ForkServer(names)
+    except OSError:
+        return None
 
 
 def _outcome(future: Future[Report], job: Job) -> Report:
