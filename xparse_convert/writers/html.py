@@ -84,6 +84,7 @@ class HtmlWriter(Writer):
         self.render = ElementHtml(self)
         self.lists: list[str] = []  # open list tags, innermost last
         self.list_levels: list[int] = []
+        self.list_run = 0  # the list run (``ListMark.run``) the open lists show
         title = html.escape(self.clean(info.title))
         self.out.write(
             "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
@@ -107,17 +108,17 @@ class HtmlWriter(Writer):
         for number in range(start, page + 1):
             if number in self.pages_marked:
                 continue
+            self._close_lists(-1)  # a run goes on after the marker, from its number
             self.pages_marked.add(number)
             self.out.write(f'<div class="page-marker" id="page-{number}" '
                            f'data-page="{number}"><span>Page {number}</span></div>\n')
 
     def write(self, element: Element) -> None:
         if element.page is not None and element.page != self.last_page:
-            self._close_lists(-1)
             self._mark_page(element.page)
             self.last_page = max(element.page, self.last_page or 0)
-        if element.type != "ListItem":
-            self._close_lists(-1)
+        if element.type != "ListItem" and element.type != "PageBreak":
+            self._close_lists(-1)  # PageBreak writes nothing: a list goes on across it
         super().write(element)
 
     # -- text blocks -----------------------------------------------------------------
@@ -150,9 +151,14 @@ class HtmlWriter(Writer):
         """Pages are marked where they start; a PageBreak adds nothing."""
 
     def list_item(self, el: Element) -> None:
-        info = el.list
-        tag = "ol" if info.ordered else "ul"
-        level = info.level
+        """Lists follow ``stages.number_lists``: a list reopened after a page marker or a
+        furniture paragraph starts at its item's number (``<ol start=N>``)."""
+        mark = self.list_mark(el)
+        tag = "ol" if mark.ordered else "ul"
+        level = mark.level
+        if mark.run != self.list_run:
+            self._close_lists(-1)
+            self.list_run = mark.run
         # close deeper lists, or a list of the other kind at this level
         while self.list_levels and (self.list_levels[-1] > level or (
                 self.list_levels[-1] == level and self.lists[-1] != tag)):
@@ -160,7 +166,8 @@ class HtmlWriter(Writer):
         if self.list_levels and self.list_levels[-1] == level:
             self.out.write("</li>\n")
         else:
-            self.out.write(f"<{tag}>\n")
+            start = f' start="{mark.number}"' if mark.number > 1 else ""
+            self.out.write(f"<{tag}{start}>\n")
             self.lists.append(tag)
             self.list_levels.append(level)
         item = etree.Element("li", **element_attrs(el))
