@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import lxml.html
+import oracle
 import pytest
 from conftest import LEGACY_RESULTS, REAL, SAMPLE, element, envelope, structure
 
@@ -71,6 +73,7 @@ def test_tables_match_the_grid(sample_page):
         assert len(node.xpath("./thead/tr")) == table.header_rows
         assert node.getparent().tag == "figure"  # captioned tables are figures
         assert node.getparent().xpath("./figcaption")
+    check_tables_against_the_source(SAMPLE, page)
     chain = tables[1]
     starts = chain.xpath(".//tr[contains(@class,'page-start')]")
     assert [tr.get("data-page") for tr in starts] == ["3", "4"]
@@ -115,6 +118,22 @@ def test_furniture_on_request(tmp_path, sample_data):
                                if e["type"] == "Footer")
 
 
+def check_tables_against_the_source(path, page):
+    """Tables, merged cells and cell texts as a reader sees them (MathML shown, not its LaTeX
+    annotation), against the independent reading (``oracle``) of the raw JSON."""
+    nodes = page.xpath("//main//table")
+    expected = oracle.expected(path).tables
+    assert len(nodes) == len(expected)
+    for node, want in zip(map(copy.deepcopy, nodes), expected):  # the page stays as it is
+        for annotation in list(node.iter("annotation")):
+            annotation.getparent().remove(annotation)
+        cells = list(node.iter("td", "th"))
+        assert sum(1 for td in cells if int(td.get("rowspan", 1)) > 1 or
+                   int(td.get("colspan", 1)) > 1) == want.merged
+        shown = {oracle.loose(" ".join(td.text_content().split())) for td in cells}
+        assert shown - {""} == want.loose_texts
+
+
 @pytest.mark.parametrize("path", LEGACY_RESULTS, ids=lambda p: p.name[:40])
 def test_real_legacy_results(tmp_path, path):
     _, page = build(path, tmp_path)
@@ -123,6 +142,7 @@ def test_real_legacy_results(tmp_path, path):
     assert len(nodes) == len(tables)
     for node, table in zip(nodes, tables):
         assert len(node.xpath(".//tr")) == table.n_rows
+    check_tables_against_the_source(path, page)
 
 
 HOSTILE_TEXT = f"<script>{PWNED}</script><img src=x onerror=\"{PWNED}\">"
