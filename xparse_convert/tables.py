@@ -630,6 +630,15 @@ def table_from_structure(structure: dict[str, Any]) -> Table | None:
             roles.setdefault(cell.row, []).append(is_header)
     if not parsed:
         return None
+    table = _structure_grid(parsed, structure, repairs)
+    _structure_header(table, structure, roles)
+    return table
+
+
+def _structure_grid(parsed: list[Cell], structure: dict[str, Any], repairs: list[str]
+                    ) -> Table:
+    """The parsed cells placed on the grid ``rows``/``cols`` declare, cut back to the cells'
+    extent when the declaration is out of proportion (rule 8)."""
     # the extent of the cells that can be placed (one the placer drops sizes nothing)
     placeable = [c for c in parsed if 0 <= c.row < MAX_ROWS and 0 <= c.col < MAX_COLS]
     extent_rows = max((c.row + 1 for c in placeable), default=1)
@@ -640,7 +649,13 @@ def table_from_structure(structure: dict[str, Any]) -> Table | None:
     placer.repairs = repairs
     for cell in parsed:
         placer.place(cell)
-    table = placer.finish("structure")
+    return placer.finish("structure")
+
+
+def _structure_header(table: Table, structure: dict[str, Any],
+                      roles: dict[int, list[bool]]) -> None:
+    """Header rows from ``table_layout.header_rows`` (a count or a list), else from the cells'
+    roles (leading rows whose every cell with a role is a header), else the default."""
     layout = structure.get("table_layout")
     declared_header = as_int(layout.get("header_rows")) if isinstance(layout, dict) else None
     if isinstance(layout, dict) and isinstance(layout.get("header_rows"), list):
@@ -650,7 +665,6 @@ def table_from_structure(structure: dict[str, Any]) -> Table | None:
     else:
         _set_header_rows(table, [bool(roles.get(r)) and all(roles[r])
                                  for r in range(table.n_rows)] if roles else None)
-    return table
 
 
 def _html_rows(table_el: Any) -> Iterator[tuple[Any, bool]]:
