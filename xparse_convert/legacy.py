@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from .model import PageInfo
 from .values import is_int
@@ -27,11 +27,18 @@ def legacy_id(page: object, paragraph: object) -> str:
     return f"p{page}-{paragraph}"
 
 
+class _Span(NamedTuple):
+    """Where a picture's base64 text is in the spill file."""
+
+    offset: int
+    length: int
+
+
 @dataclass
 class _ImageBlock:
     block_id: Any  # the structured block's id: the detail paragraph_id in newer engines
     position: Any
-    spans: list[tuple[int, int]]  # (offset, length) of base64 text in the spill file
+    spans: list[_Span]  # the base64 text of its pictures in the spill file
 
 
 @dataclass
@@ -112,7 +119,7 @@ class LegacyPages:
                     continue
                 data = b64.encode("ascii", "ignore")
                 self._spill.write(data)
-                spans.append((self._offset, len(data)))
+                spans.append(_Span(self._offset, len(data)))
                 self._offset += len(data)
             images.blocks.append(_ImageBlock(block.get("id"), block.get("pos"), spans))
 

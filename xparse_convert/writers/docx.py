@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from lxml import etree
 
@@ -173,6 +173,15 @@ class _Section:
     first_of_page: bool
 
 
+class _TocEntry(NamedTuple):
+    """A heading the table of contents lists."""
+
+    level: int  # 1 to TOC_LEVELS
+    text: str
+    bookmark: str  # the heading's bookmark, which the entry links to
+    page: int | None  # its source page: the entry's page number until Word updates it
+
+
 class DocxWriter(Writer):
     name = "docx"
     extension = "docx"
@@ -193,7 +202,7 @@ class DocxWriter(Writer):
         self.body: IO[bytes] = tempfile.TemporaryFile()
         self.info = info
         self.toc = bool(self.option("docx_toc"))
-        self.titles: list[tuple[int, str, str, int | None]] = []  # level, text, bookmark, page
+        self.titles: list[_TocEntry] = []
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         # --furniture --page-breaks: a section per source page, each with its own heads
         self.per_page = bool(self.option("furniture")) and self.breaks.enabled
@@ -299,7 +308,8 @@ class DocxWriter(Writer):
             _el("bookmarkStart", p, id=str(self._bookmark_id), name=name)
             self._add_runs(p, runs)
             _el("bookmarkEnd", p, id=str(self._bookmark_id))
-            self.titles.append((level, plain_text(runs, linear_math=True), name, el.page))
+            self.titles.append(_TocEntry(level, plain_text(runs, linear_math=True), name,
+                                         el.page))
         else:
             self._add_runs(p, runs)
         self._emit(p)

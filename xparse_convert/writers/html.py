@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import io
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from lxml import etree
 
@@ -79,6 +79,14 @@ a{color:inherit}table{display:table}}
 """
 
 
+class _Heading(NamedTuple):
+    """A heading the contents list links to."""
+
+    level: int
+    text: str  # plain text, math linear
+    anchor: str  # its id (``h-N``)
+
+
 class HtmlWriter(Writer):
     name = "html"
     extension = "html"
@@ -90,7 +98,7 @@ class HtmlWriter(Writer):
 
     def begin(self, info: DocumentInfo) -> None:
         self.images = self.option("images") or self.images_default
-        self.titles: list[tuple[int, str, str]] = []
+        self.titles: list[_Heading] = []
         self.pages_marked: set[int] = set()
         self.last_page: int | None = None
         self.render = ElementHtml(self)
@@ -110,7 +118,7 @@ class HtmlWriter(Writer):
         """The head, then what was held; from here on the body goes straight out."""
         held, self.out = self.out, self.page_out
         assert isinstance(held, io.StringIO)
-        title = html.escape(self.titles[0][1] if self.titles else self.clean(self.info.title))
+        title = html.escape(self.titles[0].text if self.titles else self.clean(self.info.title))
         lang = html.escape(self.language.language(self.info.metadata))
         self.out.write(
             f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
@@ -167,7 +175,7 @@ class HtmlWriter(Writer):
             return
         level = el.heading_level
         anchor = f"h-{len(self.titles) + 1}"
-        self.titles.append((level, plain_text(runs, linear_math=True), anchor))
+        self.titles.append(_Heading(level, plain_text(runs, linear_math=True), anchor))
         node = etree.Element(f"h{min(level, 6)}", id=anchor, **element_attrs(el))
         if level > 6:
             node.set("class", f"level-{level}")

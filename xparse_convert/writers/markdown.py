@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 
@@ -178,6 +178,13 @@ def _pipe_safe(url: str | None) -> str:
     return (url or "").replace("|", "%7C")
 
 
+class _OpenItem(NamedTuple):
+    """A list item a following item may nest under."""
+
+    level: int
+    column: int  # where its content starts: a child's marker goes there
+
+
 class MarkdownWriter(Writer):
     name = "md"
     extension = "md"
@@ -202,8 +209,7 @@ class MarkdownWriter(Writer):
         self._blocks = 0
         self._in_list = False  # the last block written is a list the next item may go on
         self._list_run = 0  # its run (``ListMark.run``)
-        # (level, content column) of the open items, outermost first: where a child goes
-        self._columns: list[tuple[int, int]] = []
+        self._columns: list[_OpenItem] = []  # outermost first: where a child goes
 
     # -- output helpers ----------------------------------------------------------------
     def _block(self, text: str, page_break: bool | None = None) -> None:
@@ -270,13 +276,13 @@ class MarkdownWriter(Writer):
         columns = self._columns
         goes_on = self._in_list and mark.run == self._list_run and not page_break
         if goes_on:
-            bottom = columns[0][0]
-            while columns and columns[-1][0] >= mark.level:
+            bottom = columns[0].level
+            while columns and columns[-1].level >= mark.level:
                 columns.pop()
             # a shallower item than the list the block starts with would join that list
             goes_on = bool(columns) or bottom == mark.level
         if goes_on:
-            column = columns[-1][1] if columns else 0
+            column = columns[-1].column if columns else 0
             self.out.write(f"{' ' * column}{marker} {body}\n")
         else:
             if self._in_list and not page_break:
@@ -284,7 +290,7 @@ class MarkdownWriter(Writer):
             self._block(f"{marker} {body}", page_break)
             column = 0
             columns = self._columns = []
-        columns.append((mark.level, column + len(marker) + 1))
+        columns.append(_OpenItem(mark.level, column + len(marker) + 1))
         self._in_list = True
         self._list_run = mark.run
 
