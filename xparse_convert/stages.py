@@ -408,7 +408,7 @@ def logical(elements: Iterable[Element], diag: Diagnostics,
 
     Holds at most one open chain, the furniture met while it is open (bounded), and one caption.
     """
-    yield from number_lists(_joined(elements, diag, dropped))
+    return number_lists(_joined(elements, diag, dropped))
 
 
 def _joined(elements: Iterable[Element], diag: Diagnostics,
