@@ -22,6 +22,7 @@ from xparse_convert import convert, iter_tables
 from xparse_convert.writers.docx_package import W_NS
 
 W = f"{{{W_NS}}}"
+M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
 R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 WP = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}"
 
@@ -55,6 +56,31 @@ def merged_ranges(tbl):
                 open_by_col[col] = (r, col)
             col += width
     return sorted(tuple(v) for v in anchors.values() if v[2] > 1 or v[3] > 1)
+
+
+def cell_texts(tbl):
+    """Each cell's text as Word shows it (runs and equations, paragraphs joined by a space),
+    a merged cell once."""
+    texts = []
+    for tc in tbl.iter(f"{W}tc"):
+        vmerge = tc.find(f"{W}tcPr/{W}vMerge")
+        if vmerge is not None and vmerge.get(f"{W}val") != "restart":
+            continue
+        lines = ("".join(t.text or "" for t in p.iter(f"{W}t", f"{M}t")) for p in tc.iter(f"{W}p"))
+        texts.append(" ".join(" ".join(lines).split()))
+    return texts
+
+
+def check_tables_against_the_source(path, out):
+    """Tables, merged cells and cell texts as the independent reading (``oracle``) of the
+    raw JSON has them, not as the package's own model does."""
+    root, _ = document_xml(out)
+    expected = oracle.expected(path).tables
+    tables = list(root.iter(f"{W}tbl"))
+    assert len(tables) == len(expected)
+    for tbl, want in zip(tables, expected):
+        assert len(merged_ranges(tbl)) == want.merged
+        assert {oracle.loose(t) for t in cell_texts(tbl)} - {""} == want.loose_texts
 
 
 def check_word_rules(path):
@@ -141,6 +167,7 @@ def test_tables_and_merges_match_the_model(sample_docx):
         assert len(list(tbl.iter(f"{W}tr"))) == table.n_rows
         headers = [tr for tr in tbl.iter(f"{W}tr") if tr.find(f"{W}trPr/{W}tblHeader") is not None]
         assert len(headers) == table.header_rows
+    check_tables_against_the_source(SAMPLE, sample_docx)
     chain = document.tables[1]
     assert chain.cell(37, 0).text == "合计 Total"
     assert chain.cell(37, 0)._tc is chain.cell(37, 1)._tc  # python-docx sees the merge
@@ -290,6 +317,7 @@ def test_real_legacy_results(tmp_path, path):
         assert merged_ranges(tbl) == sorted(table.merged_ranges())
     headings = [p for p in document.paragraphs if p.style.name.startswith("Heading")]
     assert len(headings) == len(oracle.expected(path).titles)
+    check_tables_against_the_source(path, out)
     check_word_rules(out)
 
 
@@ -319,3 +347,42 @@ def test_tables_wider_than_word_allows_are_split(tmp_path, write_json):
     assert document.tables[1].cell(1, 2).text == "right"
     assert "Columns 64–70 of 70" in [p.text for p in document.paragraphs]
     check_word_rules(path)
+
+
+def test_column_widths_fill_the_page_and_keep_numbers_whole(tmp_path, write_json):
+    long_text = "本公司董事会及全体董事保证本公告内容不存在任何虚假记载、误导性陈述。" * 2
+    cells = [(1, 1, 1, 1, "说明"), (1, 2, 1, 1, "代表股份数"), (1, 3, 1, 1, "日期")]
+    for r, number in enumerate(("3,339,803,183", "631,054,180"), start=2):
+        cells += [(r, 1, 1, 1, long_text), (r, 2, 1, 1, number), (r, 3, 1, 1, "2018-02-23")]
+    path = build(write_json(envelope([element("t", "Table", "", 1,
+                                              table_structure=structure(cells))])), tmp_path)
+    document = docx.Document(path)
+    section = document.sections[0]
+    text_width = section.page_width - section.left_margin - section.right_margin  # EMU
+    root, _ = document_xml(path)
+    tbl = next(root.iter(f"{W}tbl"))
+    grid = [int(c.get(f"{W}w")) for c in tbl.iter(f"{W}gridCol")]
+    assert sum(grid) * 635 == pytest.approx(text_width, abs=635 * 3)  # twips -> EMU
+    size = tbl.find(f".//{W}rPr/{W}sz")
+    half_points = int(size.get(f"{W}val")) if size is not None else 22
+    margins = 2 * int(tbl.find(f"{W}tblPr/{W}tblCellMar/{W}left").get(f"{W}w"))
+    # a digit is about 0.55 em of the font (Calibri 0.51, DejaVu Sans 0.64 with LibreOffice)
+    digit = 0.55 * half_points * 10
+    assert grid[1] - margins >= len("3,339,803,183") * digit * 0.9
+    assert grid[2] - margins >= len("2018-02-23") * digit * 0.9
+    assert grid[0] > grid[1] and grid[0] > grid[2]  # the long text takes the room left
+
+
+def test_toc_goes_three_levels_deep(tmp_path, write_json):
+    titles = [element(f"h{d}", "Title", f"Heading at depth {d}", 1,
+                      metadata={"category_depth": d}) for d in range(5)]
+    path = build(write_json(envelope(titles)), tmp_path, docx_toc=True)
+    document = docx.Document(path)
+    toc = [(p.style.name, p.text.rpartition("\t")[0]) for p in document.paragraphs
+           if p.style.name.startswith("toc ")]
+    assert toc == [(f"toc {d + 1}", f"Heading at depth {d}") for d in range(3)]
+    headings = [p.style.name for p in document.paragraphs if p.style.name.startswith("Heading")]
+    assert headings == [f"Heading {d + 1}" for d in range(5)]  # deeper titles are headings
+    root, _ = document_xml(path)
+    instr = "".join(t.text for t in root.iter(f"{W}instrText"))
+    assert '\\o "1-3"' in instr  # Word's own update keeps the same depth

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import lxml.html
+import oracle
 import pytest
-from conftest import LEGACY_RESULTS, SAMPLE, element, envelope, structure
+from conftest import LEGACY_RESULTS, REAL, SAMPLE, element, envelope, structure
 
 from xparse_convert import convert, iter_tables
 
@@ -70,6 +73,7 @@ def test_tables_match_the_grid(sample_page):
         assert len(node.xpath("./thead/tr")) == table.header_rows
         assert node.getparent().tag == "figure"  # captioned tables are figures
         assert node.getparent().xpath("./figcaption")
+    check_tables_against_the_source(SAMPLE, page)
     chain = tables[1]
     starts = chain.xpath(".//tr[contains(@class,'page-start')]")
     assert [tr.get("data-page") for tr in starts] == ["3", "4"]
@@ -114,6 +118,22 @@ def test_furniture_on_request(tmp_path, sample_data):
                                if e["type"] == "Footer")
 
 
+def check_tables_against_the_source(path, page):
+    """Tables, merged cells and cell texts as a reader sees them (MathML shown, not its LaTeX
+    annotation), against the independent reading (``oracle``) of the raw JSON."""
+    nodes = page.xpath("//main//table")
+    expected = oracle.expected(path).tables
+    assert len(nodes) == len(expected)
+    for node, want in zip(map(copy.deepcopy, nodes), expected):  # the page stays as it is
+        for annotation in list(node.iter("annotation")):
+            annotation.getparent().remove(annotation)
+        cells = list(node.iter("td", "th"))
+        assert sum(1 for td in cells if int(td.get("rowspan", 1)) > 1 or
+                   int(td.get("colspan", 1)) > 1) == want.merged
+        shown = {oracle.loose(" ".join(td.text_content().split())) for td in cells}
+        assert shown - {""} == want.loose_texts
+
+
 @pytest.mark.parametrize("path", LEGACY_RESULTS, ids=lambda p: p.name[:40])
 def test_real_legacy_results(tmp_path, path):
     _, page = build(path, tmp_path)
@@ -122,6 +142,7 @@ def test_real_legacy_results(tmp_path, path):
     assert len(nodes) == len(tables)
     for node, table in zip(nodes, tables):
         assert len(node.xpath(".//tr")) == table.n_rows
+    check_tables_against_the_source(path, page)
 
 
 HOSTILE_TEXT = f"<script>{PWNED}</script><img src=x onerror=\"{PWNED}\">"
@@ -322,3 +343,73 @@ def test_files_pictures_show_when_the_page_is_opened_from_disk(tmp_path):
         browser.close()
     assert shown and all(src.startswith("report_files/") for src, _ in shown), shown
     assert all(width > 0 for _, width in shown), shown
+
+
+def _layout_document():
+    numbers = [(1, c, 1, 1, f"列{c}") for c in range(1, 13)] + \
+        [(r, c, 1, 1, f"{r * 10_007 * c:,}") for r in range(2, 5) for c in range(1, 13)]
+    return envelope([
+        element("w", "Title", "Evaluation Only. Created with a PDF tool", 1),
+        element("t", "Title", "万科企业股份有限公司二〇二四年第一次临时股东大会决议公告", 1,
+                metadata={"category_depth": 1}),
+        element("p", "NarrativeText", "本公司董事会全体成员保证公告内容真实、准确和完整。" * 3, 1),
+        element("big", "Table", "", 1, table_structure=structure(numbers)),
+        element("small", "Table", "", 1, table_structure=structure(
+            [(1, 1, 1, 1, "项目"), (1, 2, 1, 1, "金额"), (2, 1, 1, 1, "营业收入"),
+             (2, 2, 1, 1, "128,600")])),
+        element("h5", "Title", "五级标题", 2, metadata={"category_depth": 4}),
+        element("h6", "Title", "六级标题", 2, metadata={"category_depth": 5}),
+        element("q", "NarrativeText", "正文", 2),
+    ])
+
+
+# what a reader sees: where the text column and each table are, whether they scroll
+MEASURE_LAYOUT = """(() => {
+  const box = el => el.getBoundingClientRect();
+  const size = el => parseFloat(getComputedStyle(el).fontSize);
+  const text = box(document.querySelector('main > p'));
+  return {
+    text: [text.left, text.right],
+    tables: [...document.querySelectorAll('main table')].map(t => ({
+      left: box(t).left, right: box(t).right, scrolls: t.scrollWidth > t.clientWidth + 1,
+      id: t.dataset.elementId})),
+    window: document.documentElement.clientWidth,
+    page_scrolls: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+    body_size: size(document.querySelector('main > p')),
+    heading_sizes: [...document.querySelectorAll('h5, h6')].map(size),
+  };
+})()"""
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="no Chromium")
+def test_wide_tables_use_the_window_and_the_head_names_the_document(tmp_path, write_json):
+    assert CHROMIUM, "CI must have Chromium (installed by .ci/run)"
+    path, page = build(write_json(_layout_document()), tmp_path)
+    assert page.get("lang") == "zh"  # the watermark title is English; the document is not
+    assert page.findtext("head/title") == "Evaluation Only. Created with a PDF tool"
+    real, _ = build(REAL / "legacy-pdf2md-v3.6.0_parsex-sdk_15.json", tmp_path / "real")
+    browser = DevTools(tmp_path / "profile")
+    seen = {}
+    try:
+        for name, url in (("made", Path(path).as_uri()), ("real", Path(real).as_uri())):
+            session = browser.open(url)
+            for width in (1400, 700):
+                browser.call("Emulation.setDeviceMetricsOverride", {
+                    "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+                    session)
+                seen[name, width] = browser.evaluate(session, MEASURE_LAYOUT)
+    finally:
+        browser.close()
+    wide = seen["made", 1400]
+    big, small = wide["tables"]
+    text_left, text_right = wide["text"]
+    assert big["right"] - big["left"] > text_right - text_left + 100  # out of the column
+    assert not big["scrolls"] and big["right"] <= wide["window"]
+    assert small["left"] == text_left and small["right"] <= text_right  # in the column
+    assert all(size >= wide["body_size"] for size in wide["heading_sizes"])
+    narrow = seen["made", 700]
+    assert narrow["tables"][0]["scrolls"] and not narrow["page_scrolls"]  # the table scrolls
+    for (name, width), layout in seen.items():
+        assert not layout["page_scrolls"], (name, width)
+        assert all(t["right"] <= layout["window"] for t in layout["tables"]), (name, width)
+    assert not any(t["scrolls"] for t in seen["real", 1400]["tables"])  # wide, and they fit

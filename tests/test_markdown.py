@@ -69,6 +69,7 @@ def test_tables_with_spans_are_html_matching_the_grid(sample_md):
         expected = [(c.row, c.text, c.row_span, c.col_span) for c in table.cells if c.is_merged]
         assert spans == expected
         assert len(root.findall(".//tr")) == table.n_rows
+    check_tables_against_the_source(SAMPLE, text)
 
 
 def test_simple_table_is_a_pipe_table(write_json, tmp_path):
@@ -123,6 +124,24 @@ def test_html_in_text_is_not_markup(write_json, tmp_path):
     assert "<script" not in text and "&lt;script>" in text
 
 
+def check_tables_against_the_source(path, text):
+    """Tables, merged cells and cell texts as a GFM renderer (markdown-it with tables) shows
+    them, against the independent reading (``oracle``) of the raw JSON."""
+    from markdown_it import MarkdownIt
+
+    rendered = MarkdownIt("commonmark").enable("table").render(text)
+    page = lxml.html.fromstring(f"<div>{rendered}</div>")
+    nodes = list(page.iter("table"))
+    expected = oracle.expected(path).tables
+    assert len(nodes) == len(expected)
+    for node, want in zip(nodes, expected):
+        cells = list(node.iter("td", "th"))
+        assert sum(1 for td in cells if int(td.get("rowspan", 1)) > 1 or
+                   int(td.get("colspan", 1)) > 1) == want.merged
+        shown = {oracle.loose(" ".join(td.text_content().split())) for td in cells}
+        assert shown - {""} == want.loose_texts
+
+
 @pytest.mark.parametrize("path", LEGACY_RESULTS, ids=lambda p: p.name[:40])
 def test_legacy_results(tmp_path, path):
     convert(path, "md", tmp_path)
@@ -130,6 +149,7 @@ def test_legacy_results(tmp_path, path):
     tables = list(iter_tables(path))
     assert text.count("<table>") + text.count("\n|---") == len(tables)
     assert len(re.findall(r"^#{1,6} ", text, re.M)) == len(oracle.expected(path).titles)
+    check_tables_against_the_source(path, text)
 
 
 def test_page_breaks_once_per_page(tmp_path):

@@ -364,3 +364,95 @@ def test_a_caption_reads_the_same_everywhere(write_json, tmp_path):
     book = openpyxl.load_workbook(convert(src, "xlsx", tmp_path / "o").outputs["xlsx"])
     index = [c.value for row in book["Tables"].iter_rows() for c in row]
     assert folded in index
+
+
+# -- list runs ---------------------------------------------------------------------------
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _item(id_, text, page, depth=0):
+    return element(id_, "ListItem", text, page, metadata={"category_depth": depth})
+
+
+def _word_numbers(path):
+    """(text, number) of each list paragraph as Word counts them (ECMA-376 17.9: a counter per
+    numbering instance and level, starting at its start or startOverride, deeper levels
+    restarting after a shallower item of the same instance); None for a bullet."""
+    import docx
+
+    document = docx.Document(path)
+    numbering = document.part.numbering_part.element
+    abstracts = {a.get(f"{W}abstractNumId"): a for a in numbering.findall(f"{W}abstractNum")}
+    levels = {}  # numId -> {ilvl: [format, start]}
+    for num in numbering.findall(f"{W}num"):
+        abstract = abstracts[num.find(f"{W}abstractNumId").get(f"{W}val")]
+        levels[num.get(f"{W}numId")] = own = {
+            int(lvl.get(f"{W}ilvl")): [lvl.find(f"{W}numFmt").get(f"{W}val"),
+                                        int(lvl.find(f"{W}start").get(f"{W}val"))]
+            for lvl in abstract.findall(f"{W}lvl")}
+        for override in num.findall(f"{W}lvlOverride"):
+            start = override.find(f"{W}startOverride")
+            if start is not None:
+                own[int(override.get(f"{W}ilvl"))][1] = int(start.get(f"{W}val"))
+    counters: dict = {}
+    seen = []
+    for paragraph in document.paragraphs:
+        num_pr = paragraph._p.find(f"{W}pPr/{W}numPr")
+        if num_pr is None:
+            continue
+        num_id = num_pr.find(f"{W}numId").get(f"{W}val")
+        ilvl = int(num_pr.find(f"{W}ilvl").get(f"{W}val"))
+        count = counters.setdefault(num_id, {})
+        for deeper in [k for k in count if k > ilvl]:
+            del count[deeper]
+        fmt, start = levels[num_id][ilvl]
+        count[ilvl] = count.get(ilvl, start - 1) + 1
+        seen.append((paragraph.text, None if fmt == "bullet" else count[ilvl], num_id))
+    return seen
+
+
+def _html_numbers(markup):
+    """(text, number) of each list item as a browser numbers it: its ``<ol>``'s start plus
+    its place; None in a ``<ul>``."""
+    import lxml.html
+
+    page = lxml.html.fromstring(markup)
+    seen = []
+    for li in page.iter("li"):
+        text = "".join(li.xpath("text()")).strip()
+        parent = li.getparent()
+        ordered = parent.tag == "ol"
+        seen.append((text, int(parent.get("start", "1")) + parent.index(li) if ordered else None))
+    return seen
+
+
+@pytest.mark.parametrize("flags", [[], ["--furniture", "--page-breaks"]])
+def test_list_numbers_run_across_a_page_in_every_format(tmp_path, write_json, flags):
+    from markdown_it import MarkdownIt
+
+    src = write_json(envelope([
+        _item("a", "1. alpha", 1), _item("b", "2. beta", 1), _item("c", "a. beta-one", 1, 1),
+        element("f", "Footer", "Report page 1", 1), element("h", "Header", "Annual report", 2),
+        element("pb", "PageBreak", "", 2),
+        _item("d", "b. beta-two", 2, 1), _item("e", "3. gamma", 2), _item("g", "• note", 2, 1),
+        _item("i", "4. epsilon", 2),
+        element("t", "NarrativeText", "A paragraph ends the list.", 2),
+        _item("j", "1. delta", 2), _item("k", "2. zeta", 2),
+    ]))
+    done = cli([src, "--to", "docx,html,md", "-o", tmp_path, *flags])
+    assert done.returncode == 0, done.stderr
+    expected = [("alpha", 1), ("beta", 2), ("beta-one", 1), ("beta-two", 2), ("gamma", 3),
+                ("note", None), ("epsilon", 4), ("delta", 1), ("zeta", 2)]
+    word = _word_numbers(tmp_path / "input.docx")
+    assert [(text, number) for text, number, _ in word] == expected
+    first_run = {num_id for text, number, num_id in word[:7] if number is not None}
+    assert len(first_run) == 1  # one numbering instance for the run across the page
+    assert word[7][2] not in first_run  # the next run counts on its own
+    html = (tmp_path / "input.html").read_text(encoding="utf-8")
+    assert _html_numbers(html) == expected
+    assert html.count('class="page-marker"') == 2
+    md = (tmp_path / "input.md").read_text(encoding="utf-8")
+    assert _html_numbers(f"<div>{MarkdownIt('commonmark').render(md)}</div>") == expected
+    if flags:  # the furniture is body text between the items, and the list goes on after it
+        assert "Annual report" in md and "Annual report" in html

@@ -37,6 +37,7 @@ def assert_grid_sound(table: Table) -> None:
                 assert (r, c) not in seen, f"slot {(r, c)} covered twice"
                 seen[(r, c)] = cell
     assert len(seen) == table.n_rows * table.n_cols
+    assert [c for c in table.cells if c.header != (c.row < table.header_rows)] == []
     grid = table.grid()
     assert len(grid) == table.n_rows and all(len(row) == table.n_cols for row in grid)
 

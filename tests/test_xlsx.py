@@ -279,3 +279,18 @@ def test_utf16_cut_never_splits_a_pair():
     assert cut("ab\U0001F600c", 3) == "ab" and cut("ab\U0001F600c", 4) == "ab\U0001F600"
     assert cut("abc", 0) == "" and cut("abc", 10) == "abc"
     assert xlsx_module.utf16_len("a\U0001F600\u4e2d") == 4
+
+
+def test_column_widths_show_numbers_whole_and_cap_long_text(tmp_path, write_json):
+    long_text = "本公司董事会及全体董事保证本公告内容不存在任何虚假记载、误导性陈述或者重大遗漏。"
+    cells = [(1, 1, 1, 1, "说明"), (1, 2, 1, 1, "代表股份数"), (1, 3, 1, 1, "比例"),
+             (2, 1, 1, 1, long_text), (2, 2, 1, 1, "3,339,803,183"), (2, 3, 1, 1, "5%")]
+    _, book = build(write_json(envelope([element("t", "Table", "", 1,
+                                                 table_structure=structure(cells))])), tmp_path)
+    ws = book.worksheets[1]
+    widths = {col: ws.column_dimensions[col].width for col in "ABC"}
+    # Excel's width unit is one '0' of the default font; a CJK character takes two
+    assert widths["B"] >= len("3,339,803,183") + 1  # no ##### where the number is shown
+    assert widths["C"] >= 2 * len("比例")  # the header, not only the short value, fits
+    assert 2 * len("说明") < widths["A"] <= 64  # long text wraps in a capped column
+    assert ws["A2"].alignment.wrap_text

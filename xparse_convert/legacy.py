@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from .model import PageInfo
 from .values import is_int
@@ -27,11 +27,18 @@ def legacy_id(page: object, paragraph: object) -> str:
     return f"p{page}-{paragraph}"
 
 
+class _Span(NamedTuple):
+    """Where a picture's base64 text is in the spill file."""
+
+    offset: int
+    length: int
+
+
 @dataclass
 class _ImageBlock:
     block_id: Any  # the structured block's id: the detail paragraph_id in newer engines
     position: Any
-    spans: list[tuple[int, int]]  # (offset, length) of base64 text in the spill file
+    spans: list[_Span]  # the base64 text of its pictures in the spill file
 
 
 @dataclass
@@ -112,7 +119,7 @@ class LegacyPages:
                     continue
                 data = b64.encode("ascii", "ignore")
                 self._spill.write(data)
-                spans.append((self._offset, len(data)))
+                spans.append(_Span(self._offset, len(data)))
                 self._offset += len(data)
             images.blocks.append(_ImageBlock(block.get("id"), block.get("pos"), spans))
 
@@ -228,6 +235,32 @@ def map_detail(item: dict[str, Any], pages: LegacyPages | None) -> tuple[dict[st
         page_number, int) else None
     type_ = _element_type(item, page)
     coords, unit = normalise(item.get("position"), page)
+    element: dict[str, Any] = {
+        "element_id": legacy_id(page_number, item.get("paragraph_id")),
+        "type": type_,
+    }
+    sub = item.get("sub_type")
+    if isinstance(sub, str) and sub and type_ in ("Table", "Image"):
+        element["sub_type"] = sub
+    element["text"] = item.get("text", "")
+    element["page_number"] = page_number
+    if coords is not None:
+        element["coordinates"] = coords
+    element["metadata"] = _metadata(item, type_, page_number)
+    if type_ == "Table":
+        cells = item.get("cells")
+        if isinstance(cells, list):
+            element["table_structure"] = {"cells": _cells(cells, page)}
+    if type_ == "Image":
+        image_data = _image_data(item, pages, page_number, element["element_id"])
+        if image_data:
+            element["image_data"] = image_data
+    return element, unit
+
+
+def _metadata(item: dict[str, Any], type_: str, page_number: Any) -> dict[str, Any]:
+    """The 1.x metadata of a block: title depth from its outline level, the caption link,
+    the pages a split block covers, and the legacy fields kept under ``legacy``."""
     metadata: dict[str, Any] = {}
     outline = item.get("outline_level")
     if type_ == "Title":
@@ -246,45 +279,38 @@ def map_detail(item: dict[str, Any], pages: LegacyPages | None) -> tuple[dict[st
     if "outline_level" in item:
         legacy_rest["outline_level"] = outline
     metadata["legacy"] = legacy_rest
-    element: dict[str, Any] = {
-        "element_id": legacy_id(page_number, item.get("paragraph_id")),
-        "type": type_,
-    }
-    sub = item.get("sub_type")
-    if isinstance(sub, str) and sub and type_ in ("Table", "Image"):
-        element["sub_type"] = sub
-    element["text"] = item.get("text", "")
-    element["page_number"] = page_number
-    if coords is not None:
-        element["coordinates"] = coords
-    element["metadata"] = metadata
-    if type_ == "Table":
-        cells = item.get("cells")
-        if isinstance(cells, list):
-            mapped = []
-            for cell in cells:
-                if not isinstance(cell, dict):
-                    continue
-                c = {k: v for k, v in cell.items() if k not in ("row", "col", "position")}
-                row, col = cell.get("row"), cell.get("col")
-                c["row"] = row + 1 if is_int(row) else row
-                c["col"] = col + 1 if is_int(col) else col
-                cell_coords, _ = normalise(cell.get("position"), page)
-                if cell_coords is not None:
-                    c["coordinates"] = cell_coords
-                mapped.append(c)
-            element["table_structure"] = {"cells": mapped}
-    if type_ == "Image":
-        image_data: dict[str, Any] = {}
-        url = item.get("image_url")
-        if isinstance(url, str) and url:
-            image_data["image_url"] = url
-        if pages is not None and isinstance(page_number, int):
-            b64 = pages.image_for(page_number, item.get("position"), item.get("paragraph_id"))
-            if b64:
-                image_data["base64"] = b64
-            elif pages.has_images(page_number):
-                pages.unmatched.append(element["element_id"])
-        if image_data:
-            element["image_data"] = image_data
-    return element, unit
+    return metadata
+
+
+def _cells(cells: list[Any], page: PageInfo | None) -> list[dict[str, Any]]:
+    """Legacy table cells as ``table_structure`` cells: 1-based, positions normalised."""
+    mapped = []
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        c = {k: v for k, v in cell.items() if k not in ("row", "col", "position")}
+        row, col = cell.get("row"), cell.get("col")
+        c["row"] = row + 1 if is_int(row) else row
+        c["col"] = col + 1 if is_int(col) else col
+        cell_coords, _ = normalise(cell.get("position"), page)
+        if cell_coords is not None:
+            c["coordinates"] = cell_coords
+        mapped.append(c)
+    return mapped
+
+
+def _image_data(item: dict[str, Any], pages: LegacyPages | None, page_number: Any,
+                element_id: str) -> dict[str, Any]:
+    """An image block's ``image_data``: its URL, and the picture of ``pages[].content``
+    matched to it (an unmatched one on a page that has pictures is noted for a warning)."""
+    image_data: dict[str, Any] = {}
+    url = item.get("image_url")
+    if isinstance(url, str) and url:
+        image_data["image_url"] = url
+    if pages is not None and isinstance(page_number, int):
+        b64 = pages.image_for(page_number, item.get("position"), item.get("paragraph_id"))
+        if b64:
+            image_data["base64"] = b64
+        elif pages.has_images(page_number):
+            pages.unmatched.append(element_id)
+    return image_data

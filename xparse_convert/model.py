@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import inline
 from .inline import Run
@@ -127,6 +127,16 @@ class ListInfo:
 MAX_LIST_LEVEL = 8  # nine levels, as Word and most renderers allow
 
 
+class ListMark(NamedTuple):
+    """A list item's place in the logical document, decided once by ``stages.number_lists``
+    so that every writer shows the same numbers."""
+
+    run: int  # which list run it belongs to, counted from 1 in reading order
+    level: int  # nesting level, 0 = top (``ListInfo.level``)
+    ordered: bool  # numbered (else a bullet)
+    number: int  # its number at its level (1, 2, ...); 0 for a bullet
+
+
 def list_info(text: str, depth: int | None) -> ListInfo:
     level = min(depth, MAX_LIST_LEVEL) if depth is not None and depth >= 0 else 0
     match = _ORDERED_MARKER.match(text)
@@ -143,14 +153,14 @@ class Element:
 
     ``index`` is the 0-based position in the input's element list; ``raw`` the 1.x dict.
     After the logical stages, a Table element carries ``table`` (the stitched grid),
-    tables and images carry ``caption`` (the attached caption element), and a joined
-    continuation keeps its fragments in ``parts``.
+    tables and images carry ``caption`` (the attached caption element), a joined
+    continuation keeps its fragments in ``parts``, and a ListItem carries ``list_mark``.
     """
 
     __slots__ = (
         "type", "sub_type", "text", "page", "id", "index", "depth", "parent_id", "ref_id",
         "is_continuation", "continuation_of", "coordinates", "coord_unit", "raw", "table",
-        "caption", "parts", "glue", "text_start", "_image", "_runs",
+        "caption", "parts", "glue", "text_start", "list_mark", "_image", "_runs",
     )
 
     def __init__(self, raw: dict[str, Any], index: int, *, type_: str, text: str,
@@ -182,6 +192,7 @@ class Element:
         self.parts: list[Element] = []
         self.glue = ""  # a joined fragment: the text put between it and the text before it
         self.text_start = 0  # a joined fragment: where ``text`` starts in the raw text
+        self.list_mark: ListMark | None = None  # a ListItem, after ``stages.number_lists``
         self._image: ImageRef | None | bool = False
         self._runs: list[Run] | None = None
 

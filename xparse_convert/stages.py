@@ -18,6 +18,13 @@ A table chain cut by a filter (``select`` records what it left out in ``Dropped`
    ones, with the chain's caption (unless the caption was left out by its type) and the
    first fragment's header decision: its leading rows are a header only when they repeat the
    first fragment's header exactly.  Neither is a warning.
+
+List runs (``number_lists``; every writer renders these numbers, none counts on its own):
+5. A list run is a series of ListItems with nothing between them but page boundaries, page
+   furniture (Header, Footer, PageNumber) and PageBreak elements; any other element ends it.
+6. In a run, a numbered item's number is one more than that of the numbered item before it
+   at its level.  Any item ends the numbering of the levels deeper than its own, and a bullet
+   that of its own level: the next numbered item there starts again at 1.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .diagnostics import Diagnostics
-from .model import CAPTION_TYPES, FURNITURE_TYPES, Element
+from .model import CAPTION_TYPES, FURNITURE_TYPES, MAX_LIST_LEVEL, Element, ListMark
 from .tables import Table, TableTooLarge, build_table, table_from_text
 from .text import fold_spaces, join_glue
 from .values import is_int
@@ -397,9 +404,43 @@ def logical(elements: Iterable[Element], diag: Diagnostics,
     its stitched ``table``, and a caption attached to a table or picture travels in its
     ``caption`` instead of standing alone.
 
+    Every ListItem carries its ``list_mark`` (``number_lists``).
+
     Holds at most one open chain, the furniture met while it is open (bounded), and one caption.
     """
+    return number_lists(_joined(elements, diag, dropped))
+
+
+def _joined(elements: Iterable[Element], diag: Diagnostics,
+            dropped: set[str] | None) -> Iterator[Element]:
     state = _Logical(diag, dropped)
     for element in elements:
         yield from state.feed(element)
     yield from state.finish()
+
+
+# what a list run continues across (rule 5); page boundaries are no element at all
+_RUN_GOES_ON = FURNITURE_TYPES | {"PageBreak"}
+
+
+def number_lists(elements: Iterable[Element]) -> Iterator[Element]:
+    """The elements as they come, each ListItem with its ``list_mark``: its run, level and
+    number by rules 5 and 6.  Holds no element; an open run's numbers (one per level) are all
+    it keeps."""
+    run = 0
+    counts: list[int] = []  # the open run's last number at each level; [] when none is open
+    for element in elements:
+        kind = element.type
+        if kind == "ListItem":
+            info = element.list
+            level = info.level
+            if not counts:
+                run += 1
+                counts = [0] * (MAX_LIST_LEVEL + 1)
+            for deeper in range(level + 1, len(counts)):
+                counts[deeper] = 0
+            counts[level] = counts[level] + 1 if info.ordered else 0
+            element.list_mark = ListMark(run, level, info.ordered, counts[level])
+        elif counts and kind not in _RUN_GOES_ON:
+            counts = []
+        yield element

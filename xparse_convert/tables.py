@@ -68,6 +68,8 @@ class Cell:
 
     ``text`` is what a reader sees (markup removed: HTML tags, emphasis markers; math as
     written); ``runs`` the same content as inline runs (``inline.Run``), with its pictures.
+    ``header`` is true exactly for the cells anchored in its table's header rows
+    (``row < Table.header_rows``): every change of the header rows or of the grid keeps it so.
     """
 
     __slots__ = ("row", "col", "row_span", "col_span", "text", "header", "page", "element_id",
@@ -176,7 +178,7 @@ class Table:
     ``cells`` are in reading order (by row, then column); stitching keeps that order as it
     appends and sorts only after padding rows it had already written."""
 
-    __slots__ = ("n_rows", "n_cols", "_cells", "header_rows", "row_pages", "row_element_ids",
+    __slots__ = ("n_rows", "n_cols", "_cells", "_header_rows", "row_pages", "row_element_ids",
                  "repairs", "source", "element_ids", "caption", "_slots", "_unsorted", "_ids",
                  "_header_key")
 
@@ -199,6 +201,17 @@ class Table:
         self._slots: list[list[Slot]] | None = None
 
     @property
+    def header_rows(self) -> int:
+        """How many leading rows are header rows; setting it sets every ``Cell.header``."""
+        return self._header_rows
+
+    @header_rows.setter
+    def header_rows(self, count: int) -> None:
+        self._header_rows = count
+        for cell in self._cells:
+            cell.header = cell.row < count
+
+    @property
     def cells(self) -> list[Cell]:
         """Every cell, by row and then column."""
         if self._unsorted:
@@ -209,6 +222,7 @@ class Table:
     @cells.setter
     def cells(self, cells: list[Cell]) -> None:
         self._cells = cells
+        self.header_rows = self._header_rows  # the new cells' ``header`` too
         self._unsorted = False
         self._slots = None
         self._header_key = None
@@ -360,6 +374,7 @@ class Table:
                 _pad_row(cells, padded + offset, pad_from, width, pages[padded])
                 padded += 1
             cell.row += offset
+            cell.header = False  # below the header: a fragment's own header rows are body here
             cells.append(cell)
         while padded < fragment.n_rows:
             _pad_row(cells, padded + offset, pad_from, width, pages[padded])
@@ -410,7 +425,8 @@ class Table:
         """Give every row ``width`` columns: the new slots are empty cells."""
         key = self._header_key[1] if self._header_key is not None else None
         for r in range(self.n_rows):
-            _pad_row(self._cells, r, self.n_cols, width, self.row_pages[r])
+            _pad_row(self._cells, r, self.n_cols, width, self.row_pages[r],
+                     header=r < self.header_rows)
             if key is not None and r < self._header_key[0]:  # type: ignore[index]
                 key.update(((r, c), (1, 1, "")) for c in range(self.n_cols, width))
         self._unsorted = self._unsorted or self.n_rows > 0
@@ -421,9 +437,10 @@ class Table:
 HeaderKey = dict[tuple[int, int], tuple[int, int, str]]
 
 
-def _pad_row(cells: list[Cell], row: int, start: int, stop: int, page: int | None) -> None:
+def _pad_row(cells: list[Cell], row: int, start: int, stop: int, page: int | None, *,
+             header: bool = False) -> None:
     """Empty cells for the slots ``start:stop`` of ``row`` (slots no cell covers)."""
-    cells.extend(Cell(row, c, page=page) for c in range(start, stop))
+    cells.extend(Cell(row, c, header=header, page=page) for c in range(start, stop))
 
 
 # -- placement (shared by every source) ----------------------------------------------------
@@ -561,9 +578,7 @@ def _set_header_rows(table: Table, flags: list[bool] | None) -> None:
         count = 0
         while count < min(len(flags), table.n_rows) and flags[count]:
             count += 1
-    table.header_rows = count
-    for cell in table.cells:
-        cell.header = cell.row < count
+    table.header_rows = count  # and every cell's ``header``
 
 
 def _default_header_rows(table: Table) -> int:
@@ -615,6 +630,15 @@ def table_from_structure(structure: dict[str, Any]) -> Table | None:
             roles.setdefault(cell.row, []).append(is_header)
     if not parsed:
         return None
+    table = _structure_grid(parsed, structure, repairs)
+    _structure_header(table, structure, roles)
+    return table
+
+
+def _structure_grid(parsed: list[Cell], structure: dict[str, Any], repairs: list[str]
+                    ) -> Table:
+    """The parsed cells placed on the grid ``rows``/``cols`` declare, cut back to the cells'
+    extent when the declaration is out of proportion (rule 8)."""
     # the extent of the cells that can be placed (one the placer drops sizes nothing)
     placeable = [c for c in parsed if 0 <= c.row < MAX_ROWS and 0 <= c.col < MAX_COLS]
     extent_rows = max((c.row + 1 for c in placeable), default=1)
@@ -625,7 +649,13 @@ def table_from_structure(structure: dict[str, Any]) -> Table | None:
     placer.repairs = repairs
     for cell in parsed:
         placer.place(cell)
-    table = placer.finish("structure")
+    return placer.finish("structure")
+
+
+def _structure_header(table: Table, structure: dict[str, Any],
+                      roles: dict[int, list[bool]]) -> None:
+    """Header rows from ``table_layout.header_rows`` (a count or a list), else from the cells'
+    roles (leading rows whose every cell with a role is a header), else the default."""
     layout = structure.get("table_layout")
     declared_header = as_int(layout.get("header_rows")) if isinstance(layout, dict) else None
     if isinstance(layout, dict) and isinstance(layout.get("header_rows"), list):
@@ -635,7 +665,6 @@ def table_from_structure(structure: dict[str, Any]) -> Table | None:
     else:
         _set_header_rows(table, [bool(roles.get(r)) and all(roles[r])
                                  for r in range(table.n_rows)] if roles else None)
-    return table
 
 
 def _html_rows(table_el: Any) -> Iterator[tuple[Any, bool]]:
@@ -765,14 +794,13 @@ def _table_from_texts(rows: list[list[str]], source: str, header_rows: int) -> T
     width = max(len(r) for r in rows)
     if len(rows) > MAX_ROWS or width > MAX_COLS or len(rows) * width > MAX_GRID_SLOTS:
         raise TableTooLarge(f"a table of {len(rows)} x {width} cells is too large")
+    header_rows = header_rows if len(rows) > header_rows else 0  # a lone row is data
     cells = []
     for r, row in enumerate(rows):
         for c in range(width):
             text, runs = cell_content(row[c]) if c < len(row) else ("", None)
             cells.append(Cell(r, c, text=text, header=r < header_rows, runs=runs))
-    table = Table(len(rows), width, cells, source=source,
-                  header_rows=header_rows if len(rows) > header_rows else 0)
-    return table
+    return Table(len(rows), width, cells, source=source, header_rows=header_rows)
 
 
 def _text_grid(text: str, rows: int, cols: int) -> list[list[str]] | None:

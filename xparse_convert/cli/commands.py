@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import __version__, convert, convert_many, inspect, render_info
 from ..batch import BatchInterrupted, Job, is_folder, results_in, write_run_report
@@ -215,6 +215,29 @@ def _convert(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.list_formats:
         return _list_formats()
+    plan = _plan(parser, args)
+    tally = _Tally(args)
+    for folder in plan.folders:
+        if next(results_in(folder, plan.storage_options), None) is None:
+            tally.warnings += 1
+            tally.warn(folder, "no result files (*.json, *.json.gz) in this folder")
+    interrupted = _run_inputs(parser, args, plan, tally)
+    if interrupted is not None:
+        return interrupted
+    return _exit_status(args, tally)
+
+
+class _Plan(NamedTuple):
+    """What the command line asks for, checked before any work."""
+
+    target: Any  # ``targets.resolve_output``: formats, folder or file, standard output
+    options: dict[str, Any]  # the conversion options, types matched
+    folders: list[str]  # the inputs that are folders (or bucket prefixes)
+    storage_options: dict[str, Any]  # ``--storage-option``, for URLs
+
+
+def _plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> _Plan:
+    """The run the arguments ask for; a usage error (exit 2) when they cannot work."""
     if not args.inputs:
         parser.error("no input given")
     if args.jobs is not None and args.jobs < 1:
@@ -231,10 +254,8 @@ def _convert(argv: list[str]) -> int:
     folders = [s for s in args.inputs if is_folder(s, storage_options)]
     target = resolve_output(args.output_dir, to, name=args.name,
                             several_inputs=len(args.inputs) > 1 or bool(folders))
-    formats = list(target.formats)
     options = collect_options(args)
-    to_stdout = target.stdout
-    if args.report == "-" and to_stdout:
+    if args.report == "-" and target.stdout:
         parser.error("--report - and -o - cannot both write to standard output")
     if args.report and args.report != "-":
         try:
@@ -253,58 +274,78 @@ def _convert(argv: list[str]) -> int:
             for note in notes:
                 if not args.quiet:
                     emit(f"{PROG}: note: {note}")
-    interactive = sys.stderr.isatty() and not args.quiet
-    failures = 0
-    warnings = 0
-    reports: list[Any] = []
-    started = time.perf_counter()
+    return _Plan(target, options, folders, storage_options)
 
-    def warn(source: str, line: str) -> None:
+
+class _Tally:
+    """The run's outcome so far: every input's report, and the failures and warnings, each
+    said as it comes."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.quiet = args.quiet
+        self.strict = args.strict
+        self.reports: list[Any] = []
+        self.failures = 0
+        self.warnings = 0
+        self.started = time.perf_counter()
+
+    def warn(self, source: str, line: str) -> None:
         # with --strict a warning fails the run, so it is shown even with --quiet
-        if not args.quiet or args.strict:
+        if not self.quiet or self.strict:
             say("warning", source, line)
 
-    def report_done(report: Any) -> None:
-        nonlocal failures, warnings
+    def done(self, report: Any) -> None:
         report.source = display(report.source)  # a signed URL's query is a secret
-        reports.append(report)
+        self.reports.append(report)
         if report.error:
-            failures += 1
+            self.failures += 1
             where = f"{report.error_where}: " if report.error_where else ""
             say("error", report.source, f"{where}{report.error}")
         if report.warning_count:
-            warnings += report.warning_count
+            self.warnings += report.warning_count
             for line in report.warnings:
-                warn(report.source, line)
+                self.warn(report.source, line)
 
-    for folder in folders:
-        if next(results_in(folder, storage_options), None) is None:
-            warnings += 1
-            warn(folder, "no result files (*.json, *.json.gz) in this folder")
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _run_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, plan: _Plan,
+                tally: _Tally) -> int | None:
+    """Convert standard input, a single file in this process, or a batch; None when the run
+    went to its end, else the exit status of its interruption (said, and reported)."""
+    target = plan.target
+    formats = list(target.formats)
+    interactive = sys.stderr.isatty() and not args.quiet
+    storage_options = plan.storage_options
     stdin_inputs = [s for s in args.inputs if s == "-"]
     file_inputs = [s for s in args.inputs if s != "-"]
     if len(stdin_inputs) > 1:
         parser.error("stdin (-) can be read only once")
     out_dir = None if target.stdout else target.folder
-    batch = len(file_inputs) > 1 or bool(folders) or any(
+    batch = len(file_inputs) > 1 or bool(plan.folders) or any(
         v is not None for v in (args.jobs, args.timeout, args.memory_limit, args.dask_scheduler)
     ) or args.skip_existing
     try:
         for src in stdin_inputs:
-            report_done(_convert_one(src, formats, out_dir, options, args.name, target.stem,
-                                     target.stdout, interactive, storage_options))
+            tally.done(_convert_one(src, formats, out_dir, plan.options, args.name,
+                                    target.stem, target.stdout, interactive,
+                                    storage_options))
         if file_inputs and not batch:
-            report_done(_convert_one(file_inputs[0], formats, out_dir, options, None,
-                                     target.stem, target.stdout, interactive, storage_options))
+            tally.done(_convert_one(file_inputs[0], formats, out_dir, plan.options, None,
+                                    target.stem, target.stdout, interactive,
+                                    storage_options))
         elif file_inputs:
             # a single input named by --name or a file -o keeps that name in its own process
             sources: list[Any] = [Job(file_inputs[0], str(out_dir) if out_dir else None,
                                       target.stem)] if target.stem else file_inputs
-            _run_batch(args, sources, formats, out_dir, options, interactive, report_done,
+            _run_batch(args, sources, formats, out_dir, plan.options, interactive, tally.done,
                        storage_options)
             if interactive:
-                emit(_summary_line(reports, time.perf_counter() - started))
+                emit(_summary_line(tally.reports, tally.seconds))
     except KeyboardInterrupt as exc:
+        reports = tally.reports
         before = len(stdin_inputs) if batch else 0
         if isinstance(exc, BatchInterrupted):
             reports[before:] = exc.reports
@@ -314,16 +355,21 @@ def _convert(argv: list[str]) -> int:
                                   interrupted=True) for src in todo[len(reports):])
         _say_interrupted(reports)
         if args.report:
-            _write_report(args.report, reports, time.perf_counter() - started, storage_options)
+            _write_report(args.report, reports, tally.seconds, storage_options)
         return interrupted_status()
-    if args.report and not _write_report(args.report, reports, time.perf_counter() - started,
-                                         storage_options):
+    return None
+
+
+def _exit_status(args: argparse.Namespace, tally: _Tally) -> int:
+    """Write the run report, say a --strict failure, and give the exit status."""
+    if args.report and not _write_report(args.report, tally.reports, tally.seconds,
+                                         storage_options_of(args)):
         return EXIT_FAILED
-    if failures:
+    if tally.failures:
         return EXIT_FAILED
-    if warnings and args.strict:
-        emit(f"{PROG}: error: failed under --strict: {warnings} "
-             f"warning{'s' if warnings != 1 else ''}")
+    if tally.warnings and args.strict:
+        emit(f"{PROG}: error: failed under --strict: {tally.warnings} "
+             f"warning{'s' if tally.warnings != 1 else ''}")
         return EXIT_FAILED
     return EXIT_OK
 

@@ -12,7 +12,7 @@ import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import UsageError, XParseError
 from ..options import DOWNLOAD_LIMITS, split_list
@@ -93,15 +93,44 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 def run_remote(command: str, argv: list[str]) -> int:
     args = _parser(command).parse_args(argv)
-    from ..api import (
-        DEFAULT_BASE_URL,
-        Client,
-        check_targets,
-        fetch_and_convert,
-        find_documents,
-        parse_and_convert,
-    )
+    from ..api import DEFAULT_BASE_URL, Client, check_targets, find_documents
 
+    plan = _plan(command, args)
+    stop = threading.Event()  # set on Ctrl-C/SIGTERM: every worker stops where it is
+    try:
+        client = Client(args.app_id or "", args.secret_code or "",
+                        args.api_base or DEFAULT_BASE_URL,
+                        max_download_mb=args.max_download_mb, cancel=stop)
+    except XParseError as exc:
+        emit(f"{PROG}: error: {exc.one_line()}")
+        return EXIT_USAGE
+    items = find_documents(args.inputs, plan.out_dir) if command == "parse" else \
+        [(job, plan.out_dir) for job in args.job_ids]
+    if not items:
+        emit(f"{PROG}: error: no documents found")
+        return EXIT_FAILED
+    taken: set[Any] = set()  # names claimed in this run: the next one made alike gets -2
+    if command == "parse":
+        try:
+            taken = check_targets(items, plan.formats, stem=plan.target.stem)
+        except XParseError as exc:
+            emit(f"{PROG}: error: {exc.one_line()}")
+            return EXIT_USAGE
+    return _Run(command, args, plan, client, stop, items, taken).run()
+
+
+class _Plan(NamedTuple):
+    """What a parse or fetch command asks for, checked before any request."""
+
+    target: OutputTarget  # the -o rule of conversions; a file -o names the result too
+    formats: list[str]
+    out_dir: str | None  # the folder -o names, if any
+    options: dict[str, Any]  # the conversion options
+    config: dict[str, Any] | None  # parse --config: the ParseConfig
+
+
+def _plan(command: str, args: argparse.Namespace) -> _Plan:
+    """The run the arguments ask for; a ``UsageError`` when they cannot work."""
     to = [f for given in args.to or () for f in split_list(given)] or None
     inputs = args.inputs if command == "parse" else args.job_ids
     several = len(inputs) > 1 or (command == "parse" and any(
@@ -109,7 +138,6 @@ def run_remote(command: str, argv: list[str]) -> int:
     # the -o rule of conversions; a file -o names the downloaded result too (out.json)
     target = resolve_output(args.output_dir, to, several_inputs=several,
                             name=getattr(args, "name", None))
-    formats = list(target.formats)
     out_dir = None if target.stdout or target.folder is None else str(target.folder)
     options = collect_options(args)
     for option in DOWNLOAD_LIMITS:
@@ -130,115 +158,138 @@ def run_remote(command: str, argv: list[str]) -> int:
             raise UsageError(f"--config {args.config}: {exc}") from None
         if not isinstance(config, dict):
             raise UsageError(f"--config {args.config}: not a JSON object")
-    interactive = sys.stderr.isatty() and not args.quiet
-    stop = threading.Event()  # set on Ctrl-C/SIGTERM: every worker stops where it is
-    lock = threading.Lock()
-    job_of: dict[int, str] = {}  # item index -> its job id, once known
-    finished: set[int] = set()  # items whose work ended, converted or failed
+    return _Plan(target, list(target.formats), out_dir, options, config)
 
-    def submitted(index: int, document: str, job_id: str) -> None:
-        with lock:
-            job_of[index] = job_id
-        if not args.quiet:
+
+class _Outcome(NamedTuple):
+    """How one item's work ended."""
+
+    index: int  # the item's place in the run
+    report: Any  # its conversion's Report, when the work got that far
+    error: str | None  # else why not, in one line
+
+
+class _Run:
+    """One parse or fetch run: the items, the worker threads' shared state (under ``lock``)
+    and what is said about each item as its work ends."""
+
+    def __init__(self, command: str, args: argparse.Namespace, plan: _Plan, client: Any,
+                 stop: threading.Event, items: list[tuple[str, str | None]],
+                 taken: set[Any]) -> None:
+        self.command = command
+        self.args = args
+        self.plan = plan
+        self.client = client
+        self.stop = stop
+        self.items = items  # (document or job id, its output folder)
+        self.taken = taken
+        self.interactive = sys.stderr.isatty() and not args.quiet
+        self.lock = threading.Lock()
+        self.job_of: dict[int, str] = {}  # item index -> its job id, once known
+        self.finished: set[int] = set()  # items whose work ended, converted or failed
+
+    def run(self) -> int:
+        failures = 0
+        workers = max(1, self.args.concurrency) if self.command == "parse" else 1
+        pool = ThreadPoolExecutor(workers)
+        futures: list[Future[_Outcome]] = []
+        try:
+            futures.extend(pool.submit(self.one, index) for index in range(len(self.items)))
+            for future in futures:
+                if not self.said(future.result()):
+                    failures += 1
+            pool.shutdown()
+            self.client.close()
+        except KeyboardInterrupt:
+            return self.interrupted(pool, futures)
+        return EXIT_FAILED if failures else EXIT_OK
+
+    # -- in the worker threads ---------------------------------------------------------
+    def submitted(self, index: int, document: str, job_id: str) -> None:
+        with self.lock:
+            self.job_of[index] = job_id
+        if not self.args.quiet:
             emit(f"{PROG}: {document}: job {job_id} submitted")
 
-    def status_line(state: Any, elapsed: float) -> None:
-        if interactive and not stop.is_set():
+    def status_line(self, state: Any, elapsed: float) -> None:
+        if self.interactive and not self.stop.is_set():
             # the \r is ours (redraw the line); the server's words are shown, never obeyed
             print("\r" + printable(f"{PROG}: job {state.job_id}: {state.status} "
                                    f"({elapsed:.0f} s)   "),
                   end="", file=sys.stderr, flush=True)
 
-    try:
-        client = Client(args.app_id or "", args.secret_code or "",
-                        args.api_base or DEFAULT_BASE_URL,
-                        max_download_mb=args.max_download_mb, cancel=stop)
-    except XParseError as exc:
-        emit(f"{PROG}: error: {exc.one_line()}")
-        return EXIT_USAGE
+    def one(self, index: int) -> _Outcome:
+        from ..api import fetch_and_convert, parse_and_convert
 
-    def one(index: int) -> tuple[int, Any, str | None]:
-        item, folder = items[index]
-        if stop.is_set():  # stopping: start nothing new
+        item, folder = self.items[index]
+        if self.stop.is_set():  # stopping: start nothing new
             raise _NotStarted
+        args, plan = self.args, self.plan
         try:
-            if command == "parse":
+            if self.command == "parse":
                 report = parse_and_convert(
-                    client, item, formats, folder, options, config=config,
+                    self.client, item, plan.formats, folder, plan.options, config=plan.config,
                     page_range=args.page_range, password=args.password, webhook=args.webhook,
                     poll_timeout=args.poll_timeout, poll_interval=args.poll_interval,
-                    on_submitted=lambda document, job: submitted(index, document, job),
-                    on_status=status_line, taken=taken, stem=target.stem,
-                    stdout=target.stdout)
+                    on_submitted=lambda document, job: self.submitted(index, document, job),
+                    on_status=self.status_line, taken=self.taken, stem=plan.target.stem,
+                    stdout=plan.target.stdout)
             else:
-                with lock:
-                    job_of[index] = item
-                report = fetch_and_convert(client, item, formats, folder, options,
-                                           name=target.stem, poll_timeout=args.poll_timeout,
+                with self.lock:
+                    self.job_of[index] = item
+                report = fetch_and_convert(self.client, item, plan.formats, folder,
+                                           plan.options, name=plan.target.stem,
+                                           poll_timeout=args.poll_timeout,
                                            poll_interval=args.poll_interval,
-                                           on_status=status_line, taken=taken,
-                                           stdout=target.stdout)
-            outcome: tuple[int, Any, str | None] = (index, report, None)
+                                           on_status=self.status_line, taken=self.taken,
+                                           stdout=plan.target.stdout)
+            outcome = _Outcome(index, report, None)
         except (XParseError, TimeoutError, OSError) as exc:
             message = exc.one_line() if isinstance(exc, XParseError) else str(exc)
-            outcome = (index, None, message)
-        with lock:
-            finished.add(index)
+            outcome = _Outcome(index, None, message)
+        with self.lock:
+            self.finished.add(index)
         return outcome
 
-    items = find_documents(args.inputs, out_dir) if command == "parse" else \
-        [(job, out_dir) for job in args.job_ids]
-    if not items:
-        emit(f"{PROG}: error: no documents found")
-        return EXIT_FAILED
-    taken: set[Any] = set()  # names claimed in this run: the next one made alike gets -2
-    if command == "parse":
-        try:
-            taken = check_targets(items, formats, stem=target.stem)
-        except XParseError as exc:
-            emit(f"{PROG}: error: {exc.one_line()}")
-            return EXIT_USAGE
-    failures = 0
-    workers = max(1, args.concurrency) if command == "parse" else 1
-    pool = ThreadPoolExecutor(workers)
-    futures: list[Future[tuple[int, Any, str | None]]] = []
-    try:
-        futures.extend(pool.submit(one, index) for index in range(len(items)))
-        for future in futures:
-            index, report, error = future.result()
-            item = items[index][0]
-            if interactive:
-                print("\r", end="", file=sys.stderr)
-            if error is not None:
-                failures += 1
-                say("error", item, error)
-                continue
-            if report.error:
-                failures += 1
-                where = f"{report.error_where}: " if report.error_where else ""
-                say("error", item, f"{where}{report.error} (the result is kept in "
-                    f"{report.outputs.get('json', '?')})")
-            elif not args.quiet:
-                for line in report.warnings:
-                    say("warning", item, line)
-                emit(f"{PROG}: {item}: wrote {', '.join(report.outputs.values())}")
-        pool.shutdown()
-        client.close()
-    except KeyboardInterrupt:
-        stop.set()
+    # -- in the main thread ------------------------------------------------------------
+    def said(self, outcome: _Outcome) -> bool:
+        """Say how an item ended; True when it was converted."""
+        index, report, error = outcome
+        item = self.items[index][0]
+        if self.interactive:
+            print("\r", end="", file=sys.stderr)
+        if error is not None:
+            say("error", item, error)
+            return False
+        if report.error:
+            where = f"{report.error_where}: " if report.error_where else ""
+            say("error", item, f"{where}{report.error} (the result is kept in "
+                f"{report.outputs.get('json', '?')})")
+            return False
+        if not self.args.quiet:
+            for line in report.warnings:
+                say("warning", item, line)
+            emit(f"{PROG}: {item}: wrote {', '.join(report.outputs.values())}")
+        return True
+
+    def interrupted(self, pool: ThreadPoolExecutor, futures: list[Future[_Outcome]]) -> int:
+        """Stop every worker, clean up, say what is left to do and how to resume it."""
+        command, items = self.command, self.items
+        self.stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
         # not the cancelled ones: wait() counts a future cancelled this way as never done
         wait([f for f in futures if not f.done()], timeout=GRACE)
         _remove_our_temporaries({_folder_of(command, item, folder) for item, folder in items})
-        with lock:
+        with self.lock:
             # fetch: an item is its job id, started or not
-            unfinished = [(index, job_of.get(index) or (
+            unfinished = [(index, self.job_of.get(index) or (
                 items[index][0] if command == "fetch" else None))
-                for index in range(len(items)) if index not in finished]
-        if interactive:
+                for index in range(len(items)) if index not in self.finished]
+        if self.interactive:
             print(file=sys.stderr)  # end the status line
         _say_interrupted(command, len(items), [
-            (job, items[index][0], _resume(command, job, items[index], target, options))
+            (job, items[index][0], _resume(command, job, items[index], self.plan.target,
+                                           self.plan.options))
             for index, job in unfinished if job is not None],
             not_submitted=sum(1 for _, job in unfinished if job is None))
         if any(not f.done() for f in futures):
@@ -246,9 +297,8 @@ def run_remote(command: str, argv: list[str]) -> int:
             # would wait for it at exit; everything is said and cleaned, so leave now
             sys.stderr.flush()
             os._exit(interrupted_status())
-        client.close()
+        self.client.close()
         return interrupted_status()
-    return EXIT_FAILED if failures else EXIT_OK
 
 
 class _NotStarted(Exception):

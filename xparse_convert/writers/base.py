@@ -10,7 +10,7 @@ from typing import IO, Any, ClassVar
 from ..diagnostics import Diagnostics
 from ..images import EMBED, FILE, LOAD, ImageRef, Placement, place
 from ..inline import TEXT, Run, fold_runs, strip_runs, text_runs, without_prefix
-from ..model import HEAVY_FIELDS, DocumentInfo, Element
+from ..model import HEAVY_FIELDS, DocumentInfo, Element, ListMark
 from ..text import TextStats, clean_text, find_bad, fold_spaces
 
 # The one dispatch table: an element's type selects a method only through it (or through a
@@ -313,6 +313,15 @@ class Writer:
     def list_runs(self, el: Element) -> list[Run]:
         """A list item's runs on one line, without the marker its text starts with."""
         return without_prefix(self.line_runs(el), el.list.marker)
+
+    @staticmethod
+    def list_mark(el: Element) -> ListMark:
+        """A list item's run, level and number, as ``stages.number_lists`` decided them; an
+        item that did not come through the stages is a run of its own."""
+        if el.list_mark is not None:
+            return el.list_mark
+        info = el.list
+        return ListMark(0, info.level, info.ordered, 1 if info.ordered else 0)
 
     def _formula_warning(self, el: Element) -> Callable[[str], None]:
         return lambda message: self.diag.warn("inline-formula", message, el.where)

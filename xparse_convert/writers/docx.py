@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from lxml import etree
 
@@ -39,7 +39,7 @@ from ..inline import (
     split_lines,
 )
 from ..language import LanguageGuess, contents_heading, word_language
-from ..model import DocumentInfo, Element
+from ..model import MAX_LIST_LEVEL, DocumentInfo, Element, ListMark
 from ..tables import Cell, Covered, Table
 from ..text import strip_math_delimiters
 from .base import Option, PageBreaks, Writer
@@ -173,6 +173,15 @@ class _Section:
     first_of_page: bool
 
 
+class _TocEntry(NamedTuple):
+    """A heading the table of contents lists."""
+
+    level: int  # 1 to TOC_LEVELS
+    text: str
+    bookmark: str  # the heading's bookmark, which the entry links to
+    page: int | None  # its source page: the entry's page number until Word updates it
+
+
 class DocxWriter(Writer):
     name = "docx"
     extension = "docx"
@@ -193,7 +202,7 @@ class DocxWriter(Writer):
         self.body: IO[bytes] = tempfile.TemporaryFile()
         self.info = info
         self.toc = bool(self.option("docx_toc"))
-        self.titles: list[tuple[int, str, str, int | None]] = []  # level, text, bookmark, page
+        self.titles: list[_TocEntry] = []
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         # --furniture --page-breaks: a section per source page, each with its own heads
         self.per_page = bool(self.option("furniture")) and self.breaks.enabled
@@ -211,9 +220,9 @@ class DocxWriter(Writer):
         self._section_first_of_page = True
         self._drawing_id = 0
         self._bookmark_id = 0
-        self._ordered_runs = 0
-        self._list_num: int | None = None  # numId of the open numbered run
-        self._in_list = False
+        self._ordered_runs = 0  # numbered list instances (w:num) so far
+        self._numbered_run = 0  # the list run (``ListMark.run``) the last instance serves
+        self._word_counts = [0] * (MAX_LIST_LEVEL + 1)  # what Word counts in that instance
 
     @staticmethod
     def _text_width(page: PageSize) -> int:
@@ -265,8 +274,6 @@ class DocxWriter(Writer):
         else:
             self.language.see(element)
         self.breaks.see(element)
-        if element.type != "ListItem":
-            self._in_list = False
         super().write(element)
 
     def _furniture(self, el: Element) -> None:
@@ -301,7 +308,8 @@ class DocxWriter(Writer):
             _el("bookmarkStart", p, id=str(self._bookmark_id), name=name)
             self._add_runs(p, runs)
             _el("bookmarkEnd", p, id=str(self._bookmark_id))
-            self.titles.append((level, plain_text(runs, linear_math=True), name, el.page))
+            self.titles.append(_TocEntry(level, plain_text(runs, linear_math=True), name,
+                                         el.page))
         else:
             self._add_runs(p, runs)
         self._emit(p)
@@ -360,23 +368,30 @@ class DocxWriter(Writer):
         self.breaks.page_break(el)
 
     def list_item(self, el: Element) -> None:
-        info = el.list
-        if info.ordered:
-            if not self._in_list or self._list_num is None:
-                self._ordered_runs += 1
-                self._list_num = BULLET_NUM + self._ordered_runs
-            num = self._list_num
-        else:
-            if not self._in_list:
-                self._list_num = None
-            num = BULLET_NUM
+        mark = self.list_mark(el)
         p = _paragraph("ListParagraph")
         numpr = _el("numPr", p.find(w("pPr")))
-        _el("ilvl", numpr, val=str(min(info.level, 8)))
-        _el("numId", numpr, val=str(num))
+        _el("ilvl", numpr, val=str(mark.level))
+        _el("numId", numpr, val=str(self._num_id(mark)))
         self._add_runs(p, self.list_runs(el))
         self._emit(p)
-        self._in_list = True
+
+    def _num_id(self, mark: ListMark) -> int:
+        """The list instance (numId) in which Word counts the number the stage gave this item:
+        the run's own, or a new one where Word would count on and the stage starts again at 1
+        (after a bullet at the same or a shallower level, which Word counts apart).  Word counts
+        per instance: one more at a level, and a shallower item restarts the deeper levels."""
+        if not mark.ordered:
+            return BULLET_NUM
+        counts = self._word_counts
+        if mark.run != self._numbered_run or counts[mark.level] + 1 != mark.number:
+            self._ordered_runs += 1  # every level of a new instance starts at 1
+            self._numbered_run = mark.run
+            counts = self._word_counts = [0] * (MAX_LIST_LEVEL + 1)
+        counts[mark.level] = mark.number
+        for deeper in range(mark.level + 1, len(counts)):
+            counts[deeper] = 0
+        return BULLET_NUM + self._ordered_runs
 
     def code_snippet(self, el: Element) -> None:
         text = self.clean(el.text).strip("\n")

@@ -10,18 +10,27 @@ backs it up; its ``img-src`` allows exactly what the ``--images`` mode writes (`
 from __future__ import annotations
 
 import html
-from typing import Any
+import io
+from typing import IO, Any, NamedTuple
 
 from lxml import etree
 
 from ..element_html import ElementHtml, element_attrs
 from ..images import IMG_SRC
 from ..inline import plain_text
+from ..language import LanguageGuess
 from ..model import DocumentInfo, Element
 from ..tables import Table
 from .base import Writer
+from .page_layout import CAPITAL, NARROW, WIDE, column_needs
 
 MAX_EMPTY_MARKERS = 20
+# The text column (``main>*`` below) in the table's half-ems (.9rem text: 49.5rem is 110), and
+# what a column adds to its text: .5rem padding each side and a border.  A table whose
+# columns cannot be narrower than that (``page_layout.column_needs``) is ``wide``.
+TEXT_COLUMN_HALF_EMS = 110
+CELL_PAD_HALF_EMS = 2.4
+HOLD_CHARS = 4_000_000  # the body held for the head is at most the first page, and this
 CSP = ("default-src 'none'; img-src {img_src}; style-src 'unsafe-inline'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
@@ -34,7 +43,7 @@ STYLE = """
 body{margin:0;background:var(--bg);color:var(--fg);font:16px/1.6 system-ui,-apple-system,
 "Segoe UI","PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;display:flex;
 flex-direction:column}
-main{max-width:52rem;width:100%;margin:0 auto;padding:1rem 1.25rem 4rem}
+main{width:100%;margin:0 auto;padding:1rem 1.25rem 4rem}
 #toc{order:-1;padding:1rem 1.25rem;border-bottom:1px solid var(--line);font-size:.9rem}
 #toc h2{font-size:1rem;margin:0 0 .5rem}#toc ol{list-style:none;margin:0;padding-left:1rem}
 #toc>ol{padding-left:0}#toc a{color:var(--fg);text-decoration:none}
@@ -44,8 +53,9 @@ align-items:start}#toc{order:0;grid-column:1;grid-row:1;position:sticky;top:0;
 max-height:100vh;overflow:auto;border-bottom:0;border-right:1px solid var(--line)}
 main{grid-column:2;grid-row:1;margin:0}}
 h1,h2,h3,h4,h5,h6{line-height:1.3;margin:1.6em 0 .5em}
+h5,h6{font-size:1rem}h6{font-style:italic}
 a{color:var(--accent)}
-.page-marker{margin:2rem 0 1rem;border-top:1px dashed var(--line);color:var(--muted);
+.page-marker{margin:2rem auto 1rem;border-top:1px dashed var(--line);color:var(--muted);
 font-size:.75rem;text-align:right}
 .page-marker span{position:relative;top:-.8em;background:var(--bg);padding-left:.5em}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem;display:block;overflow-x:auto}
@@ -56,15 +66,25 @@ figure{margin:1.2rem 0}figcaption{color:var(--muted);font-size:.9rem;margin:.3re
 img{max-width:100%;height:auto}
 pre{background:var(--head);padding:.8rem 1rem;overflow-x:auto;border-radius:6px}
 code{font-family:ui-monospace,SFMono-Regular,Consolas,monospace;font-size:.9em}
-.formula{overflow-x:auto;margin:1rem 0;text-align:center}
+.formula{overflow-x:auto;margin:1rem auto;text-align:center}
 .formula .latex{display:block;color:var(--muted)}
 .furniture{color:var(--muted);font-size:.85rem}
+main>*{max-width:49.5rem;margin-left:auto;margin-right:auto}
+main>.wide{max-width:100%;width:fit-content}main>.wide figcaption{max-width:49.5rem}
 .missing{color:var(--muted);font-style:italic}
 footer.source{color:var(--muted);font-size:.8rem;padding:1rem 1.25rem}
-@media print{#toc{display:none}body{display:block}main{max-width:none}
+@media print{#toc{display:none}body{display:block}main>*{max-width:none}
 .page-marker{break-before:page;border:0}.page-marker span{top:0}
 a{color:inherit}table{display:table}}
 """
+
+
+class _Heading(NamedTuple):
+    """A heading the contents list links to."""
+
+    level: int
+    text: str  # plain text, math linear
+    anchor: str  # its id (``h-N``)
 
 
 class HtmlWriter(Writer):
@@ -78,20 +98,40 @@ class HtmlWriter(Writer):
 
     def begin(self, info: DocumentInfo) -> None:
         self.images = self.option("images") or self.images_default
-        self.titles: list[tuple[int, str, str]] = []
+        self.titles: list[_Heading] = []
         self.pages_marked: set[int] = set()
         self.last_page: int | None = None
         self.render = ElementHtml(self)
         self.lists: list[str] = []  # open list tags, innermost last
         self.list_levels: list[int] = []
-        title = html.escape(self.clean(info.title))
+        self.list_run = 0  # the list run (``ListMark.run``) the open lists show
+        self.info = info
+        self.language = LanguageGuess()
+        # The head names the document's first title and its language: the body is held
+        # (in ``out``) until the first page ends, so that every title on it counts for the
+        # language (a first title can be a watermark: "Evaluation Only. Created with ...").
+        self.page_out: IO[str] = self.out
+        self.out = io.StringIO()
+        self.first_page: int | None = None
+
+    def _write_head(self) -> None:
+        """The head, then what was held; from here on the body goes straight out."""
+        held, self.out = self.out, self.page_out
+        assert isinstance(held, io.StringIO)
+        title = html.escape(self.titles[0].text if self.titles else self.clean(self.info.title))
+        lang = html.escape(self.language.language(self.info.metadata))
         self.out.write(
-            "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+            f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" '
             f'content="{CSP.format(img_src=IMG_SRC[self.images])}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             '<meta name="generator" content="xparse-convert">\n'
             f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n")
+        self.out.write(held.getvalue())
+
+    @property
+    def _holding(self) -> bool:
+        return self.out is not self.page_out
 
     # -- plumbing --------------------------------------------------------------------
     def _emit(self, node: etree._Element) -> None:
@@ -107,18 +147,26 @@ class HtmlWriter(Writer):
         for number in range(start, page + 1):
             if number in self.pages_marked:
                 continue
+            self._close_lists(-1)  # a run goes on after the marker, from its number
             self.pages_marked.add(number)
             self.out.write(f'<div class="page-marker" id="page-{number}" '
                            f'data-page="{number}"><span>Page {number}</span></div>\n')
 
     def write(self, element: Element) -> None:
+        if self._holding:
+            if self.first_page is None:
+                self.first_page = element.page
+            elif element.page is not None and element.page != self.first_page:
+                self._write_head()  # the first page has ended
+        self.language.see(element)
         if element.page is not None and element.page != self.last_page:
-            self._close_lists(-1)
             self._mark_page(element.page)
             self.last_page = max(element.page, self.last_page or 0)
-        if element.type != "ListItem":
-            self._close_lists(-1)
+        if element.type != "ListItem" and element.type != "PageBreak":
+            self._close_lists(-1)  # PageBreak writes nothing: a list goes on across it
         super().write(element)
+        if self._holding and self.out.tell() > HOLD_CHARS:
+            self._write_head()  # a first page this long (or a result without pages)
 
     # -- text blocks -----------------------------------------------------------------
     def title(self, el: Element) -> None:
@@ -127,7 +175,7 @@ class HtmlWriter(Writer):
             return
         level = el.heading_level
         anchor = f"h-{len(self.titles) + 1}"
-        self.titles.append((level, plain_text(runs, linear_math=True), anchor))
+        self.titles.append(_Heading(level, plain_text(runs, linear_math=True), anchor))
         node = etree.Element(f"h{min(level, 6)}", id=anchor, **element_attrs(el))
         if level > 6:
             node.set("class", f"level-{level}")
@@ -150,9 +198,14 @@ class HtmlWriter(Writer):
         """Pages are marked where they start; a PageBreak adds nothing."""
 
     def list_item(self, el: Element) -> None:
-        info = el.list
-        tag = "ol" if info.ordered else "ul"
-        level = info.level
+        """Lists follow ``stages.number_lists``: a list reopened after a page marker or a
+        furniture paragraph starts at its item's number (``<ol start=N>``)."""
+        mark = self.list_mark(el)
+        tag = "ol" if mark.ordered else "ul"
+        level = mark.level
+        if mark.run != self.list_run:
+            self._close_lists(-1)
+            self.list_run = mark.run
         # close deeper lists, or a list of the other kind at this level
         while self.list_levels and (self.list_levels[-1] > level or (
                 self.list_levels[-1] == level and self.lists[-1] != tag)):
@@ -160,7 +213,8 @@ class HtmlWriter(Writer):
         if self.list_levels and self.list_levels[-1] == level:
             self.out.write("</li>\n")
         else:
-            self.out.write(f"<{tag}>\n")
+            start = f' start="{mark.number}"' if mark.number > 1 else ""
+            self.out.write(f"<{tag}{start}>\n")
             self.lists.append(tag)
             self.list_levels.append(level)
         item = etree.Element("li", **element_attrs(el))
@@ -194,7 +248,10 @@ class HtmlWriter(Writer):
         table = el.table
         if table is None:
             return
-        self._emit(self.render.table(el, table, row_attrs=self._row_attrs(table)))
+        node = self.render.table(el, table, row_attrs=self._row_attrs(table))
+        if _wide(table):
+            node.set("class", "wide")
+        self._emit(node)
         self.last_page = max([self.last_page or 0, *table.pages])
 
     def _row_attrs(self, table: Table):  # type: ignore[no-untyped-def]
@@ -222,6 +279,8 @@ class HtmlWriter(Writer):
     # -- the end -----------------------------------------------------------------------
     def end(self, info: DocumentInfo) -> None:
         self._close_lists(-1)
+        if self._holding:
+            self._write_head()
         self.out.write("</main>\n")
         self._emit(self._toc())
         source = html.escape(self.clean(info.filename or info.name))
@@ -258,3 +317,21 @@ class HtmlWriter(Writer):
             stack[-1][2] = item
         return nav
 
+
+def _wide(table: Table) -> bool:
+    """True when the table's columns cannot all fit the text column: it may then take the
+    window's width (and scroll only beyond it)."""
+    room = TEXT_COLUMN_HALF_EMS - CELL_PAD_HALF_EMS * table.n_cols
+    # Most tables hold short texts and settle it at a bound no narrower than the measure
+    # (``page_layout.measure``: a character is at most WIDE, an ASCII one NARROW + CAPITAL).
+    ascii_most, any_most = NARROW + CAPITAL, max(WIDE, NARROW + CAPITAL)
+    bound = [1.0] * table.n_cols
+    for cell in table.cells:
+        text = cell.text
+        width = len(text) * (ascii_most if text.isascii() else any_most)
+        if width > bound[cell.col] and cell.col_span == 1:
+            bound[cell.col] = width
+    if sum(bound) <= room:
+        return False
+    least, _ = column_needs(table)
+    return sum(least) > room

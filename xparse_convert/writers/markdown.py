@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 
@@ -178,6 +178,13 @@ def _pipe_safe(url: str | None) -> str:
     return (url or "").replace("|", "%7C")
 
 
+class _OpenItem(NamedTuple):
+    """A list item a following item may nest under."""
+
+    level: int
+    column: int  # where its content starts: a child's marker goes there
+
+
 class MarkdownWriter(Writer):
     name = "md"
     extension = "md"
@@ -200,12 +207,15 @@ class MarkdownWriter(Writer):
         self._engine = self.option("md_source") == "engine"
         self.breaks = PageBreaks(bool(self.option("page_breaks")))
         self._blocks = 0
-        self._in_list = False
-        self._counters: dict[int, int] = {}
+        self._in_list = False  # the last block written is a list the next item may go on
+        self._list_run = 0  # its run (``ListMark.run``)
+        self._columns: list[_OpenItem] = []  # outermost first: where a child goes
 
     # -- output helpers ----------------------------------------------------------------
-    def _block(self, text: str) -> None:
-        if self.breaks.due() and self._blocks:
+    def _block(self, text: str, page_break: bool | None = None) -> None:
+        """Write a block after a blank line (and the page break due before it; ``page_break``
+        when the caller asked ``breaks.due`` already)."""
+        if (self.breaks.due() if page_break is None else page_break) and self._blocks:
             self.out.write("\n---\n")
         if self._blocks:
             self.out.write("\n")
@@ -255,25 +265,34 @@ class MarkdownWriter(Writer):
         self.breaks.page_break(el)
 
     def list_item(self, el: Element) -> None:
-        info = el.list
+        """Items show the numbers of ``stages.number_lists``.  A run that a block interrupts
+        (a furniture paragraph, a page break's rule) goes on in a list that starts at its
+        item's number, as CommonMark reads ``3.``; a child sits at its parent's content
+        column, so it nests whatever the parent's marker width."""
+        mark = self.list_mark(el)
         body = escape_lines(self._inline(self.list_runs(el)))
-        if not self._in_list:
-            self._counters = {}
-        for level in [lv for lv in self._counters if lv > info.level]:
-            del self._counters[level]
-        if info.ordered:
-            number = self._counters.get(info.level, 0) + 1
-            self._counters[info.level] = number
-            marker = f"{number}."
+        marker = f"{mark.number}." if mark.ordered else "-"
+        page_break = self.breaks.due()
+        columns = self._columns
+        goes_on = self._in_list and mark.run == self._list_run and not page_break
+        if goes_on:
+            bottom = columns[0].level
+            while columns and columns[-1].level >= mark.level:
+                columns.pop()
+            # a shallower item than the list the block starts with would join that list
+            goes_on = bool(columns) or bottom == mark.level
+        if goes_on:
+            column = columns[-1].column if columns else 0
+            self.out.write(f"{' ' * column}{marker} {body}\n")
         else:
-            self._counters.pop(info.level, None)
-            marker = "-"
-        indent = "   " * info.level
-        if self._in_list:
-            self.out.write(f"{indent}{marker} {body}\n")
-        else:
-            self._block(f"{indent}{marker} {body}")
-            self._in_list = True
+            if self._in_list and not page_break:
+                self._block("<!-- -->", False)  # CommonMark would join the two lists
+            self._block(f"{marker} {body}", page_break)
+            column = 0
+            columns = self._columns = []
+        columns.append(_OpenItem(mark.level, column + len(marker) + 1))
+        self._in_list = True
+        self._list_run = mark.run
 
     def code_snippet(self, el: Element) -> None:
         text = self.clean(el.text).strip("\n")

@@ -1,5 +1,6 @@
-"""Page geometry for the office writers: the source's page size snapped to a standard paper
-size, and table column widths that never break a number, a date or a Latin word.
+"""Page geometry for the office writers (and the HTML page's wide tables): the source's page
+size snapped to a standard paper size, and table column widths that never break a number, a
+date or a Latin word.
 
 Lengths are twips (twentieths of a point) unless a name says otherwise; text is measured in
 half-ems (a Latin letter is about one, a CJK character two), which is what a fixed font size
