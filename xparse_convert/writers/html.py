@@ -22,12 +22,12 @@ from ..language import LanguageGuess
 from ..model import DocumentInfo, Element
 from ..tables import Table
 from .base import Writer
-from .page_layout import CAPITAL, NARROW, WIDE, column_needs
+from .page_layout import MOST_ANY, MOST_ASCII, cell_needs
 
 MAX_EMPTY_MARKERS = 20
 # The text column (``main>*`` below) in the table's half-ems (.9rem text: 49.5rem is 110), and
 # what a column adds to its text: .5rem padding each side and a border.  A table whose
-# columns cannot be narrower than that (``page_layout.column_needs``) is ``wide``.
+# columns cannot be narrower than that (``page_layout.cell_needs``) is ``wide``.
 TEXT_COLUMN_HALF_EMS = 110
 CELL_PAD_HALF_EMS = 2.4
 HOLD_CHARS = 4_000_000  # the body held for the head is at most the first page, and this
@@ -319,19 +319,29 @@ class HtmlWriter(Writer):
 
 
 def _wide(table: Table) -> bool:
-    """True when the table's columns cannot all fit the text column: it may then take the
-    window's width (and scroll only beyond it)."""
+    """True when the table's columns cannot all fit the text column (their least widths,
+    ``page_layout.cell_needs``): it may then take the window's width, and scroll only
+    beyond it.  Cheap: a bound from the texts' lengths settles most tables, and a cell is
+    measured only when its bound could widen its column."""
     room = TEXT_COLUMN_HALF_EMS - CELL_PAD_HALF_EMS * table.n_cols
-    # Most tables hold short texts and settle it at a bound no narrower than the measure
-    # (``page_layout.measure``: a character is at most WIDE, an ASCII one NARROW + CAPITAL).
-    ascii_most, any_most = NARROW + CAPITAL, max(WIDE, NARROW + CAPITAL)
+    cells = table.cells
     bound = [1.0] * table.n_cols
-    for cell in table.cells:
+    for cell in cells:
         text = cell.text
-        width = len(text) * (ascii_most if text.isascii() else any_most)
+        width = len(text) * (MOST_ASCII if text.isascii() else MOST_ANY)
         if width > bound[cell.col] and cell.col_span == 1:
             bound[cell.col] = width
     if sum(bound) <= room:
         return False
-    least, _ = column_needs(table)
-    return sum(least) > room
+    least = [1.0] * table.n_cols
+    for cell in cells:
+        text = cell.text
+        c = cell.col
+        if cell.col_span != 1 or len(text) * MOST_ANY <= least[c]:
+            continue  # it cannot widen its column
+        need = cell_needs(text)[0]
+        if need > least[c]:
+            least[c] = need
+            if sum(least) > room:
+                return True
+    return False

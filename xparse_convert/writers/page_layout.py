@@ -171,19 +171,30 @@ def column_needs(table: Table) -> tuple[list[float], list[float]]:
         if cell.col_span != 1 or not text:
             continue
         c = cell.col
-        if "\n" in text:
-            line = max(map(measure, text.split("\n")))
-            token = longest_token(text)
-        else:
-            line = measure(text)
-            # one word (a number, a date): the line is the word
-            token = line if " " not in text and text.isascii() else longest_token(text)
-        need = token if token > READABLE else max(token, min(line, READABLE))
+        need, line = cell_needs(text)
         if need > least[c]:
             least[c] = need
         if line > widest[c]:
             widest[c] = line
     return least, widest
+
+
+def cell_needs(text: str) -> tuple[float, float]:
+    """A cell text's least width (its widest unbreakable piece, and readable for long text)
+    and the width of its widest line, in half-ems."""
+    if "\n" in text:
+        line = max(map(measure, text.split("\n")))
+        token = longest_token(text)
+    else:
+        line = measure(text)
+        # one word (a number, a date): the line is the word
+        token = line if " " not in text and text.isascii() else longest_token(text)
+    return (token if token > READABLE else max(token, min(line, READABLE))), line
+
+
+# the most half-ems one character can take in ``measure``: a bound that needs no measuring
+MOST_ASCII = NARROW + CAPITAL
+MOST_ANY = max(WIDE, MOST_ASCII)
 
 
 def _fit(least: Sequence[float], widest: Sequence[float], total: int, half_em: float
