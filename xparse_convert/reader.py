@@ -643,8 +643,8 @@ class Reader:
 
     ``want_markdown`` copies the engine's whole-document markdown aside (``markdown()``).
     ``skip`` names element fields (``model.HEAVY_FIELDS``: ``char_details``, ``base64``)
-    left out of every element at any depth, unread: cut from the bytes before anything is
-    decoded (inside them only the string and bracket structure is checked).
+    left out of every element at any depth, unread: stepped over by the decoder, which checks
+    that they are valid JSON but builds nothing of them (``element_batches``).
     """
 
     def __init__(self, src: SourceLike, *, name: str | None = None, want_markdown: bool = False,
