@@ -74,7 +74,7 @@ class ListCutter:
         self._depth, self._in_string = depth_after, in_string_after
         self._position += len(chunk)
         if self._first_key is None and self._first:
-            self._learn_boundary(chunk)
+            self._learn_first_key(chunk)
         if depth_after < self.level:  # the list has ended
             data = b"".join([*self._pending, chunk])
             end = _first_close_below(data, self.level)
@@ -124,7 +124,7 @@ class ListCutter:
         self._first = False
         return batch
 
-    def _learn_boundary(self, chunk: bytes) -> None:
+    def _learn_first_key(self, chunk: bytes) -> None:
         """Elements of one list mostly start with the same key: ``},{"key"`` is then a
         boundary that nested objects rarely share."""
         match = _FIRST_KEY.match(b"".join(self._pending) + chunk)
@@ -208,21 +208,18 @@ def _close_within(data: bytes, start: int, end: int, depth: int, in_string: bool
     return -1
 
 
-def _blocks(data: bytes, depth: int, in_string: bool, start: int = 0, end: int | None = None,
-            size: int = BLOCK) -> Iterator[tuple[int, bytes, int, bool]]:
-    """``data[start:end]`` in blocks of about ``size`` bytes with the state at each block's
-    start.  A block never ends inside an escape (``structure.cut_point``; ``end`` must not
-    fall inside one either)."""
-    end = len(data) if end is None else end
-    guard = structure.StructureGuard(max_depth=1 << 62)
-    guard.list_keys_sought = ()
-    guard.depth, guard.in_string = depth, in_string
-    while start < end:
-        stop = min(structure.cut_point(data, start, size), end)
-        block = data[start:stop]
+def _blocks(data: bytes, depth: int, in_string: bool
+            ) -> Iterator[tuple[int, bytes, int, bool]]:
+    """``data`` in blocks of about ``BLOCK`` bytes with the state at each block's start.
+    A block never ends inside an escape (``structure.cut_point``)."""
+    guard = structure.StructureGuard.follower(depth, in_string)
+    start = 0
+    while start < len(data):
+        end = structure.cut_point(data, start, BLOCK)
+        block = data[start:end]
         yield start, block, guard.depth, guard.in_string
         guard.feed(block)
-        start = stop
+        start = end
 
 
 class BatchError(Exception):

@@ -1050,9 +1050,7 @@ class Reader:
         head = self._head_buffer
         head.seek(start + 1)
         rest = head.read()
-        state = StructureGuard(max_depth=1 << 62)
-        state.list_keys_sought = ()
-        state.depth = level
+        state = StructureGuard.follower(level)
         at = 0
         while at < len(rest):
             end = cut_point(rest, at, CHUNK)

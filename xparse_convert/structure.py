@@ -69,6 +69,15 @@ class StructureGuard:
         # what it cut out before the guard saw the bytes), for messages
         self.input_offset: Callable[[int], int] = lambda position: position
 
+    @classmethod
+    def follower(cls, depth: int, in_string: bool = False) -> StructureGuard:
+        """A guard that only follows the state from ``depth``/``in_string`` on: no depth
+        limit, no list keys (for bytes the reader's own guard has checked already)."""
+        guard = cls(max_depth=1 << 62)
+        guard.list_keys_sought = ()
+        guard.depth, guard.in_string = depth, in_string
+        return guard
+
     def feed(self, chunk: bytes) -> ChunkShape:
         start_in_string = self.in_string
         self._within = False
