@@ -224,7 +224,7 @@ def _convert(argv: list[str]) -> int:
     interrupted = _run_inputs(parser, args, plan, tally)
     if interrupted is not None:
         return interrupted
-    return _exit_status(args, tally)
+    return _exit_status(args, plan, tally)
 
 
 class _Plan(NamedTuple):
@@ -360,10 +360,10 @@ def _run_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, plan:
     return None
 
 
-def _exit_status(args: argparse.Namespace, tally: _Tally) -> int:
+def _exit_status(args: argparse.Namespace, plan: _Plan, tally: _Tally) -> int:
     """Write the run report, say a --strict failure, and give the exit status."""
     if args.report and not _write_report(args.report, tally.reports, tally.seconds,
-                                         storage_options_of(args)):
+                                         plan.storage_options):
         return EXIT_FAILED
     if tally.failures:
         return EXIT_FAILED
