@@ -65,7 +65,8 @@ def _outputs(folder: Path) -> dict[str, bytes]:
     (["docx", "xlsx", "html", "md"], {}),
     (["docx", "xlsx", "html", "md"], {"images": "none"}),
     (["jsonl"], {"jsonl_drop": ["char_details", "base64"]}),
-], ids=["documents", "documents-images-none", "jsonl-drop"])
+    (["chunks"], {}),
+], ids=["documents", "documents-images-none", "jsonl-drop", "chunks"])
 def test_skipping_changes_no_output(tmp_path, monkeypatch, formats, options):
     convert_module = sys.modules["xparse_convert.convert"]
     assert unread_fields([get(f) for f in formats], {"images": None, **options})  # it skips

@@ -6,6 +6,8 @@ logical document and writes each record as its chunk closes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..chunking import Chunker, ChunkOptions
 from ..json_lines import dumps_line
 from ..model import DocumentInfo, Element
@@ -19,6 +21,10 @@ class ChunksWriter(Writer):
     text = True  # UTF-8 lines: `-o - | jq` works
     consumes = "logical"
     description = "retrieval chunks with provenance, one JSON object per chunk (--chunk-*)"
+
+    @classmethod
+    def reads(cls, options: dict[str, Any]) -> frozenset[str]:
+        return frozenset()  # chunks hold text, tables and captions, never characters or pictures
 
     def begin(self, info: DocumentInfo) -> None:
         self._chunker = Chunker(ChunkOptions.from_options(self.context.options), info)
