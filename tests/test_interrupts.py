@@ -225,6 +225,35 @@ def test_a_failing_abort_does_not_keep_the_others_from_cleaning_up(tmp_path, mon
     assert not out.exists() or list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("fmt, module", [("docx", "docx"), ("xlsx", "xlsx")])
+def test_an_interrupt_inside_begin_leaves_no_late_write(tmp_path, monkeypatch, fmt, module):
+    """Ctrl-C can land after a writer's ``begin`` opened its zip but before it returned (the
+    conversion then never calls its ``abort``): the zip must not finish itself later, when
+    collected, into the file the conversion deleted (an "Exception ignored" traceback)."""
+    import gc
+    import importlib
+
+    writer_module = importlib.import_module(f"xparse_convert.writers.{module}")
+    opened = []
+    real_package = {"docx": "DocxPackage", "xlsx": "Workbook"}[fmt]
+    real = getattr(writer_module, real_package)
+
+    def interrupted(out):
+        opened.append(real(out))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer_module, real_package, interrupted)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    source = write(tmp_path / "doc.json", ["text"])
+    assert main([str(source), "--to", fmt, "-o", str(tmp_path / "out")]) == 130
+    assert len(opened) == 1
+    del opened[:]
+    gc.collect()
+    assert unraisable == []
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_a_batch_killed_outright_leaves_nothing_running(tmp_path, sloth):
     """``kill -9`` of a batch: nothing can clean up in it, so its fork server sees it go and
     exits, and each conversion process sees that, removes its temporary files and takes what

@@ -687,7 +687,6 @@ class DocxWriter(Writer):
         self.body.close()
 
     def abort(self) -> None:
-        self.package.abandon()
         self.body.close()
 
     def _section_properties(self, page: PageSize) -> list[bytes]:

@@ -17,11 +17,22 @@ XML_HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 Relationship = tuple[str, str, str, bool]  # id, type, target, external
 
 
+class _Zip(zipfile.ZipFile):
+    """A zip that only ``close`` finishes.  ``ZipFile`` closes itself when collected; a
+    conversion that failed or was interrupted (even inside a writer's ``begin``) has
+    already discarded the file, and that late close would write into it and print an
+    "Exception ignored" traceback."""
+
+    def __del__(self) -> None:
+        pass
+
+
 class Package:
-    """A zip written part by part; one part at a time may be streamed (``stream``)."""
+    """A zip written part by part; one part at a time may be streamed (``stream``).  A
+    package that is never closed (the conversion failed) leaves its file as it is."""
 
     def __init__(self, out: IO[bytes]) -> None:
-        self.zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+        self.zip = _Zip(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
 
     @staticmethod
     def _info(name: str, compress: bool) -> zipfile.ZipInfo:
@@ -39,10 +50,6 @@ class Package:
 
     def close(self) -> None:
         self.zip.close()
-
-    def abandon(self) -> None:
-        """Drop the half-written zip without finishing it (its file is being deleted)."""
-        self.zip.fp = None  # ZipFile.close() then writes nothing, now or when collected
 
 
 def relationships(rels: Iterable[Relationship]) -> bytes:

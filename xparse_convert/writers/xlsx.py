@@ -425,9 +425,6 @@ class XlsxWriter(Writer):
                     "xparse.file_id": self.clean(info.file_id or ""),
                     "xparse.filename": self.clean(info.filename or "")})
 
-    def abort(self) -> None:
-        self.book.abandon()
-
     def _write_index(self) -> None:
         header_style = self.book.styles.get(font=FONT_BOLD)
         widths = [6.0, 34.0, 40.0, 10.0, 10.0, 8.0, 9.0, 13.0, 24.0, 40.0]
