@@ -243,11 +243,11 @@ def _fast_decode(batch: Batch, skip: frozenset[str] | None) -> list[Any] | None:
     refuses it."""
     text = _opener(batch) + batch.data + b"]"
     try:
-        if skip is None:
-            items = _DECODER.decode(text)
-        else:
-            keys = tuple(f'"{name}"'.encode() for name in skip)
+        keys = _quoted(skip) if skip else ()
+        if skip and any(key in text for key in keys):
             items = [_without(raw, skip, keys) for raw in _RAW_LIST.decode(text)]
+        else:  # nothing to skip here: one call builds every element
+            items = _DECODER.decode(text)
     except msgspec.DecodeError:
         return None
     return items if batch.first else items[1:]
@@ -278,8 +278,11 @@ def without_fields(data: bytes, names: Collection[str]) -> Any:
     """The JSON value ``data`` decoded without the object members named ``names``, at any
     depth.  msgspec steps over a value it is only asked to keep raw in C, building nothing,
     and only the values whose bytes mention a name are looked into."""
-    return _without(msgspec.Raw(data), frozenset(names),
-                    tuple(f'"{name}"'.encode() for name in names))
+    return _without(msgspec.Raw(data), frozenset(names), _quoted(names))
+
+
+def _quoted(names: Collection[str]) -> tuple[bytes, ...]:
+    return tuple(f'"{name}"'.encode() for name in names)
 
 
 def _without(raw: msgspec.Raw, names: frozenset[str], keys: tuple[bytes, ...]) -> Any:

@@ -98,6 +98,9 @@ def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
 def fill_text(parent: etree._Element, text: str) -> None:
     """Put ``text`` into ``parent`` with ``<br>`` for each line break (``\\n``, ``\\r\\n``,
     ``\\r``, as in ``inline.text_runs``)."""
+    if "\n" not in text and "\r" not in text:  # most cells: one line, nothing to split
+        parent.text = text
+        return
     lines = NEWLINES.split(text)
     parent.text = lines[0]
     for line in lines[1:]:
