@@ -34,6 +34,8 @@ def as_int(value: object) -> int | None:
 def str_or_none(value: object) -> str | None:
     """A name (an id, a reference): a non-empty string as it is, an integer as its digits;
     else None."""
+    if value is None:  # the common case: every element has these fields, most are null
+        return None
     if isinstance(value, str) and value:
         return value
     if is_int(value):
