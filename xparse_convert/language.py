@@ -1,6 +1,11 @@
 """The document's language, decided once for every writer: ``zh`` when at least 30% of the
-letters in the titles (or, without titles, in the first pages' text) are CJK, else ``en``;
-a language in the metadata wins."""
+letters in the first page's titles (or, without titles there, in its text) are CJK, else
+``en``; a language in the metadata wins.
+
+The evidence is the first page because the HTML page names its language in its head and
+holds at most that page before writing it; every writer decides from the same elements, so
+a DOCX and an HTML page of one result never disagree.  Page furniture does not count (not
+every writer receives it)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from typing import Any
 from .model import Element
 
 CJK_SHARE = 0.30
-FIRST_PAGES = 2  # pages whose text counts when there are no titles
 ENOUGH = 4000  # letters counted of each kind of text; more would not change the answer
 _CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7a3]")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -27,15 +31,20 @@ class LanguageGuess:
     def __init__(self) -> None:
         self._title = [0, 0]  # letters, CJK letters
         self._text = [0, 0]
+        self._page: int | None = None  # the first page
+        self.settled = False  # True once an element of a later page has come
 
     def see(self, element: Element) -> None:
-        if element.type == "Title":
-            counts = self._title
-        elif element.page is not None and element.page <= FIRST_PAGES and \
-                not element.is_furniture:
-            counts = self._text
-        else:
+        if self.settled or element.is_furniture:
             return
+        page = element.page
+        if page is not None:
+            if self._page is None:
+                self._page = page
+            elif page != self._page:
+                self.settled = True
+                return
+        counts = self._title if element.type == "Title" else self._text
         if counts[0] >= ENOUGH:
             return
         text = element.text[:ENOUGH]

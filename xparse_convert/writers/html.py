@@ -112,7 +112,6 @@ class HtmlWriter(Writer):
         # language (a first title can be a watermark: "Evaluation Only. Created with ...").
         self.page_out: IO[str] = self.out
         self.out = io.StringIO()
-        self.first_page: int | None = None
 
     def _write_head(self) -> None:
         """The head, then what was held; from here on the body goes straight out."""
@@ -153,12 +152,9 @@ class HtmlWriter(Writer):
                            f'data-page="{number}"><span>Page {number}</span></div>\n')
 
     def write(self, element: Element) -> None:
-        if self._holding:
-            if self.first_page is None:
-                self.first_page = element.page
-            elif element.page is not None and element.page != self.first_page:
-                self._write_head()  # the first page has ended
         self.language.see(element)
+        if self._holding and self.language.settled:
+            self._write_head()  # the first page has ended: its titles name the document
         if element.page is not None and element.page != self.last_page:
             self._mark_page(element.page)
             self.last_page = max(element.page, self.last_page or 0)
