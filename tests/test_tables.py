@@ -120,6 +120,22 @@ def test_roles_and_layout_decide_header_rows():
                                 ).header_rows == 1
 
 
+@pytest.mark.parametrize("row_base, col_base", [(0, 0), (0, 1), (1, 0)])
+def test_cells_numbered_from_zero_keep_their_texts(row_base, col_base):
+    """Rule 9: a structure whose cells start at row or column 0 (1.x results exist with both)
+    is read as 0-based there: every text in its place, no cell dropped."""
+    raw = [(r, c, f"r{r}c{c}") for r in range(3) for c in range(2)]
+    cells = [{"row": r + row_base, "col": c + col_base, "text": text,
+              "role": "header" if r == 0 else "data"} for r, c, text in raw]
+    table = table_from_structure({"cells": cells})
+    assert (table.n_rows, table.n_cols) == (3, 2)
+    assert table.text_grid() == [[f"r{r}c{c}" for c in range(2)] for r in range(3)]
+    assert table.header_rows == 1  # the roles follow the cells
+    axes = ["rows"] * (row_base == 0) + ["columns"] * (col_base == 0)
+    assert table.repairs == [f"{axis} are numbered from 0: read as 0-based" for axis in axes]
+    assert_grid_sound(table)
+
+
 def test_real_engine_html():
     html = ('<table border="1" ><tr>\n<td colspan="1" rowspan="2">项目</td>\n'
             '<td colspan="2" rowspan="1">2023</td>\n</tr><tr>\n<td>H1<br>上半年</td>\n'

@@ -30,6 +30,9 @@ Repair rules, applied while placing cells in input order:
    1; row spans end at the last row by rule 3).  A grid in which more than
    ``MAX_EMPTY_SLOTS`` slots, and more than ``EMPTY_PER_CELL`` per cell, would be empty is
    refused like rule 6.
+9. A ``table_structure`` whose cells include row 0 (or column 0), which 1-based numbering
+   never has, is numbered from 0 on that axis: every cell moves one down (or right) instead of
+   the first row's (or column's) cells being dropped.
 Each rule that fires adds a line to ``Table.repairs`` (a refused grid is an error instead).
 
 Header rows are decided here and only here: ``table_layout.header_rows`` or cell ``role``
@@ -597,7 +600,7 @@ def table_from_structure(structure: dict[str, Any]) -> Table | None:
         return None
     repairs: list[str] = []
     parsed: list[Cell] = []
-    roles: dict[int, list[bool]] = {}
+    with_role: list[tuple[Cell, bool]] = []  # the cells that give a role: is it a header's
     rich = _may_be_rich(raw_cells)
     for item in raw_cells:
         if not isinstance(item, dict):
@@ -627,9 +630,13 @@ def table_from_structure(structure: dict[str, Any]) -> Table | None:
                     runs, item)
         parsed.append(cell)
         if isinstance(role, str):
-            roles.setdefault(cell.row, []).append(is_header)
+            with_role.append((cell, is_header))
     if not parsed:
         return None
+    _zero_based(parsed, repairs)
+    roles: dict[int, list[bool]] = {}
+    for cell, is_header in with_role:
+        roles.setdefault(cell.row, []).append(is_header)
     table = _structure_grid(parsed, structure, repairs)
     _structure_header(table, structure, roles)
     return table
@@ -650,6 +657,18 @@ def _structure_grid(parsed: list[Cell], structure: dict[str, Any], repairs: list
     for cell in parsed:
         placer.place(cell)
     return placer.finish("structure")
+
+
+def _zero_based(parsed: list[Cell], repairs: list[str]) -> None:
+    """Rule 9: cells numbered from 0 on an axis (parsed as -1 there) move by one."""
+    if min(c.row for c in parsed) == -1:
+        for cell in parsed:
+            cell.row += 1
+        repairs.append("rows are numbered from 0: read as 0-based")
+    if min(c.col for c in parsed) == -1:
+        for cell in parsed:
+            cell.col += 1
+        repairs.append("columns are numbered from 0: read as 0-based")
 
 
 def _structure_header(table: Table, structure: dict[str, Any],
