@@ -470,6 +470,23 @@ def test_review_pdf_that_is_not_a_pdf_is_one_line(tmp_path, write_json):
     assert not list(tmp_path.glob("*.review.html"))
 
 
+def test_one_review_pdf_for_a_batch_is_refused(tmp_path, write_json):
+    """A batch's inputs each have their own PDF: one file behind all of them would draw the
+    wrong pages, so the batch is refused before anything is written."""
+    pdf = tmp_path / "one.pdf"
+    pdf.write_bytes(b"%PDF-1.4")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a", "b"):
+        (inputs / f"{name}.json").write_text(json.dumps(envelope([element(name)])))
+    out = tmp_path / "out"
+    proc = cli(inputs, "--to", "review", "--review-pdf", pdf, "-o", out, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "--review-pdf" in proc.stderr and "folder" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists() or not list(out.iterdir())
+
+
 # -- streaming -----------------------------------------------------------------------------
 MEASURE = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], "
            "stdout=subprocess.DEVNULL); u = resource.getrusage(resource.RUSAGE_CHILDREN); "

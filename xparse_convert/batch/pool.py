@@ -107,6 +107,14 @@ def plan_jobs(sources: Iterable[str | os.PathLike | Job], writers: Sequence[type
     return planned
 
 
+def _check_review_pdf(options: dict[str, Any] | None, planned: list[Job | Report]) -> None:
+    """One ``--review-pdf`` file behind every input's boxes would draw the wrong pages."""
+    pdf = (options or {}).get("review_pdf")
+    if pdf and sum(isinstance(job, Job) for job in planned) > 1 and not os.path.isdir(pdf):
+        raise UsageError(f"--review-pdf {pdf}: a batch needs a folder of <stem>.pdf files, "
+                         "one per input, not one PDF for all of them")
+
+
 def _run_reports(found: list[Any], storage_options: dict[str, Any] | None) -> list[bool]:
     """Which of ``found`` are run reports, by their first bytes (the objects of a prefix
     fetched concurrently)."""
@@ -194,6 +202,7 @@ def convert_many(sources: Iterable[str | os.PathLike | Job], to: str | Sequence[
     storage_options = option_rules.normalise(options, writers)[option_rules.STORAGE_OPTIONS]
     _keep_secrets_home(storage_options, executor)
     planned = plan_jobs(sources, writers, out_dir, storage_options)
+    _check_review_pdf(options, planned)
     remove_stale_temporaries(job.folder for job in planned if isinstance(job, Job))
     if on_planned is not None:
         on_planned(len(planned))
