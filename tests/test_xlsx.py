@@ -12,6 +12,8 @@ import openpyxl
 import oracle
 import pytest
 from conftest import LEGACY_RESULTS, SAMPLE, element, envelope, structure
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl.utils.cell import range_boundaries
 
 from xparse_convert import convert, iter_tables
@@ -294,3 +296,16 @@ def test_column_widths_show_numbers_whole_and_cap_long_text(tmp_path, write_json
     assert widths["C"] >= 2 * len("比例")  # the header, not only the short value, fits
     assert 2 * len("说明") < widths["A"] <= 64  # long text wraps in a capped column
     assert ws["A2"].alignment.wrap_text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab&<>\"'\n\r\t é中"), max_size=12))
+def test_package_escaping_is_the_standard_librarys(text):
+    """The OOXML parts escape text and attribute values exactly as ``xml.sax.saxutils`` does
+    (the package writes its own copy so that no command imports urllib through it)."""
+    from xml.sax import saxutils
+
+    from xparse_convert.writers.ooxml import escape, quoteattr
+
+    assert escape(text) == saxutils.escape(text)
+    assert quoteattr(text) == saxutils.quoteattr(text)

@@ -13,10 +13,11 @@ import re
 from typing import Any
 
 from .model import Element
+from .patterns import LazyPattern
 
 CJK_SHARE = 0.30
 ENOUGH = 4000  # letters counted of each kind of text; more would not change the answer
-_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7a3]")
+_CJK = LazyPattern("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7a3]")
 _LETTER = re.compile(r"[^\W\d_]")
 # what each language sets in a document: DOCX run language, table of contents heading
 WORD_LANG = {"zh": "zh-CN", "en": "en-US"}

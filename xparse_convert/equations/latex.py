@@ -50,6 +50,7 @@ import html
 import re
 from dataclasses import dataclass
 
+from ..patterns import LazyPattern
 from .chem import ce_to_latex
 from .errors import FormulaError
 
@@ -98,10 +99,10 @@ _ARGUMENT_ENVS = frozenset({"alignat", "alignat*", "alignedat"})  # a column cou
 
 _TOKEN = re.compile(r"\\(?:begin|end)\s*\{\s*[A-Za-z]+\*?\s*\}|\\[A-Za-z]+|\\.|\s+|.", re.S)
 _ENV = re.compile(r"\\(begin|end)\s*\{\s*([A-Za-z]+\*?)\s*\}")
-_CJK = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\u3000-\u303f\uff00-\uffef]+")
+_CJK = LazyPattern("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\u3000-\u303f\uff00-\uffef]+")
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|apos|nbsp|#\d{1,7}|#[xX][0-9a-fA-F]{1,6});")
 _DELIMITED = re.compile(r"^\s*(?:\$\$(.*)\$\$|\\\[(.*)\\\]|\\\((.*)\\\)|\$(.*)\$)\s*$", re.S)
-_SIMPLE_RM = re.compile(r"^[\sA-Za-z0-9\u2e80-\u9fff]*$")
+_SIMPLE_RM = LazyPattern(r"^[\sA-Za-z0-9\u2e80-\u9fff]*$")
 
 
 @functools.cache

@@ -4,10 +4,14 @@ DOCX machinery."""
 
 from __future__ import annotations
 
-from importlib import import_module, metadata
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from .base import Assets, Option, PageBreaks, Writer, WriterContext
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 ENTRY_POINT_GROUP = "xparse_convert.writers"
 
@@ -33,9 +37,15 @@ def _load(spec: str | type[Writer]) -> type[Writer]:
     return spec
 
 
+def _entry_points() -> list[metadata.EntryPoint]:
+    from importlib import metadata  # 20-30 ms of imports, paid only when plug-ins are looked up
+
+    return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
 def _plugins() -> dict[str, type[Writer]]:
     found: dict[str, type[Writer]] = {}
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry in _entry_points():
         if entry.name in BUILTIN:
             continue  # a plug-in cannot replace a built-in
         try:
@@ -79,7 +89,7 @@ def get(name: str) -> type[Writer]:
 
 def names() -> list[str]:
     """Every format name, without importing the writers."""
-    return sorted({*BUILTIN, *(e.name for e in metadata.entry_points(group=ENTRY_POINT_GROUP))})
+    return sorted({*BUILTIN, *(e.name for e in _entry_points())})
 
 
 __all__ = ["Assets", "Option", "PageBreaks", "Writer", "WriterContext", "available", "get",

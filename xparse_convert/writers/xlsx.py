@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import IO, Any
-from xml.sax.saxutils import escape, quoteattr
 
 from ..inline import BREAK, EMPHASIS, MATH, PICTURE, STRONG, SUB, SUP, TEXT, Run
 from ..model import DocumentInfo, Element
@@ -18,6 +17,7 @@ from ..numbers import parse_number
 from ..tables import Cell, Table
 from ..text import display_width, find_bad
 from .base import Option, Writer
+from .ooxml import escape, quoteattr
 from .xlsx_package import FONT_BOLD, FONT_LINK, MAIN_NS, R_NS, Workbook, quote_sheet
 
 MAX_SHEET_ROWS = 1_048_576

@@ -14,7 +14,6 @@ shared-string table growing with the document).  openpyxl reads the result back 
 from __future__ import annotations
 
 from typing import IO
-from xml.sax.saxutils import escape, quoteattr
 
 from .ooxml import (
     APP_TYPE,
@@ -28,6 +27,8 @@ from .ooxml import (
     content_types,
     core_xml,
     custom_xml,
+    escape,
+    quoteattr,
     relationships,
     root_relationships,
 )
