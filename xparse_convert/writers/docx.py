@@ -84,6 +84,7 @@ CELL_V_MARGIN = 30  # twips above and below a cell's text
 EMU_PER_TWIP = 635
 EMU_PER_PX = 9525  # at 96 dpi
 TOC_LEVELS = 3
+MAX_HELD = 3  # headings and captions held for the block after them (``DocxWriter._emit``)
 WORD_MAX_COLUMNS = 63
 
 # Pillow format -> media part extension Word knows (content types in docx_package.IMAGE_TYPES)
@@ -175,6 +176,16 @@ class _Section:
     first_of_page: bool
 
 
+class _Block(NamedTuple):
+    """A serialised block on its way to the body, and what decides where it goes."""
+
+    data: bytes
+    turned: bool  # in a landscape section
+    width: int  # the width a table was laid out for (0: not a table)
+    page_break: bool  # a page break is due before it
+    page: int | None  # its source page
+
+
 class _TocEntry(NamedTuple):
     """A heading the table of contents lists."""
 
@@ -220,6 +231,7 @@ class DocxWriter(Writer):
         self._section_width = 0
         self._section_page: int | None = None
         self._section_first_of_page = True
+        self._held: list[_Block] = []  # headings and captions waiting for the next block
         self._drawing_id = 0
         self._bookmark_id = 0
         self._ordered_runs = 0  # numbered list instances (w:num) so far
@@ -232,31 +244,59 @@ class DocxWriter(Writer):
 
     # -- plumbing --------------------------------------------------------------------
     def _emit(self, block: etree._Element | bytes, *, landscape: bool | None = None,
-              width: int = 0) -> None:
+              width: int = 0, with_next: bool = False) -> None:
         """Append a block to the body: after the page break or section break due before it,
         in a landscape section when ``landscape`` (a wide table), with ``width`` the width
-        it was laid out for."""
-        if self.breaks.due():
-            if self.per_page:
-                self._close_section()
-            else:
-                page_break = _el("p")
-                _el("br", _el("r", page_break), type="page")
-                self.body.write(_serialise(page_break))
-        turned = self.page.landscape if landscape is None else landscape
+        it was laid out for.  A block ``with_next`` (a heading, a caption) is held until the
+        next block shows which section it goes in: a landscape table takes it along, so a
+        section break never strands a heading at the foot of the page before its table."""
+        page = self.current.page if self.current is not None else None
+        item = _Block(block if isinstance(block, bytes) else _serialise(block),
+                      self.page.landscape if landscape is None else landscape, width,
+                      self.breaks.due(), page)
+        held = self._held
+        if held and item.page_break:  # what was held stays before the break
+            self._release(None)
+        if with_next:
+            if len(held) == MAX_HELD:
+                self._place(held.pop(0), None)
+            held.append(item)
+            return
+        if held:
+            self._release(item.turned)
+        self._place(item, None)
+
+    def _release(self, turned: bool | None) -> None:
+        """Write the held blocks, into a section turned as ``turned`` (None: their own)."""
+        for item in self._held:
+            self._place(item, turned)
+        self._held.clear()
+
+    def _place(self, item: _Block, turned: bool | None) -> None:
+        """Write a block, turned as ``turned`` (None: as it asked)."""
+        if turned is None:
+            turned = item.turned
+        if item.page_break and self.per_page:
+            self._close_section(item.page)
+        elif item.page_break and turned == self._landscape:
+            page_break = _el("p")
+            _el("br", _el("r", page_break), type="page")
+            self.body.write(_serialise(page_break))
+        # else the section break below starts the page: a page break before it too would
+        # leave an empty page in Word
         if turned != self._landscape:
             if self.body.tell() > self._section_start or (self.toc and not self.sections):
-                self._close_section()
+                self._close_section(item.page)
             self._landscape = turned
-        if self._section_page is None and self.current is not None:
-            self._section_page = self.current.page
-        self._section_width = max(self._section_width, width)
-        self.body.write(block if isinstance(block, bytes) else _serialise(block))
+        if self._section_page is None:
+            self._section_page = item.page
+        self._section_width = max(self._section_width, item.width)
+        self.body.write(item.data)
 
-    def _close_section(self) -> None:
-        """End the section being written here (its properties are put in at the end, when
-        the page size and running heads are known)."""
-        page = self.current.page if self.current is not None else None
+    def _close_section(self, page: int | None) -> None:
+        """End the section being written here, before a block of source page ``page`` (its
+        properties are put in at the end, when the page size and running heads are
+        known)."""
         ends_page = self._section_page is not None and page != self._section_page
         self.sections.append(_Section(self.body.tell(), self._landscape, self._section_width,
                                       self._section_page, self._section_first_of_page))
@@ -314,7 +354,7 @@ class DocxWriter(Writer):
                                          el.page))
         else:
             self._add_runs(p, runs)
-        self._emit(p)
+        self._emit(p, with_next=True)
 
     def narrative_text(self, el: Element) -> None:
         runs = self.runs(el)
@@ -454,7 +494,7 @@ class DocxWriter(Writer):
     def table_caption(self, el: Element) -> None:
         runs = self.line_runs(el)
         if runs:
-            self._emit(self._runs_paragraph("Caption", runs))
+            self._emit(self._runs_paragraph("Caption", runs), with_next=True)
 
 
     # -- tables ----------------------------------------------------------------------
@@ -647,6 +687,7 @@ class DocxWriter(Writer):
     def end(self, info: DocumentInfo) -> None:
         page = document_page(info.pages.values(), info.extra.get("dpi"))
         language = self.language.language(info.metadata)
+        self._release(None)
         self.sections.append(_Section(-1, self._landscape, self._section_width,
                                       self._section_page, self._section_first_of_page))
         properties = self._section_properties(page)  # writes the header and footer parts
