@@ -15,6 +15,7 @@ import docx
 import oracle
 import pytest
 from conftest import LEGACY_RESULTS, SAMPLE, element, envelope, structure
+from docx.enum.section import WD_ORIENT
 from lxml import etree
 from PIL import Image
 
@@ -386,3 +387,54 @@ def test_toc_goes_three_levels_deep(tmp_path, write_json):
     root, _ = document_xml(path)
     instr = "".join(t.text for t in root.iter(f"{W}instrText"))
     assert '\\o "1-3"' in instr  # Word's own update keeps the same depth
+
+
+def blocks_by_section(path):
+    """The body's paragraph texts and tables ("table"), each with the number of its section
+    (a paragraph whose properties hold a ``w:sectPr`` ends one), as Word counts them."""
+    document = docx.Document(path)
+    blocks, section = [], 0
+    for child in document.element.body.iterchildren():
+        if child.tag == f"{W}tbl":
+            blocks.append(("table", section))
+        elif child.tag == f"{W}p":
+            text = "".join(t.text or "" for t in child.iter(f"{W}t"))
+            if text:
+                blocks.append((text, section))
+            if child.find(f"{W}pPr/{W}sectPr") is not None:
+                section += 1
+    return document, blocks
+
+
+@pytest.mark.parametrize("page_breaks", [False, True])
+def test_headings_and_a_caption_go_with_their_table_into_its_landscape_section(
+        tmp_path, write_json, page_breaks):
+    numbers = [f"{c * 1234567891:,}" for c in range(1, 9)]  # too wide for a portrait page
+    cells = [(1, c, 1, 1, f"Column {c}") for c in range(1, 9)] + \
+        [(2, c, 1, 1, n) for c, n in enumerate(numbers, start=1)]
+    doc = envelope([
+        element("a", text="Before, on page one."),
+        element("h1", "Title", "三、会议的表决情况", 2),
+        element("h2", "Title", "1、表决情况", 2, metadata={"category_depth": 1}),
+        element("u", "TableCaption", "单位：股", 2),  # left standing: the next one is the table's
+        element("c", "TableCaption", "表1 表决结果", 2),
+        element("t", "Table", "", 2, table_structure=structure(cells)),
+        element("b", text="After the table.", page=2),
+    ])
+    path = build(write_json(doc), tmp_path, page_breaks=page_breaks)
+    document, blocks = blocks_by_section(path)
+    assert [s.orientation for s in document.sections] == \
+        [WD_ORIENT.PORTRAIT, WD_ORIENT.LANDSCAPE, WD_ORIENT.PORTRAIT]
+    section = dict(blocks)
+    assert [text for text, s in blocks if s == 1] == \
+        ["三、会议的表决情况", "1、表决情况", "单位：股", "表1 表决结果", "table"]
+    assert section["Before, on page one."] == 0 and section["After the table."] == 2
+    assert numbers[-1] in [c.text for c in document.tables[0].rows[1].cells]
+    # the section break starts the new page: a page break before it would leave an empty page
+    body = document.element.body
+    breaks = [p for p in body.iterchildren(f"{W}p") if p.find(f"{W}pPr/{W}sectPr") is not None]
+    for sect_p in breaks:
+        before = sect_p.getprevious()
+        assert before is None or not [b for b in before.iter(f"{W}br")
+                                      if b.get(f"{W}type") == "page"]
+    check_word_rules(path)

@@ -1,7 +1,9 @@
 """DOCX: an editable Word document written as a stream.
 
-Each block (paragraph, table, picture) is built as a small lxml element, serialised, and
-appended to a temporary body file; nothing holds the document tree.  At the end the body is
+Each block (paragraph, picture) is built as a small lxml element, serialised, and appended
+to a temporary body file; nothing holds the document tree.  Tables, whose shape is fixed and
+whose cells are many, are written as text (the bytes lxml would write for the same tree); only
+their cells of inline runs are built as elements.  At the end the body is
 copied into ``word/document.xml`` behind the table of contents (known only once every title
 has been seen) and the package parts are written around it (see ``docx_package``).
 
@@ -82,6 +84,7 @@ CELL_V_MARGIN = 30  # twips above and below a cell's text
 EMU_PER_TWIP = 635
 EMU_PER_PX = 9525  # at 96 dpi
 TOC_LEVELS = 3
+MAX_HELD = 3  # headings and captions held for the block after them (``DocxWriter._emit``)
 WORD_MAX_COLUMNS = 63
 
 # Pillow format -> media part extension Word knows (content types in docx_package.IMAGE_TYPES)
@@ -173,6 +176,16 @@ class _Section:
     first_of_page: bool
 
 
+class _Block(NamedTuple):
+    """A serialised block on its way to the body, and what decides where it goes."""
+
+    data: bytes
+    turned: bool  # in a landscape section
+    width: int  # the width a table was laid out for (0: not a table)
+    page_break: bool  # a page break is due before it
+    page: int | None  # its source page
+
+
 class _TocEntry(NamedTuple):
     """A heading the table of contents lists."""
 
@@ -218,6 +231,7 @@ class DocxWriter(Writer):
         self._section_width = 0
         self._section_page: int | None = None
         self._section_first_of_page = True
+        self._held: list[_Block] = []  # headings and captions waiting for the next block
         self._drawing_id = 0
         self._bookmark_id = 0
         self._ordered_runs = 0  # numbered list instances (w:num) so far
@@ -229,32 +243,60 @@ class DocxWriter(Writer):
         return page.width - 2 * MARGIN
 
     # -- plumbing --------------------------------------------------------------------
-    def _emit(self, block: etree._Element, *, landscape: bool | None = None,
-              width: int = 0) -> None:
+    def _emit(self, block: etree._Element | bytes, *, landscape: bool | None = None,
+              width: int = 0, with_next: bool = False) -> None:
         """Append a block to the body: after the page break or section break due before it,
         in a landscape section when ``landscape`` (a wide table), with ``width`` the width
-        it was laid out for."""
-        if self.breaks.due():
-            if self.per_page:
-                self._close_section()
-            else:
-                page_break = _el("p")
-                _el("br", _el("r", page_break), type="page")
-                self.body.write(_serialise(page_break))
-        turned = self.page.landscape if landscape is None else landscape
+        it was laid out for.  A block ``with_next`` (a heading, a caption) is held until the
+        next block shows which section it goes in: a landscape table takes it along, so a
+        section break never strands a heading at the foot of the page before its table."""
+        page = self.current.page if self.current is not None else None
+        item = _Block(block if isinstance(block, bytes) else _serialise(block),
+                      self.page.landscape if landscape is None else landscape, width,
+                      self.breaks.due(), page)
+        held = self._held
+        if held and item.page_break:  # what was held stays before the break
+            self._release(None)
+        if with_next:
+            if len(held) == MAX_HELD:
+                self._place(held.pop(0), None)
+            held.append(item)
+            return
+        if held:
+            self._release(item.turned)
+        self._place(item, None)
+
+    def _release(self, turned: bool | None) -> None:
+        """Write the held blocks, into a section turned as ``turned`` (None: their own)."""
+        for item in self._held:
+            self._place(item, turned)
+        self._held.clear()
+
+    def _place(self, item: _Block, turned: bool | None) -> None:
+        """Write a block, turned as ``turned`` (None: as it asked)."""
+        if turned is None:
+            turned = item.turned
+        if item.page_break and self.per_page:
+            self._close_section(item.page)
+        elif item.page_break and turned == self._landscape:
+            page_break = _el("p")
+            _el("br", _el("r", page_break), type="page")
+            self.body.write(_serialise(page_break))
+        # else the section break below starts the page: a page break before it too would
+        # leave an empty page in Word
         if turned != self._landscape:
             if self.body.tell() > self._section_start or (self.toc and not self.sections):
-                self._close_section()
+                self._close_section(item.page)
             self._landscape = turned
-        if self._section_page is None and self.current is not None:
-            self._section_page = self.current.page
-        self._section_width = max(self._section_width, width)
-        self.body.write(_serialise(block))
+        if self._section_page is None:
+            self._section_page = item.page
+        self._section_width = max(self._section_width, item.width)
+        self.body.write(item.data)
 
-    def _close_section(self) -> None:
-        """End the section being written here (its properties are put in at the end, when
-        the page size and running heads are known)."""
-        page = self.current.page if self.current is not None else None
+    def _close_section(self, page: int | None) -> None:
+        """End the section being written here, before a block of source page ``page`` (its
+        properties are put in at the end, when the page size and running heads are
+        known)."""
         ends_page = self._section_page is not None and page != self._section_page
         self.sections.append(_Section(self.body.tell(), self._landscape, self._section_width,
                                       self._section_page, self._section_first_of_page))
@@ -312,7 +354,7 @@ class DocxWriter(Writer):
                                          el.page))
         else:
             self._add_runs(p, runs)
-        self._emit(p)
+        self._emit(p, with_next=True)
 
     def narrative_text(self, el: Element) -> None:
         runs = self.runs(el)
@@ -452,7 +494,7 @@ class DocxWriter(Writer):
     def table_caption(self, el: Element) -> None:
         runs = self.line_runs(el)
         if runs:
-            self._emit(self._runs_paragraph("Caption", runs))
+            self._emit(self._runs_paragraph("Caption", runs), with_next=True)
 
 
     # -- tables ----------------------------------------------------------------------
@@ -489,43 +531,61 @@ class DocxWriter(Writer):
         turned = self.page.height - 2 * MARGIN if not self.page.landscape else portrait
         return layout_table(table, portrait, turned, base=BODY_SIZE, floor=TABLE_FLOOR)
 
-    def _table_xml(self, table: Table, layout: TableLayout) -> etree._Element:
+    def _table_xml(self, table: Table, layout: TableLayout) -> bytes:
+        """The ``w:tbl`` of ``table`` set as ``layout`` says, serialised.  Its fixed shape is
+        written as text (what lxml would write, byte for byte: a tree of every cell was most
+        of the writer's time); cells of inline runs are built as elements (``_rich_cell``)."""
         widths = layout.widths
-        tbl = _el("tbl")
-        tblpr = _el("tblPr", tbl)
-        _el("tblStyle", tblpr, val="TableGrid")
-        _el("tblW", tblpr, w=str(sum(widths)), type="dxa")
-        _el("tblLayout", tblpr, type="fixed")
-        margins = _el("tblCellMar", tblpr)
-        for side, size in (("top", CELL_V_MARGIN), ("left", CELL_MARGIN),
-                           ("bottom", CELL_V_MARGIN), ("right", CELL_MARGIN)):
-            _el(side, margins, w=str(size), type="dxa")
-        _el("tblLook", tblpr, val="04A0", firstRow="1", lastRow="0", firstColumn="0",
-            lastColumn="0", noHBand="0", noVBand="1")
-        grid = _el("tblGrid", tbl)
-        for width in widths:
-            _el("gridCol", grid, w=str(width))
-        size = layout.font_size or BODY_SIZE
-        keep = self._kept_rows(table, widths, size)
-        rich = False  # cells of inline runs, whose size is set afterwards
+        size = layout.font_size
+        keep = self._kept_rows(table, widths, size or BODY_SIZE)
+        out = [_table_head(widths)]
+        # the parts every cell of one shape shares, made once per table
+        opening: dict[tuple[int, int, bool, bool], str] = {}
+        continued: dict[tuple[int, int], str] = {}
+        runs = (_run_start(False, size), _run_start(True, size))
+        clean = self.clean
         for r, row in enumerate(table.grid()):
-            tr = etree.SubElement(tbl, _TR)
             header = r < table.header_rows
-            trpr = etree.SubElement(tr, _TR_PR)
-            etree.SubElement(trpr, _CANT_SPLIT)  # a row is never cut by a page break
-            if header:
-                etree.SubElement(trpr, _TBL_HEADER)
+            kept = r in keep
+            out.append(_ROW_HEADER if header else _ROW)
+            p_start = _P_KEPT if kept else "<w:p>"
+            empty_p = _P_KEPT_EMPTY if kept else "<w:p/>"
+            run_start = runs[header]
             for slot in row:
                 if isinstance(slot, Cell):
-                    rich |= self._cell(tr, slot, widths, header, layout.font_size)
+                    key = (slot.col, slot.col_span, slot.row_span > 1, header)
+                    start = opening.get(key)
+                    if start is None:
+                        start = opening[key] = _cell_start(widths, *key)
+                    out.append(start)
+                    if slot._runs is not None:
+                        out.append(self._rich_paragraphs(slot, widths, header, size, kept))
+                        out.append("</w:tc>")
+                        continue
+                    text = clean(slot.text)
+                    if not text:
+                        out.append(empty_p)
+                    for line in text.split("\n") if text else ():
+                        if line:
+                            out.append(p_start)
+                            out.append(run_start)
+                            out.append(_run_text(line))
+                            out.append("</w:r></w:p>")
+                        else:
+                            out.append(empty_p)
+                    out.append("</w:tc>")
                 elif isinstance(slot, Covered) and slot.starts_row_span:
-                    self._continued_cell(tr, slot.anchor, widths)
-            if keep and r in keep:  # the rows of a vertical merge stay on one page
-                for ppr in _paragraph_props(tr):
-                    etree.SubElement(ppr, _KEEP_NEXT)
-        if layout.font_size is not None and rich:
-            _set_font_size(tbl, layout.font_size)
-        return tbl
+                    anchor = slot.anchor
+                    key2 = (anchor.col, anchor.col_span)
+                    start = continued.get(key2)
+                    if start is None:
+                        start = continued[key2] = _continued_start(widths, *key2)
+                    out.append(start)
+                    out.append(empty_p)
+                    out.append("</w:tc>")
+            out.append("</w:tr>")
+        out.append("</w:tbl>")
+        return "".join(out).encode()
 
     def _kept_rows(self, table: Table, widths: list[int], size: int) -> set[int]:
         """Rows kept with the next one: all but the last row of each vertical merge, unless
@@ -553,41 +613,24 @@ class DocxWriter(Writer):
                 keep.update(rows[:-1])
         return keep
 
-    def _cell_props(self, tc: etree._Element, cell: Cell, widths: list[int]
-                    ) -> etree._Element:
-        tcpr = _el("tcPr", tc)
-        span_width = sum(widths[cell.col:cell.col + cell.col_span])
-        _el("tcW", tcpr, w=str(span_width), type="dxa")
-        if cell.col_span > 1:
-            _el("gridSpan", tcpr, val=str(cell.col_span))
-        return tcpr
-
-    def _cell(self, tr: etree._Element, cell: Cell, widths: list[int], header: bool,
-              size: int | None = None) -> bool:
-        """Write a cell; True when it holds inline runs (not yet at ``size``)."""
-        tc = _el("tc", tr)
-        tcpr = self._cell_props(tc, cell, widths)
-        if cell.row_span > 1:
-            _el("vMerge", tcpr, val="restart")
-        if cell.row_span > 1 or header:
-            _el("vAlign", tcpr, val="center")
-        if cell._runs is None:  # plain text: a paragraph a line
-            text = self.clean(cell.text)
-            for line in text.split("\n") if text else [""]:
-                p = _el("p", tc)
-                if line:
-                    _add_text(p, line, bold=header, size=size)
-            return False
+    def _rich_paragraphs(self, cell: Cell, widths: list[int], header: bool,
+                         size: int | None, kept: bool) -> str:
+        """The paragraphs of a cell of inline runs (marks, links, math, pictures),
+        serialised: built as elements, their runs at ``size`` (half-points, None: the
+        body's), kept with the next row when ``kept``."""
+        tc = _el("tc")
         width = sum(widths[cell.col:cell.col + cell.col_span]) - 2 * CELL_MARGIN
         for line in split_lines(self._cleaned(cell.runs)):
             self._add_runs(_el("p", tc), line, bold=header, max_width=width)
-        return True
-
-    def _continued_cell(self, tr: etree._Element, anchor: Cell, widths: list[int]) -> None:
-        tc = _el("tc", tr)
-        tcpr = self._cell_props(tc, anchor, widths)
-        _el("vMerge", tcpr)
-        _el("p", tc)
+        if kept:  # the rows of a vertical merge stay on one page
+            for ppr in _paragraph_props(tc):
+                etree.SubElement(ppr, _KEEP_NEXT)
+        if size is not None:
+            _set_font_size(tc, size)
+        if not len(tc):
+            return ""
+        data = _serialise(tc)
+        return data[data.index(b">") + 1:-len(b"</w:tc>")].decode()
 
     # -- pictures --------------------------------------------------------------------
     def image(self, el: Element) -> None:
@@ -644,6 +687,7 @@ class DocxWriter(Writer):
     def end(self, info: DocumentInfo) -> None:
         page = document_page(info.pages.values(), info.extra.get("dpi"))
         language = self.language.language(info.metadata)
+        self._release(None)
         self.sections.append(_Section(-1, self._landscape, self._section_width,
                                       self._section_page, self._section_first_of_page))
         properties = self._section_properties(page)  # writes the header and footer parts
@@ -839,8 +883,82 @@ def _spacer() -> etree._Element:
     return p
 
 
-_TR, _TR_PR, _CANT_SPLIT, _TBL_HEADER, _KEEP_NEXT = (
-    w(t) for t in ("tr", "trPr", "cantSplit", "tblHeader", "keepNext"))
+_KEEP_NEXT = w("keepNext")
+
+# -- tables as text: exactly what lxml writes for the same elements ----------------------
+# Every row is cantSplit (never cut by a page break); header rows repeat on each page.
+_ROW = "<w:tr><w:trPr><w:cantSplit/></w:trPr>"
+_ROW_HEADER = "<w:tr><w:trPr><w:cantSplit/><w:tblHeader/></w:trPr>"
+_P_KEPT = "<w:p><w:pPr><w:keepNext/></w:pPr>"  # a row of a vertical merge: kept with the next
+_P_KEPT_EMPTY = _P_KEPT + "</w:p>"
+
+
+def _escape(text: str) -> str:
+    """Text content escaped as libxml2 writes it (a carriage return as a reference, so it
+    survives reading back)."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    return text
+
+
+def _run_text(line: str) -> str:
+    """The content of ``_add_text``'s run for one line (no newline): tabs as ``w:tab``,
+    spaces kept."""
+    if "\t" in line:
+        return "<w:tab/>".join(_run_text(piece) if piece else "" for piece in line.split("\t"))
+    if line[0] == " " or line[-1] == " " or "  " in line:
+        return f'<w:t xml:space="preserve">{_escape(line)}</w:t>'
+    return f"<w:t>{_escape(line)}</w:t>"
+
+
+def _run_start(bold: bool, size: int | None) -> str:
+    """A run's start with ``_add_text``'s properties for ``bold`` and ``size``."""
+    if not (bold or size):
+        return "<w:r>"
+    props = "<w:b/>" if bold else ""
+    if size:
+        props += f'<w:sz w:val="{size}"/><w:szCs w:val="{size}"/>'
+    return f"<w:r><w:rPr>{props}</w:rPr>"
+
+
+def _table_head(widths: list[int]) -> str:
+    """``w:tbl``'s start: fixed layout at ``widths``, cell padding, the grid."""
+    margins = "".join(f'<w:{side} w:w="{size}" w:type="dxa"/>' for side, size in (
+        ("top", CELL_V_MARGIN), ("left", CELL_MARGIN), ("bottom", CELL_V_MARGIN),
+        ("right", CELL_MARGIN)))
+    grid = "".join(f'<w:gridCol w:w="{width}"/>' for width in widths)
+    return (f'<w:tbl><w:tblPr><w:tblStyle w:val="TableGrid"/><w:tblW w:w="{sum(widths)}" '
+            f'w:type="dxa"/><w:tblLayout w:type="fixed"/><w:tblCellMar>{margins}'
+            '</w:tblCellMar><w:tblLook w:val="04A0" w:firstRow="1" w:lastRow="0" '
+            'w:firstColumn="0" w:lastColumn="0" w:noHBand="0" w:noVBand="1"/></w:tblPr>'
+            f"<w:tblGrid>{grid}</w:tblGrid>")
+
+
+def _span_props(widths: list[int], col: int, span: int) -> str:
+    props = f'<w:tcW w:w="{sum(widths[col:col + span])}" w:type="dxa"/>'
+    return props + f'<w:gridSpan w:val="{span}"/>' if span > 1 else props
+
+
+def _cell_start(widths: list[int], col: int, span: int, merged: bool, header: bool) -> str:
+    """A cell's start up to its paragraphs: width, column span, the start of a vertical
+    merge (``merged``), centred vertically when merged or a header."""
+    props = _span_props(widths, col, span)
+    if merged:
+        props += '<w:vMerge w:val="restart"/>'
+    if merged or header:
+        props += '<w:vAlign w:val="center"/>'
+    return f"<w:tc><w:tcPr>{props}</w:tcPr>"
+
+
+def _continued_start(widths: list[int], col: int, span: int) -> str:
+    """The start of a cell a vertical merge continues into (from above)."""
+    return f"<w:tc><w:tcPr>{_span_props(widths, col, span)}<w:vMerge/></w:tcPr>"
 
 
 def _paragraph_props(row: etree._Element) -> list[etree._Element]:
