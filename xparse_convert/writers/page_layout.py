@@ -10,12 +10,12 @@ turns into twips.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..model import PageInfo
+from ..patterns import LazyPattern
 from ..tables import Table
 
 TWIPS_PER_INCH = 1440
@@ -108,8 +108,8 @@ def document_page(pages: Iterable[PageInfo], dpi: object = None) -> PageSize:
 # Characters a line may break around: CJK, fullwidth forms, kana, hangul (each its own unit).
 _WIDE = "\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f" \
     "\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
-_TOKEN = re.compile(f"[^\\s{_WIDE}]+")
-_WIDE_CHAR = re.compile(f"[{_WIDE}]")
+_TOKEN = LazyPattern(f"[^\\s{_WIDE}]+")
+_WIDE_CHAR = LazyPattern(f"[{_WIDE}]")
 NARROW = 1.3  # half-ems of a Latin letter or digit, on the generous side: the fallback
 CAPITAL = 0.25  # fonts LibreOffice uses without Calibri (DejaVu Sans) are wider, capitals most
 WIDE = 2.0

@@ -16,13 +16,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..patterns import LazyPattern
+
 PAGE, NUMPAGES = "\0PAGE", "\0NUMPAGES"  # field markers among a line's pieces
 Line = tuple[str, ...]  # text pieces and field markers
 Part = tuple[Line, ...]  # the paragraphs of one header or footer
 
 _NUMBERED = re.compile(r"(?P<pre>[^\d]{0,12}?)(?P<n>\d{1,6})"
                        r"(?:(?P<mid>[^\d]{1,12}?)(?P<total>\d{1,6}))?(?P<post>[^\d]{0,12})")
-_WORDY = re.compile(r"[A-Za-z\u4e00-\u9fff]{2,}")
+_WORDY = LazyPattern(r"[A-Za-z\u4e00-\u9fff]{2,}")
 _PAGE_WORDS = ("page", "第", "页", "頁", "of", "共", "p.")
 
 
