@@ -17,8 +17,6 @@ from array import array
 from itertools import accumulate
 from typing import IO, Any
 
-import orjson
-
 from ..chunking import Chunker, ChunkOptions
 from ..errors import OutputError, UsageError
 from ..json_lines import dumps_line
@@ -57,6 +55,7 @@ _TOP = (("element_id", "element_id"), ("type", "type"), ("sub_type", "sub_type")
 _META = (("parent_id", "parent_id"), ("category_depth", "category_depth"),
          ("is_continuation", "is_continuation"), ("continuation_of", "continuation_of"),
          ("ref_element_id", "ref_element_id"), ("children_ids", "children_ids"))
+_KINDS = dict(ELEMENT_COLUMNS)
 
 
 def _arrow(name: str) -> Any:
@@ -215,6 +214,23 @@ class _Table:
         self.writer.close()
 
 
+def require_pyarrow() -> Any:
+    """pyarrow, imported the way this writer needs it; ``UsageError`` when it is missing.
+
+    Imported here, not with the module: the registry loads every writer class for ``--help``."""
+    # Address space, for --memory-limit (these take effect only when pyarrow is not
+    # imported yet): numpy, which pyarrow imports, reserves buffers per OpenBLAS thread,
+    # and jemalloc reserves arenas; one thread and the system allocator do here.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    try:
+        import pyarrow
+    except ImportError:
+        raise UsageError("--to parquet needs pyarrow: pip install "
+                         "'xparse-convert[parquet]'") from None
+    return pyarrow
+
+
 class ParquetWriter(Writer):
     name = "parquet"
     extension = "elements.parquet"
@@ -227,16 +243,7 @@ class ParquetWriter(Writer):
     )
 
     def begin(self, info: DocumentInfo) -> None:
-        # Address space, for --memory-limit (these take effect only when pyarrow is not
-        # imported yet): numpy, which pyarrow imports, reserves buffers per OpenBLAS thread,
-        # and jemalloc reserves arenas; one thread and the system allocator do here.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise UsageError("--to parquet needs pyarrow: pip install "
-                             "'xparse-convert[parquet]'") from None
+        require_pyarrow()
         if self.context.open_output is None:
             raise OutputError("the parquet writer needs its cells file beside its output")
         self._info = info
@@ -256,25 +263,23 @@ class ParquetWriter(Writer):
 
     # -- elements (every input element, as JSONL has them) ----------------------------------
     def write_raw(self, element: Element) -> None:
-        raw = element.raw
         row = self._context()
         row["_schema_version"] = self._info.schema_version
         row["_index"] = element.index
-        kinds = dict(ELEMENT_COLUMNS)
-        rest = dict(raw)
+        rest = dict(element.raw)
         for column, key in _TOP:
-            if key in rest and _fits(kinds[column], rest[key]):
+            if key in rest and _fits(_KINDS[column], rest[key]):
                 row[column] = rest.pop(key)
         meta = rest.get("metadata")
         if isinstance(meta, dict):
             meta = dict(meta)
             for column, key in _META:
-                if key in meta and _fits(kinds[column], meta[key]):
+                if key in meta and _fits(_KINDS[column], meta[key]):
                     row[column] = meta.pop(key)
             rest["metadata"] = meta
-        text = dumps_line(rest).decode("utf-8")
-        row["raw_json"] = text
-        self._elements.add(row, len(text) + len(row.get("text") or ""))
+        raw_json = dumps_line(rest)  # UTF-8 bytes: the column takes them as they are
+        row["raw_json"] = raw_json
+        self._elements.add(row, len(raw_json) + len(row.get("text") or ""))
 
     # -- the logical document: cells, chunks ------------------------------------------------
     def default(self, element: Element) -> None:
@@ -286,7 +291,7 @@ class ParquetWriter(Writer):
         if table is not None:
             context = self._context()
             for cell in table.cells:
-                raw_json = orjson.dumps(cell.raw).decode() if cell.raw is not None else None
+                raw_json = dumps_line(cell.raw) if cell.raw is not None else None
                 row = dict(context, table_id=el.id, table_index=self._table_index,
                            row=cell.row, col=cell.col, row_span=cell.row_span,
                            col_span=cell.col_span, header=cell.row < table.header_rows,
