@@ -12,9 +12,13 @@ exactly.  Rows are written in row groups as they come (``ROW_GROUP_ROWS`` rows o
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from array import array
-from itertools import accumulate
+from collections.abc import Sequence
+from itertools import accumulate, chain, repeat
+from operator import is_not
 from typing import IO, Any
 
 from ..chunking import Chunker, ChunkOptions
@@ -24,7 +28,7 @@ from ..model import DocumentInfo, Element
 from .base import Option, Writer
 
 ROW_GROUP_ROWS = 4096
-ROW_GROUP_BYTES = 4 << 20  # of text; a row group's peak memory is many times this (measured)
+ROW_GROUP_BYTES = 4 << 20  # of raw_json and text, as buffered (UTF-8), handed to Arrow uncopied
 DICTIONARY_COLUMNS = ("_input", "_file_id", "_file_name", "_schema_version", "type",
                       "sub_type", "parent_id", "table_id", "element_id")
 
@@ -56,6 +60,10 @@ _META = (("parent_id", "parent_id"), ("category_depth", "category_depth"),
          ("is_continuation", "is_continuation"), ("continuation_of", "continuation_of"),
          ("ref_element_id", "ref_element_id"), ("children_ids", "children_ids"))
 _KINDS = dict(ELEMENT_COLUMNS)
+# (key, column type) in column order; the row tuple is built in ELEMENT_COLUMNS's order
+_TOP_KINDS = tuple((key, _KINDS[column]) for column, key in _TOP)
+_META_KINDS = tuple((key, _KINDS[column]) for column, key in _META)
+_TEXT = [column for column, _ in _TOP].index("text")
 
 
 def _arrow(name: str) -> Any:
@@ -89,6 +97,10 @@ def schema(columns: tuple[tuple[str, str], ...]) -> Any:
     return pa.schema([(name, _arrow(kind)) for name, kind in columns])
 
 
+_NUMBERS = {int, float}
+_BELOW_1E300 = (1e300).__gt__
+
+
 def _fits(kind: str, value: Any) -> bool:
     """True when ``value`` goes into a column of ``kind`` unchanged."""
     if kind == "string":
@@ -97,28 +109,32 @@ def _fits(kind: str, value: Any) -> bool:
         return type(value) is int and -(1 << 63) <= value < (1 << 63)
     if kind == "bool":
         return isinstance(value, bool)
-    if kind == "list<double>":
-        return isinstance(value, list) and all(
-            type(v) in (int, float) and abs(v) < 1e300 for v in value)
+    if kind == "list<double>":  # finite numbers below 1e300, not bools (maps: a hot path)
+        return isinstance(value, list) and {*map(type, value)} <= _NUMBERS and all(
+            map(_BELOW_1E300, map(abs, value)))
     if kind == "list<string>":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return False
 
 
-def _validity(values: list[Any]) -> Any:
-    """The validity bitmap of ``values`` (bit i set when values[i] is not None), or None when
-    none is None."""
+# Columns are built with map and join rather than loops: a row group is thousands of values
+_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+
+
+def _bits(flags: bytes) -> Any:
+    """An Arrow bitmap of ``flags`` (one byte 0 or 1 per value), least significant bit first."""
     import pyarrow as pa
 
+    number = int(flags[::-1].translate(_DIGITS) or b"0", 2)
+    return pa.py_buffer(number.to_bytes((len(flags) + 7) // 8, "little"))
+
+
+def _validity(values: Sequence[Any]) -> Any:
+    """The validity bitmap of ``values`` (bit i set when values[i] is not None), or None when
+    none is None."""
     if None not in values:
         return None
-    return pa.py_buffer(_bits([v is not None for v in values]))
-
-
-def _bits(flags: list[bool]) -> bytes:
-    """Flags as an Arrow bitmap: least significant bit first."""
-    number = int("".join("1" if f else "0" for f in reversed(flags)) or "0", 2)
-    return number.to_bytes((len(flags) + 7) // 8, "little")
+    return _bits(bytes(map(is_not, values, repeat(None))))
 
 
 def _offsets(lengths: Any) -> Any:
@@ -129,7 +145,24 @@ def _offsets(lengths: Any) -> Any:
     return pa.py_buffer(offsets)
 
 
-def _array(kind: Any, values: list[Any]) -> Any:
+def _lengths(values: Sequence[Any], valid: Any) -> Any:
+    return map(len, values) if valid is None else (0 if v is None else len(v) for v in values)
+
+
+def _string_data(values: Sequence[Any], valid: Any) -> tuple[Any, bytes]:
+    """Offsets and UTF-8 bytes of a string column (values str or UTF-8 bytes, or None)."""
+    present = values if valid is None else [b"" if v is None else v for v in values]
+    if all(map(bytes.__instancecheck__, present)):  # raw_json
+        return _offsets(map(len, present)), b"".join(present)
+    if all(map(str.__instancecheck__, present)):
+        text = "".join(present)
+        if text.isascii():  # one character, one byte: the lengths are the offsets
+            return _offsets(map(len, present)), text.encode("ascii")
+    data = [v.encode("utf-8") if isinstance(v, str) else v for v in present]
+    return _offsets(map(len, data)), b"".join(data)
+
+
+def _array(kind: Any, values: Sequence[Any]) -> Any:
     """One column of a row group as an Arrow array of type ``kind``, built from its buffers.
 
     Not ``pa.array``: it asks pandas whether each value is array-like, so with pandas installed
@@ -139,32 +172,26 @@ def _array(kind: Any, values: list[Any]) -> Any:
     n = len(values)
     valid = _validity(values)
     if kind == pa.string():
-        data = [v.encode("utf-8") if isinstance(v, str) else v or b"" for v in values]
-        return pa.Array.from_buffers(kind, n, [valid, _offsets(map(len, data)),
-                                               pa.py_buffer(b"".join(data))])
-    if kind == pa.int64():
-        ints = array("q", [0 if v is None else v for v in values])
-        return pa.Array.from_buffers(kind, n, [valid, pa.py_buffer(ints)])
-    if kind == pa.float64():
-        floats = array("d", [0.0 if v is None else v for v in values])
-        return pa.Array.from_buffers(kind, n, [valid, pa.py_buffer(floats)])
+        offsets, data = _string_data(values, valid)
+        return pa.Array.from_buffers(kind, n, [valid, offsets, pa.py_buffer(data)])
+    if kind == pa.int64() or kind == pa.float64():
+        typecode, zero = ("q", 0) if kind == pa.int64() else ("d", 0.0)
+        numbers = array(typecode, values if valid is None else
+                        [zero if v is None else v for v in values])
+        return pa.Array.from_buffers(kind, n, [valid, pa.py_buffer(numbers)])
     if kind == pa.bool_():
-        return pa.Array.from_buffers(kind, n, [valid, pa.py_buffer(_bits([bool(v) for v in
-                                                                          values]))])
+        return pa.Array.from_buffers(kind, n, [valid, _bits(bytes(map(bool, values)))])
     if pa.types.is_map(kind):  # values: lists of (key, item) pairs
-        pairs = [pair for v in values if v is not None for pair in v]
+        pairs = list(chain.from_iterable(filter(None, values)))
         entry_type = pa.struct([kind.key_field, kind.item_field])
         keys = _array(kind.key_type, [k for k, _ in pairs])
         items = _array(kind.item_type, [i for _, i in pairs])
         entry = pa.Array.from_buffers(entry_type, len(pairs), [None], children=[keys, items])
-        return pa.Array.from_buffers(kind, n, [valid, _offsets(len(v) if v is not None else 0
-                                                               for v in values)],
+        return pa.Array.from_buffers(kind, n, [valid, _offsets(_lengths(values, valid))],
                                      children=[entry])
     if pa.types.is_list(kind):
-        flat = [x for v in values if v is not None for x in v]
-        child = _array(kind.value_type, flat)
-        return pa.Array.from_buffers(kind, n, [valid, _offsets(len(v) if v is not None else 0
-                                                               for v in values)],
+        child = _array(kind.value_type, list(chain.from_iterable(filter(None, values))))
+        return pa.Array.from_buffers(kind, n, [valid, _offsets(_lengths(values, valid))],
                                      children=[child])
     if pa.types.is_struct(kind):  # values: dicts
         children = [_array(field.type, [None if v is None else v.get(field.name)
@@ -174,44 +201,72 @@ def _array(kind: Any, values: list[Any]) -> Any:
 
 
 class _Table:
-    """One Parquet file written in row groups."""
+    """One Parquet file written in row groups: rows (tuples in column order) are buffered
+    and turned into columns when the row group is full."""
 
     def __init__(self, out: IO[bytes], columns: tuple[tuple[str, str], ...]) -> None:
         import pyarrow.parquet as pq
 
-        self.columns = columns
         self.schema = schema(columns)
         # dictionaries only for the columns that repeat: a dictionary of raw_json or text
         # values costs memory for every distinct value of a row group
         self.writer = pq.ParquetWriter(out, self.schema, compression="zstd",
                                        use_dictionary=[n for n in DICTIONARY_COLUMNS
                                                        if n in self.schema.names])
-        self.rows: dict[str, list[Any]] = {name: [] for name, _ in columns}
-        self.count = 0
+        self.rows: list[tuple[Any, ...]] = []
         self.bytes = 0
 
-    def add(self, row: dict[str, Any], size: int = 0) -> None:
-        for name, values in self.rows.items():
-            values.append(row.get(name))
-        self.count += 1
+    def add(self, row: tuple[Any, ...], size: int = 0) -> None:
+        self.rows.append(row)
         self.bytes += size
-        if self.count >= ROW_GROUP_ROWS or self.bytes >= ROW_GROUP_BYTES:
+        if len(self.rows) >= ROW_GROUP_ROWS or self.bytes >= ROW_GROUP_BYTES:
             self.flush()
 
     def flush(self) -> None:
         import pyarrow as pa
 
-        if self.count:
-            rows, self.rows = self.rows, {name: [] for name, _ in self.columns}
+        if self.rows:
+            columns = list(zip(*self.rows))
+            self.rows = []
+            self.bytes = 0
             arrays = []
             for field in self.schema:
-                arrays.append(_array(field.type, rows.pop(field.name)))  # let each list go
+                arrays.append(_array(field.type, columns.pop(0)))  # let each column go
             self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-            self.count = self.bytes = 0
 
     def close(self) -> None:
         self.flush()
         self.writer.close()
+
+
+def _compact(data: bytes) -> bytes:
+    """A copy of ``data`` that owns no more memory than its length: a bytes object from orjson
+    keeps a buffer of 16 KB or more whatever its length (4096 buffered raw_json values of
+    2 KB took 64 MB)."""
+    return bytes(memoryview(data))
+
+
+# glibc's malloc raises its mmap threshold to the size of each large mapped block freed (up to
+# 32 MB); after that a row group's buffers (megabytes each, made and freed every row group)
+# come from the heap, where the small objects living between them keep the freed space from
+# going back to the system.  Measured on the 1000-page char-details input: peak RSS grew with
+# the input (176 MB at 1000 pages, 146 at 100).  A fixed threshold (it also stops the
+# adjustment) keeps blocks of a row group's size mapped, returned when freed: 115-125 MB, flat.
+# Not lower: the reader's buffers of about 1 MB, mapped afresh each time, cost 8% more CPU.
+MMAP_THRESHOLD = ROW_GROUP_BYTES // 2
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, <malloc.h>
+
+
+def keep_large_blocks_mapped() -> None:
+    """Fix glibc malloc's mmap threshold at ``MMAP_THRESHOLD`` for this process (see above);
+    nothing elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has it as a stub; others none)
+        return
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def require_pyarrow() -> Any:
@@ -244,6 +299,7 @@ class ParquetWriter(Writer):
 
     def begin(self, info: DocumentInfo) -> None:
         require_pyarrow()
+        keep_large_blocks_mapped()
         if self.context.open_output is None:
             raise OutputError("the parquet writer needs its cells file beside its output")
         self._info = info
@@ -257,29 +313,27 @@ class ParquetWriter(Writer):
             self._chunker = Chunker(ChunkOptions.from_options(self.context.options), info)
         self._table_index = 0
 
-    def _context(self) -> dict[str, Any]:
+    def _context(self) -> tuple[Any, ...]:
         info = self._info
-        return {"_input": info.name, "_file_id": info.file_id, "_file_name": info.filename}
+        return info.name, info.file_id, info.filename
 
     # -- elements (every input element, as JSONL has them) ----------------------------------
     def write_raw(self, element: Element) -> None:
-        row = self._context()
-        row["_schema_version"] = self._info.schema_version
-        row["_index"] = element.index
         rest = dict(element.raw)
-        for column, key in _TOP:
-            if key in rest and _fits(_KINDS[column], rest[key]):
-                row[column] = rest.pop(key)
+        top = [rest.pop(key) if key in rest and _fits(kind, rest[key]) else None
+               for key, kind in _TOP_KINDS]
         meta = rest.get("metadata")
         if isinstance(meta, dict):
             meta = dict(meta)
-            for column, key in _META:
-                if key in meta and _fits(_KINDS[column], meta[key]):
-                    row[column] = meta.pop(key)
+            lifted = [meta.pop(key) if key in meta and _fits(kind, meta[key]) else None
+                      for key, kind in _META_KINDS]
             rest["metadata"] = meta
-        raw_json = dumps_line(rest)  # UTF-8 bytes: the column takes them as they are
-        row["raw_json"] = raw_json
-        self._elements.add(row, len(raw_json) + len(row.get("text") or ""))
+        else:
+            lifted = [None] * len(_META_KINDS)
+        raw_json = _compact(dumps_line(rest))  # UTF-8 bytes: the column takes them as they are
+        text = top[_TEXT]
+        self._elements.add((*self._context(), self._info.schema_version, element.index, *top,
+                            *lifted, raw_json), len(raw_json) + len(text or ""))
 
     # -- the logical document: cells, chunks ------------------------------------------------
     def default(self, element: Element) -> None:
@@ -290,17 +344,15 @@ class ParquetWriter(Writer):
         table = el.table
         if table is not None:
             context = self._context()
+            header_rows, pages, owners = table.header_rows, table.row_pages, table.row_element_ids
             for cell in table.cells:
-                raw_json = dumps_line(cell.raw) if cell.raw is not None else None
-                row = dict(context, table_id=el.id, table_index=self._table_index,
-                           row=cell.row, col=cell.col, row_span=cell.row_span,
-                           col_span=cell.col_span, header=cell.row < table.header_rows,
-                           text=cell.text, raw_json=raw_json,
-                           page=table.row_pages[cell.row]
-                           if cell.row < len(table.row_pages) else None,
-                           element_id=table.row_element_ids[cell.row]
-                           if cell.row < len(table.row_element_ids) else None)
-                self._cells.add(row, len(cell.text) + len(raw_json or ""))
+                raw_json = _compact(dumps_line(cell.raw)) if cell.raw is not None else None
+                row = cell.row
+                self._cells.add((*context, el.id, self._table_index, row, cell.col,
+                                 cell.row_span, cell.col_span, row < header_rows, cell.text,
+                                 pages[row] if row < len(pages) else None,
+                                 owners[row] if row < len(owners) else None, raw_json),
+                                len(cell.text) + len(raw_json or b""))
             self._table_index += 1
         self.default(el)
 
@@ -312,7 +364,8 @@ class ParquetWriter(Writer):
             row["boxes"] = [dict(box, coordinates=box["coordinates"]
                                  if _fits("list<double>", box["coordinates"]) else None)
                             for box in record["boxes"]]
-            self._chunks.add(row, len(record["text"]))
+            self._chunks.add(tuple(row.get(name) for name, _ in CHUNK_COLUMNS),
+                             len(record["text"]))
 
     def end(self, info: DocumentInfo) -> None:
         if self._chunker is not None:
