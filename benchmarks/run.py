@@ -278,9 +278,11 @@ def worker(task: str, path: str, out_dir: str) -> int:
         # baselines' libraries do
         for name in task.split("+"):
             get(name)
-            if name in WRITER_IMPORTS:
+            if name in WRITER_IMPORTS:  # (an older package in --compare may lack it)
                 module, _, function = WRITER_IMPORTS[name].partition(":")
-                getattr(importlib.import_module(module), function)()
+                load = getattr(importlib.import_module(module), function, None)
+                if load is not None:
+                    load()
 
         def work(p: str, o: str) -> dict[str, Any]:
             return task_convert(task, p, o)

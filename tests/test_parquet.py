@@ -139,3 +139,5 @@ def test_a_failed_conversion_leaves_no_parquet_file(tmp_path, write_json):
                  check=False)
     assert result.returncode == 1
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert result.stderr.strip().splitlines() == [
+        f"xparse-convert: error: {bad}: byte 68: the JSON ends too early (truncated file?)"]

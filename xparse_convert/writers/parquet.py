@@ -241,6 +241,18 @@ class _Table:
         self.flush()
         self.writer.close()
 
+    def abandon(self) -> None:
+        """Close without flushing, never raising: the file is being deleted.  Otherwise the
+        garbage collector closes pyarrow's writer later, into a closed file, and prints the
+        error as a traceback."""
+        self.rows = []
+        try:
+            self.writer.close()
+        except Exception:  # the error that failed the conversion may be this file's own
+            pass
+        finally:
+            self.writer.is_open = False
+
 
 def _compact(data: bytes) -> bytes:
     """A copy of ``data`` that owns no more memory than its length: a bytes object from orjson
@@ -396,3 +408,9 @@ class ParquetWriter(Writer):
         self._cells.close()
         if self._chunks is not None:
             self._chunks.close()
+
+    def abort(self) -> None:
+        for name in ("_elements", "_cells", "_chunks"):  # begin may have failed midway
+            table = getattr(self, name, None)
+            if table is not None:
+                table.abandon()
