@@ -159,7 +159,9 @@ def _string_data(values: Sequence[Any], valid: Any) -> tuple[Any, bytes]:
         text = "".join(present)
         if text.isascii():  # one character, one byte: the lengths are the offsets
             return _offsets(map(len, present)), text.encode("ascii")
-    data = [v.encode("utf-8") if isinstance(v, str) else v for v in present]
+        data = list(map(str.encode, present))
+    else:
+        data = [v.encode("utf-8") if isinstance(v, str) else v for v in present]
     return _offsets(map(len, data)), b"".join(data)
 
 
