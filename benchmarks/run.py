@@ -71,8 +71,6 @@ TARGET_FLOOR_RATIO = 1.5
 # Peak RSS < TARGET_RSS_MB at TARGET_PAGES: format -> the variants it is checked on (None: all).
 RSS_TARGETS: dict[str, tuple[str, ...] | None] = {
     "jsonl": ("char_details",),
-    "chunks": ("char_details",),
-    "parquet": ("char_details",),
     "docx": None,
     "xlsx": None,
 }
@@ -88,6 +86,12 @@ SPEEDUP_TARGETS: dict[str, tuple[float, tuple[str, ...]]] = {
     "docx": (10.0, ("plain", "images")),
     "xlsx": (2.0, ("plain",)),
 }
+# The data formats against the JSONL writer, on the same input in the same interleaved run (the
+# ratio survives the machine's drift, absolute times do not): at TARGET_PAGES, on each variant,
+# wall time at most this times jsonl's, peak RSS at most DATA_RSS_MB.
+DATA_VARIANTS = ("plain", "char_details")
+DATA_RSS_MB = 150.0
+DATA_TARGETS: dict[str, float] = {"chunks": 1.5, "parquet": 1.5}
 FLAT_TOLERANCE = 1.25  # "flat": peak RSS at the largest input at most this times the smallest
 
 
@@ -213,6 +217,12 @@ BASELINE_IMPORTS: dict[str, tuple[str, ...]] = {
     "docx": ("docx", "docx.shared"),
     "xlsx": ("openpyxl",),
 }
+# A writer that imports its library when its conversion begins (not with its module, which
+# ``--help`` loads): format -> "module:function" that imports it the writer's way, called before
+# the clock starts, as the baselines' libraries are imported.
+WRITER_IMPORTS: dict[str, str] = {
+    "parquet": "xparse_convert.writers.parquet:require_pyarrow",
+}
 
 
 def task_convert(fmt: str, path: str, out_dir: str) -> dict[str, Any]:
@@ -268,14 +278,21 @@ def worker(task: str, path: str, out_dir: str) -> int:
         # baselines' libraries do
         for name in task.split("+"):
             get(name)
+            if name in WRITER_IMPORTS:  # (an older package in --compare may lack it)
+                module, _, function = WRITER_IMPORTS[name].partition(":")
+                load = getattr(importlib.import_module(module), function, None)
+                if load is not None:
+                    load()
 
         def work(p: str, o: str) -> dict[str, Any]:
             return task_convert(task, p, o)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     facts = work(path, out_dir)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started  # every thread of the process
     peak_kb, peak_source = _peak_rss_kb()
-    result = {"seconds": seconds, "peak_rss_kb": peak_kb, "peak_rss_source": peak_source,
+    result = {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_kb": peak_kb,
+              "peak_rss_source": peak_source,
               "output_bytes": _dir_bytes(out_dir), **facts}
     sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
     return 0
@@ -335,6 +352,12 @@ class Row:
     def wall_is_lower_bound(self) -> bool:
         """Whether timed-out runs reach the median: the true median is then larger."""
         return _median_bound(self._walls())[1]
+
+    @property
+    def cpu(self) -> float | None:
+        """Median CPU seconds (user + system, all threads) of the finished runs."""
+        values = [r["cpu_seconds"] for r in self._ok() if "cpu_seconds" in r]
+        return statistics.median(values) if values else None
 
     @property
     def rss_mb(self) -> float | None:
@@ -650,7 +673,7 @@ def ratios(rows: Sequence[Row]) -> dict[int, tuple[Ratio, Ratio]]:
 
 def results_table(rows: Sequence[Row]) -> str:
     """The main table."""
-    headers = ["input", "variant", "pages", "input MB", "task", "wall s", "peak RSS MB",
+    headers = ["input", "variant", "pages", "input MB", "task", "wall s", "cpu s", "peak RSS MB",
                "MB/s", "pages/s", "x floor", "x naive"]
     rat = ratios(rows)
     lines = []
@@ -660,7 +683,7 @@ def results_table(rows: Sequence[Row]) -> str:
         slow = ">" if row.wall_is_lower_bound else ""
         lines.append([
             row.input, row.variant, str(row.pages), f"{row.input_bytes / 1e6:.1f}", row.task,
-            "ERROR" if failed else _fmt(row.wall, 2, slow),
+            "ERROR" if failed else _fmt(row.wall, 2, slow), _fmt(row.cpu, 2),
             _fmt(row.rss_mb, 1, ">" if row.rss_is_lower_bound else ""),
             _fmt(row.mb_per_s, 1, "<" if slow else ""),
             _fmt(row.pages_per_s, 1, "<" if slow else ""),
@@ -762,6 +785,33 @@ def target_lines(rows: Sequence[Row], flat: dict[str, dict[str, float | None]]) 
         if row.rss_mb is not None:
             out.append(f"{_verdict(row.rss_mb <= SKIP_RSS_MB)}  {where}: peak RSS "
                        f"{row.rss_mb:.1f} MB (target <= {SKIP_RSS_MB:.0f} MB)")
+    # The data formats against the JSONL writer on the same input.
+    for fmt, limit in DATA_TARGETS.items():
+        for variant in DATA_VARIANTS:
+            row = by_key.get((fmt, variant, TARGET_PAGES))
+            if row is None:
+                continue
+            where = f"{fmt} {TARGET_PAGES}p {variant}"
+            jsonl = by_key.get(("jsonl", variant, TARGET_PAGES))
+            if jsonl is None:
+                out.append(f"OPEN  {where}: jsonl not measured (target wall <= {limit}x jsonl)")
+            else:
+                to_jsonl, mark = _ratio(row, jsonl)
+                ok = None if to_jsonl is None else to_jsonl <= limit
+                if mark == "?" or (mark == "<" and not ok) or (mark == ">" and ok):
+                    ok = None
+                out.append(f"{_verdict(ok)}  {where}: wall {_fmt(to_jsonl, 2, mark)}x jsonl "
+                           f"(target <= {limit}x)")
+            if row.rss_mb is None:
+                out.append(f"FAIL  {where}: no finished run (target peak RSS <= "
+                           f"{DATA_RSS_MB:.0f} MB)")
+                continue
+            ok = row.rss_mb <= DATA_RSS_MB
+            if row.rss_is_lower_bound and ok:
+                ok = None
+            out.append(f"{_verdict(ok)}  {where}: peak RSS "
+                       f"{'>' if row.rss_is_lower_bound else ''}{row.rss_mb:.1f} MB "
+                       f"(target <= {DATA_RSS_MB:.0f} MB)")
     # Speed-ups over each format's own baseline, every page count.
     for fmt, (factor, variants) in SPEEDUP_TARGETS.items():
         for pages in sorted({r.pages for r in rows}):
@@ -1007,7 +1057,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "results": [
                 {**asdict(row), "wall_s": row.wall,
                  "wall_is_lower_bound": row.wall_is_lower_bound,
-                 "peak_rss_mb": row.rss_mb, "peak_rss_is_lower_bound": row.rss_is_lower_bound,
+                 "cpu_s": row.cpu, "peak_rss_mb": row.rss_mb,
+                 "peak_rss_is_lower_bound": row.rss_is_lower_bound,
                  "mb_per_s": row.mb_per_s, "pages_per_s": row.pages_per_s,
                  "ratio_to_floor": rat[id(row)][0][0],
                  "ratio_to_floor_bound": rat[id(row)][0][1],

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
 
 import oracle
 import pytest
-from conftest import SAMPLE, element, envelope
+from conftest import ROOT, SAMPLE, element, envelope
 
 from xparse_convert import convert
 
@@ -108,11 +109,28 @@ def test_a_folder_of_twenty_results_reads_as_one_dataset(tmp_path):
     assert cells.num_rows == 0 and cells.schema == pw.schema(pw.CELL_COLUMNS)
 
 
-def test_parquet_under_its_documented_memory_limit(tmp_path):
-    result = cli(SAMPLE, "--to", "parquet", "--parquet-chunks", "-o", tmp_path, "-q",
-                 "--memory-limit", "512")
-    assert result.returncode == 0
-    assert pq.read_table(tmp_path / "report.chunks.parquet").num_rows > 0
+@pytest.fixture(scope="module")
+def char_details_result(tmp_path_factory):
+    """A generated 20-page result with char_details (16 MB): raw_json values of tens of KB,
+    several row groups of them."""
+    path = tmp_path_factory.mktemp("gen") / "cd.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--pages", "20",
+                    "--char-details", "-o", str(path)], check=True, timeout=60)
+    return path
+
+
+def test_parquet_under_its_documented_memory_limit(tmp_path, char_details_result):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    limit = re.search(r"Under `--memory-limit` it needs at least (\d+) MB", readme)
+    assert limit is not None, "the README no longer states Parquet's minimum"
+    cli(char_details_result, "--to", "parquet", "--parquet-chunks", "-o", tmp_path, "-q",
+        "--memory-limit", limit.group(1))
+    elements = pq.ParquetFile(tmp_path / "cd.elements.parquet")
+    assert elements.metadata.num_row_groups > 1
+    source = json.loads(char_details_result.read_bytes())["data"]["elements"]
+    assert elements.metadata.num_rows == len(source)
+    assert '"char_details"' in elements.read_row_group(0).column("raw_json")[0].as_py()
+    assert pq.read_table(tmp_path / "cd.chunks.parquet").num_rows > 0
 
 
 def test_a_failed_conversion_leaves_no_parquet_file(tmp_path, write_json):
@@ -121,3 +139,5 @@ def test_a_failed_conversion_leaves_no_parquet_file(tmp_path, write_json):
                  check=False)
     assert result.returncode == 1
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert result.stderr.strip().splitlines() == [
+        f"xparse-convert: error: {bad}: byte 68: the JSON ends too early (truncated file?)"]

@@ -167,7 +167,8 @@ class _Unit:
     that element's text lies in it (``segments``: element, start, end, start in the element's
     own text or None for re-rendered table rows)."""
 
-    __slots__ = ("kind", "text", "segments", "level", "tables", "alone", "page", "extra")
+    __slots__ = ("kind", "text", "segments", "level", "tables", "alone", "page", "last_page",
+                 "extra")
 
     def __init__(self, kind: str, text: str, segments: list[tuple[Element, int, int, int | None]],
                  *, level: int | None = None, tables: list[dict[str, Any]] | None = None,
@@ -181,6 +182,7 @@ class _Unit:
         self.extra: list[Element] = []  # held without text of its own (a picture without OCR)
         pages = [s[0].page for s in segments if s[0].page is not None]
         self.page = min(pages) if pages else None
+        self.last_page = max(pages) if pages else None
 
 
 class _Piece:
@@ -381,15 +383,18 @@ class Chunker:
     def _append(self, piece: _Piece) -> None:
         if not self.pieces:
             piece.glue = ""
+            self.measure = 0
         self.pieces.append(piece)
-        self.measure = len(self._text()) if self.chars else self.count(self._text())
+        if self.chars:  # characters add up; tokens across a join need a recount
+            self.measure += len(piece.glue) + piece.end - piece.start
+        else:
+            self.measure = self.count(self._text())
         if not piece.overlap and piece.unit.level is None:
             if not self.has_body:
                 self.headings = [text for _, text in self.path]
             self.has_body = True
-        pages = [s[0].page for s in piece.unit.segments if s[0].page is not None]
-        if pages:
-            self.last_page = max(pages)
+        if piece.unit.last_page is not None:
+            self.last_page = piece.unit.last_page
 
     def _drop_overlap(self) -> None:
         """A unit about to be split overlaps within itself instead."""
@@ -459,28 +464,30 @@ class Chunker:
         offset = 0
         overlap = 0
         for piece in pieces:
-            parts.append(piece.glue)
-            offset += len(piece.glue)
-            if piece.overlap:
-                overlap = offset + piece.end - piece.start
+            start, end, over = piece.start, piece.end, piece.overlap
+            if piece.glue:
+                parts.append(piece.glue)
+                offset += len(piece.glue)
+            if over:
+                overlap = offset + end - start
+            shift = offset - start  # from the unit's text to the chunk's
             for el, s, e, own in piece.unit.segments:
-                lo, hi = max(s, piece.start), min(e, piece.end)
+                lo = s if s > start else start
+                hi = e if e < end else end
                 if lo >= hi:
                     continue
                 spans.append({
-                    "element_id": el.id, "start": offset + lo - piece.start,
-                    "end": offset + hi - piece.start,
-                    "element_start": None if own is None else own + lo - s,
-                    "overlap": piece.overlap,
+                    "element_id": el.id, "start": shift + lo, "end": shift + hi,
+                    "element_start": None if own is None else own + lo - s, "overlap": over,
                 })
-                if not piece.overlap:
-                    ids.setdefault(el.id, el)
-            if not piece.overlap:
+                if not over and el.id not in ids:
+                    ids[el.id] = el
+            if not over:
                 tables.extend(piece.unit.tables)
                 for el in piece.unit.extra:
                     ids.setdefault(el.id, el)
-            parts.append(piece.text)
-            offset += piece.end - piece.start
+            parts.append(piece.unit.text[start:end])
+            offset += end - start
         text = "".join(parts)
         if find_bad(text) is not None:
             text = clean_text(text)
@@ -527,6 +534,12 @@ def _own_text(el: Element) -> list[tuple[Element, str, str, int]]:
 def _text_unit(el: Element | None, kind: str) -> _Unit | None:
     if el is None:
         return None
+    if not el.parts:  # the common case of _joined_unit: one element, one fragment
+        text = el.text
+        body = text.strip()
+        if not body:
+            return None
+        return _Unit(kind, body, [(el, 0, len(body), len(text) - len(text.lstrip()))])
     return (_joined_unit(kind, [el]) or [None])[0]
 
 
@@ -649,6 +662,11 @@ class _TableText:
         self.by_row: list[list[Cell]] = list(table.rows()) if fmt == "html" else []
         self.grid = table.text_grid() if fmt == "markdown" else []
         self.tall = [c for c in table.cells if c.row_span > 1] if fmt == "html" else []
+        # an HTML row's line changes with the part's end only where a cell of it reaches past
+        # that end: the row below its lowest cell
+        self.reach = [max((c.row + c.row_span for c in cells), default=row + 1)
+                      for row, cells in enumerate(self.by_row)]
+        self._lines: dict[tuple[int, int], str] = {}  # (row, end that matters) -> line
         self._sizes: dict[int, int] = {}
         self._fixed: int | None = None
 
@@ -656,28 +674,44 @@ class _TableText:
         return "| " + " | ".join(_md_cell(t) for t in self.grid[row]) + " |"
 
     def _html_line(self, row: int, start: int, stop: int, header: bool) -> str:
-        cells = list(self.by_row[row])
+        cells = self.by_row[row]
         if row == start and not header:
             # a cell spanning down into this part from a row before it shows here again
-            cells += [c for c in self.tall if c.row < start and c.row >= self.h
-                      and c.row + c.row_span > start]
-            cells.sort(key=lambda c: c.col)
+            cells = sorted([*cells, *(c for c in self.tall if c.row < start and c.row >= self.h
+                                      and c.row + c.row_span > start)], key=lambda c: c.col)
         tag = "th" if header else "td"
         out = ["<tr>"]
         for cell in cells:
-            top = max(cell.row, start)
-            span = min(cell.row + cell.row_span, stop) - top
-            attrs = (f' rowspan="{span}"' if span > 1 else "") + (
-                f' colspan="{cell.col_span}"' if cell.col_span > 1 else "")
-            out.append(f"<{tag}{attrs}>{html.escape(cell.text, quote=False)}</{tag}>")
+            attrs = ""
+            if cell.row_span > 1:  # a span of one stays one in any part
+                span = min(cell.row + cell.row_span, stop) - max(cell.row, start)
+                if span > 1:
+                    attrs = f' rowspan="{span}"'
+            if cell.col_span > 1:
+                attrs += f' colspan="{cell.col_span}"'
+            text = cell.text
+            if "&" in text or "<" in text or ">" in text:
+                text = html.escape(text, quote=False)
+            out.append(f"<{tag}{attrs}>{text}</{tag}>")
         out.append("</tr>")
         return "".join(out)
 
     def _line(self, row: int, start: int, stop: int) -> str:
-        if self.fmt == "markdown":
-            return self._md_line(row)
+        """A row's line in the part ``start:stop``; a table split in parts asks for most rows
+        several times (sizes, then the part), so lines are kept."""
         header = row < self.h
-        return self._html_line(row, 0 if header else start, self.h if header else stop, header)
+        if self.fmt == "html" and row == start and not header:
+            return self._html_line(row, start, stop, False)  # with the cells from above
+        key = (row, 0 if self.fmt == "markdown" or header else min(stop, self.reach[row]))
+        line = self._lines.get(key)
+        if line is None:
+            if self.fmt == "markdown":
+                line = self._md_line(row)
+            else:
+                line = self._html_line(row, 0 if header else start, self.h if header else stop,
+                                       header)
+            self._lines[key] = line
+        return line
 
     def fixed_size(self, count: Counter, start: int) -> int:
         """Size of the header lines and the wrapping of a part."""

@@ -12,10 +12,15 @@ exactly.  Rows are written in row groups as they come (``ROW_GROUP_ROWS`` rows o
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
+import sys
+from array import array
+from collections.abc import Sequence
+from itertools import accumulate, chain, repeat
+from operator import is_not
 from typing import IO, Any
-
-import orjson
 
 from ..chunking import Chunker, ChunkOptions
 from ..errors import OutputError, UsageError
@@ -24,7 +29,7 @@ from ..model import DocumentInfo, Element
 from .base import Option, Writer
 
 ROW_GROUP_ROWS = 4096
-ROW_GROUP_BYTES = 4 << 20  # of text; a row group's peak memory is many times this (measured)
+ROW_GROUP_BYTES = 4 << 20  # of raw_json and text, as buffered (UTF-8), handed to Arrow uncopied
 DICTIONARY_COLUMNS = ("_input", "_file_id", "_file_name", "_schema_version", "type",
                       "sub_type", "parent_id", "table_id", "element_id")
 
@@ -55,6 +60,11 @@ _TOP = (("element_id", "element_id"), ("type", "type"), ("sub_type", "sub_type")
 _META = (("parent_id", "parent_id"), ("category_depth", "category_depth"),
          ("is_continuation", "is_continuation"), ("continuation_of", "continuation_of"),
          ("ref_element_id", "ref_element_id"), ("children_ids", "children_ids"))
+_KINDS = dict(ELEMENT_COLUMNS)
+# (key, column type) in column order; the row tuple is built in ELEMENT_COLUMNS's order
+_TOP_KINDS = tuple((key, _KINDS[column]) for column, key in _TOP)
+_META_KINDS = tuple((key, _KINDS[column]) for column, key in _META)
+_TEXT = [column for column, _ in _TOP].index("text")
 
 
 def _arrow(name: str) -> Any:
@@ -88,6 +98,10 @@ def schema(columns: tuple[tuple[str, str], ...]) -> Any:
     return pa.schema([(name, _arrow(kind)) for name, kind in columns])
 
 
+_NUMBERS = {int, float}
+_BELOW_1E300 = (1e300).__gt__
+
+
 def _fits(kind: str, value: Any) -> bool:
     """True when ``value`` goes into a column of ``kind`` unchanged."""
     if kind == "string":
@@ -96,50 +110,216 @@ def _fits(kind: str, value: Any) -> bool:
         return type(value) is int and -(1 << 63) <= value < (1 << 63)
     if kind == "bool":
         return isinstance(value, bool)
-    if kind == "list<double>":
-        return isinstance(value, list) and all(
-            type(v) in (int, float) and abs(v) < 1e300 for v in value)
+    if kind == "list<double>":  # finite numbers below 1e300, not bools (maps: a hot path)
+        return isinstance(value, list) and {*map(type, value)} <= _NUMBERS and all(
+            map(_BELOW_1E300, map(abs, value)))
     if kind == "list<string>":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return False
 
 
+# Columns are built with map and join rather than loops: a row group is thousands of values
+_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+
+
+def _bits(flags: bytes) -> Any:
+    """An Arrow bitmap of ``flags`` (one byte 0 or 1 per value), least significant bit first."""
+    import pyarrow as pa
+
+    number = int(flags[::-1].translate(_DIGITS) or b"0", 2)
+    return pa.py_buffer(number.to_bytes((len(flags) + 7) // 8, "little"))
+
+
+def _validity(values: Sequence[Any]) -> Any:
+    """The validity bitmap of ``values`` (bit i set when values[i] is not None), or None when
+    none is None."""
+    if None not in values:
+        return None
+    return _bits(bytes(map(is_not, values, repeat(None))))
+
+
+def _offsets(lengths: Any) -> Any:
+    """An Arrow offsets buffer (int32) of consecutive lengths."""
+    import pyarrow as pa
+
+    offsets = array("i", accumulate(lengths, initial=0))  # OverflowError past 2 GiB
+    return pa.py_buffer(offsets)
+
+
+def _lengths(values: Sequence[Any], valid: Any) -> Any:
+    return map(len, values) if valid is None else (0 if v is None else len(v) for v in values)
+
+
+def _string_data(values: Sequence[Any], valid: Any) -> tuple[Any, bytes]:
+    """Offsets and UTF-8 bytes of a string column (values str or UTF-8 bytes, or None)."""
+    present = values if valid is None else [b"" if v is None else v for v in values]
+    if all(map(bytes.__instancecheck__, present)):  # raw_json
+        return _offsets(map(len, present)), b"".join(present)
+    if all(map(str.__instancecheck__, present)):
+        text = "".join(present)
+        if text.isascii():  # one character, one byte: the lengths are the offsets
+            return _offsets(map(len, present)), text.encode("ascii")
+        data = list(map(str.encode, present))
+    else:
+        data = [v.encode("utf-8") if isinstance(v, str) else v for v in present]
+    return _offsets(map(len, data)), b"".join(data)
+
+
+def _array(kind: Any, values: Sequence[Any]) -> Any:
+    """One column of a row group as an Arrow array of type ``kind``, built from its buffers.
+
+    Not ``pa.array``: it asks pandas whether each value is array-like, so with pandas installed
+    the first call imports it (about 50 MB and 0.4 s here) for values that never are."""
+    import pyarrow as pa
+
+    n = len(values)
+    valid = _validity(values)
+    if kind == pa.string():
+        offsets, data = _string_data(values, valid)
+        return pa.Array.from_buffers(kind, n, [valid, offsets, pa.py_buffer(data)])
+    if kind == pa.int64() or kind == pa.float64():
+        typecode, zero = ("q", 0) if kind == pa.int64() else ("d", 0.0)
+        numbers = array(typecode, values if valid is None else
+                        [zero if v is None else v for v in values])
+        return pa.Array.from_buffers(kind, n, [valid, pa.py_buffer(numbers)])
+    if kind == pa.bool_():
+        return pa.Array.from_buffers(kind, n, [valid, _bits(bytes(map(bool, values)))])
+    if pa.types.is_map(kind):  # values: lists of (key, item) pairs
+        pairs = list(chain.from_iterable(filter(None, values)))
+        entry_type = pa.struct([kind.key_field, kind.item_field])
+        keys = _array(kind.key_type, [k for k, _ in pairs])
+        items = _array(kind.item_type, [i for _, i in pairs])
+        entry = pa.Array.from_buffers(entry_type, len(pairs), [None], children=[keys, items])
+        return pa.Array.from_buffers(kind, n, [valid, _offsets(_lengths(values, valid))],
+                                     children=[entry])
+    if pa.types.is_list(kind):
+        child = _array(kind.value_type, list(chain.from_iterable(filter(None, values))))
+        return pa.Array.from_buffers(kind, n, [valid, _offsets(_lengths(values, valid))],
+                                     children=[child])
+    if pa.types.is_struct(kind):  # values: dicts
+        children = [_array(field.type, [None if v is None else v.get(field.name)
+                                        for v in values]) for field in kind]
+        return pa.Array.from_buffers(kind, n, [valid], children=children)
+    raise ValueError(f"no Arrow builder for {kind}")
+
+
 class _Table:
-    """One Parquet file written in row groups."""
+    """One Parquet file written in row groups: rows (tuples in column order) are buffered
+    and turned into columns when the row group is full."""
 
     def __init__(self, out: IO[bytes], columns: tuple[tuple[str, str], ...]) -> None:
         import pyarrow.parquet as pq
 
-        self.columns = columns
         self.schema = schema(columns)
         # dictionaries only for the columns that repeat: a dictionary of raw_json or text
         # values costs memory for every distinct value of a row group
         self.writer = pq.ParquetWriter(out, self.schema, compression="zstd",
                                        use_dictionary=[n for n in DICTIONARY_COLUMNS
                                                        if n in self.schema.names])
-        self.rows: dict[str, list[Any]] = {name: [] for name, _ in columns}
-        self.count = 0
+        self.rows: list[tuple[Any, ...]] = []
         self.bytes = 0
 
-    def add(self, row: dict[str, Any], size: int = 0) -> None:
-        for name, values in self.rows.items():
-            values.append(row.get(name))
-        self.count += 1
+    def add(self, row: tuple[Any, ...], size: int = 0) -> None:
+        self.rows.append(row)
         self.bytes += size
-        if self.count >= ROW_GROUP_ROWS or self.bytes >= ROW_GROUP_BYTES:
+        if len(self.rows) >= ROW_GROUP_ROWS or self.bytes >= ROW_GROUP_BYTES:
             self.flush()
 
     def flush(self) -> None:
         import pyarrow as pa
 
-        if self.count:
-            self.writer.write_table(pa.Table.from_pydict(self.rows, schema=self.schema))
-            self.rows = {name: [] for name, _ in self.columns}
-            self.count = self.bytes = 0
+        if self.rows:
+            columns = list(zip(*self.rows))
+            self.rows = []
+            self.bytes = 0
+            arrays = []
+            for field in self.schema:
+                arrays.append(_array(field.type, columns.pop(0)))  # let each column go
+            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+            del arrays
+            release_free_memory()
 
     def close(self) -> None:
         self.flush()
         self.writer.close()
+
+    def abandon(self) -> None:
+        """Close without flushing, never raising: the file is being deleted.  Otherwise the
+        garbage collector closes pyarrow's writer later, into a closed file, and prints the
+        error as a traceback."""
+        self.rows = []
+        try:
+            self.writer.close()
+        except Exception:  # the error that failed the conversion may be this file's own
+            pass
+        finally:
+            self.writer.is_open = False
+
+
+def _compact(data: bytes) -> bytes:
+    """A copy of ``data`` that owns no more memory than its length: a bytes object from orjson
+    keeps a buffer of 16 KB or more whatever its length (4096 buffered raw_json values of
+    2 KB took 64 MB)."""
+    return bytes(memoryview(data))
+
+
+# glibc's malloc raises its mmap threshold to the size of each large mapped block freed (up to
+# 32 MB); after that a row group's buffers (megabytes each, made and freed every row group)
+# come from the heap, where the small objects living between them keep the freed space from
+# going back to the system.  Measured on the 1000-page char-details input: peak RSS grew with
+# the input (176 MB at 1000 pages, 146 at 100).  A fixed threshold (it also stops the
+# adjustment) keeps blocks of a row group's size mapped, returned when freed; not lower: the
+# reader's buffers of about 1 MB, mapped afresh each time, cost 8% more CPU.  The raw_json
+# values of a row group (tens of KB each) still come from the heap, so after each row group
+# the free pages among the live objects are handed back (malloc_trim: 0.25 s in 40): flat at
+# about 110-125 MB.
+MMAP_THRESHOLD = ROW_GROUP_BYTES // 2
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, <malloc.h>
+
+
+@functools.cache
+def _glibc() -> Any:
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt, libc.malloc_trim  # noqa: B018  (musl and others lack malloc_trim)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def keep_large_blocks_mapped() -> None:
+    """Fix glibc malloc's mmap threshold at ``MMAP_THRESHOLD`` for this process (see above);
+    nothing elsewhere."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc; nothing elsewhere)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def require_pyarrow() -> Any:
+    """pyarrow, imported the way this writer needs it; ``UsageError`` when it is missing.
+
+    Imported here, not with the module: the registry loads every writer class for ``--help``."""
+    # Address space, for --memory-limit (these take effect only when pyarrow is not
+    # imported yet): numpy, which pyarrow imports, reserves buffers per OpenBLAS thread,
+    # and jemalloc reserves arenas; one thread and the system allocator do here.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    try:
+        import pyarrow
+    except ImportError:
+        raise UsageError("--to parquet needs pyarrow: pip install "
+                         "'xparse-convert[parquet]'") from None
+    return pyarrow
 
 
 class ParquetWriter(Writer):
@@ -154,16 +334,8 @@ class ParquetWriter(Writer):
     )
 
     def begin(self, info: DocumentInfo) -> None:
-        # Address space, for --memory-limit (these take effect only when pyarrow is not
-        # imported yet): numpy, which pyarrow imports, reserves buffers per OpenBLAS thread,
-        # and jemalloc reserves arenas; one thread and the system allocator do here.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise UsageError("--to parquet needs pyarrow: pip install "
-                             "'xparse-convert[parquet]'") from None
+        require_pyarrow()
+        keep_large_blocks_mapped()
         if self.context.open_output is None:
             raise OutputError("the parquet writer needs its cells file beside its output")
         self._info = info
@@ -177,31 +349,27 @@ class ParquetWriter(Writer):
             self._chunker = Chunker(ChunkOptions.from_options(self.context.options), info)
         self._table_index = 0
 
-    def _context(self) -> dict[str, Any]:
+    def _context(self) -> tuple[Any, ...]:
         info = self._info
-        return {"_input": info.name, "_file_id": info.file_id, "_file_name": info.filename}
+        return info.name, info.file_id, info.filename
 
     # -- elements (every input element, as JSONL has them) ----------------------------------
     def write_raw(self, element: Element) -> None:
-        raw = element.raw
-        row = self._context()
-        row["_schema_version"] = self._info.schema_version
-        row["_index"] = element.index
-        kinds = dict(ELEMENT_COLUMNS)
-        rest = dict(raw)
-        for column, key in _TOP:
-            if key in rest and _fits(kinds[column], rest[key]):
-                row[column] = rest.pop(key)
+        rest = dict(element.raw)
+        top = [rest.pop(key) if key in rest and _fits(kind, rest[key]) else None
+               for key, kind in _TOP_KINDS]
         meta = rest.get("metadata")
         if isinstance(meta, dict):
             meta = dict(meta)
-            for column, key in _META:
-                if key in meta and _fits(kinds[column], meta[key]):
-                    row[column] = meta.pop(key)
+            lifted = [meta.pop(key) if key in meta and _fits(kind, meta[key]) else None
+                      for key, kind in _META_KINDS]
             rest["metadata"] = meta
-        text = dumps_line(rest).decode("utf-8")
-        row["raw_json"] = text
-        self._elements.add(row, len(text) + len(row.get("text") or ""))
+        else:
+            lifted = [None] * len(_META_KINDS)
+        raw_json = _compact(dumps_line(rest))  # UTF-8 bytes: the column takes them as they are
+        text = top[_TEXT]
+        self._elements.add((*self._context(), self._info.schema_version, element.index, *top,
+                            *lifted, raw_json), len(raw_json) + len(text or ""))
 
     # -- the logical document: cells, chunks ------------------------------------------------
     def default(self, element: Element) -> None:
@@ -212,17 +380,15 @@ class ParquetWriter(Writer):
         table = el.table
         if table is not None:
             context = self._context()
+            header_rows, pages, owners = table.header_rows, table.row_pages, table.row_element_ids
             for cell in table.cells:
-                raw_json = orjson.dumps(cell.raw).decode() if cell.raw is not None else None
-                row = dict(context, table_id=el.id, table_index=self._table_index,
-                           row=cell.row, col=cell.col, row_span=cell.row_span,
-                           col_span=cell.col_span, header=cell.row < table.header_rows,
-                           text=cell.text, raw_json=raw_json,
-                           page=table.row_pages[cell.row]
-                           if cell.row < len(table.row_pages) else None,
-                           element_id=table.row_element_ids[cell.row]
-                           if cell.row < len(table.row_element_ids) else None)
-                self._cells.add(row, len(cell.text) + len(raw_json or ""))
+                raw_json = _compact(dumps_line(cell.raw)) if cell.raw is not None else None
+                row = cell.row
+                self._cells.add((*context, el.id, self._table_index, row, cell.col,
+                                 cell.row_span, cell.col_span, row < header_rows, cell.text,
+                                 pages[row] if row < len(pages) else None,
+                                 owners[row] if row < len(owners) else None, raw_json),
+                                len(cell.text) + len(raw_json or b""))
             self._table_index += 1
         self.default(el)
 
@@ -234,7 +400,8 @@ class ParquetWriter(Writer):
             row["boxes"] = [dict(box, coordinates=box["coordinates"]
                                  if _fits("list<double>", box["coordinates"]) else None)
                             for box in record["boxes"]]
-            self._chunks.add(row, len(record["text"]))
+            self._chunks.add(tuple(row.get(name) for name, _ in CHUNK_COLUMNS),
+                             len(record["text"]))
 
     def end(self, info: DocumentInfo) -> None:
         if self._chunker is not None:
@@ -243,3 +410,9 @@ class ParquetWriter(Writer):
         self._cells.close()
         if self._chunks is not None:
             self._chunks.close()
+
+    def abort(self) -> None:
+        for name in ("_elements", "_cells", "_chunks"):  # begin may have failed midway
+            table = getattr(self, name, None)
+            if table is not None:
+                table.abandon()
