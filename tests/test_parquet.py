@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import oracle
@@ -141,3 +142,17 @@ def test_a_failed_conversion_leaves_no_parquet_file(tmp_path, write_json):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
     assert result.stderr.strip().splitlines() == [
         f"xparse-convert: error: {bad}: byte 68: the JSON ends too early (truncated file?)"]
+
+
+def test_parquet_under_a_cap_below_its_minimum_fails_in_one_line(tmp_path):
+    """Below the documented minimum the conversion cannot import pyarrow: it must say so in
+    one line, not hang (the child's parent-watch thread, started after the cap, had no room
+    for its stack and never ran)."""
+    started = time.monotonic()
+    result = cli(SAMPLE, "--to", "parquet", "-o", tmp_path / "out", "-q",
+                 "--memory-limit", "256", check=False)
+    assert time.monotonic() - started < 60
+    if result.returncode != 0:  # pyarrow fits in 256 MB nowhere we know of, but may somewhere
+        assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+            f"xparse-convert: error: {SAMPLE}: out of memory (limit 256 MB)"], result.stderr
+        assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -189,14 +189,16 @@ def run_request() -> int:
     if not text:  # a forked child whose job was called off before it was forked
         return 0
     request = json.loads(text)
+    job = Job(**request["job"])
+    # the watch first: under a cap too tight for a thread's stack, starting it afterwards
+    # would hang (the new thread dies before it can say it started)
+    _watch_parent(job, request["to"])
     limit = request.get("memory_limit_mb")
     if limit:
         import resource
 
         cap = int(limit) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    job = Job(**request["job"])
-    _watch_parent(job, request["to"])
     report = run_job(job, request["to"], request["options"], memory_limit_mb=limit)
     sys.stdout.write(json.dumps(asdict(report), ensure_ascii=False) + "\n")
     return 0
