@@ -46,6 +46,7 @@ from ..tables import Cell, Covered, Table
 from ..text import strip_math_delimiters
 from .base import Option, PageBreaks, Writer
 from .docx_package import BULLET_NUM, R_NS, W_NS, DocxPackage
+from .ooxml import escape
 from .page_layout import (
     A4,
     CELL_MARGIN,
@@ -894,17 +895,9 @@ _P_KEPT_EMPTY = _P_KEPT + "</w:p>"
 
 
 def _escape(text: str) -> str:
-    """Text content escaped as libxml2 writes it (a carriage return as a reference, so it
-    survives reading back)."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
-    return text
+    """Text content escaped as libxml2 writes it: the package's ``escape``, and a carriage
+    return as a reference, so it survives reading back."""
+    return escape(text).replace("\r", "&#13;")
 
 
 def _run_text(line: str) -> str:
