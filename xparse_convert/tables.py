@@ -44,7 +44,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import Any
+
+import msgspec
 
 from . import inline
 from .images import ImageRef, image_ref_from
@@ -60,38 +63,39 @@ MAX_GRID_SLOTS = 2_000_000
 MAX_EMPTY_SLOTS = 10_000
 EMPTY_PER_CELL = 20
 HEADER_ROLES = frozenset({"header", "column_header", "col_header", "columnheader", "th", "head"})
+_POSITION = attrgetter("row", "col")  # a cell's anchor, and the order of ``Table.cells``
+_ROW = attrgetter("row")
+_COL = attrgetter("col")
 
 
 class TableTooLarge(ValueError):
     """The declared or implied grid is too large to allocate."""
 
 
-class Cell:
+class Cell(msgspec.Struct, eq=False, gc=False):
     """One cell: its anchor (0-based), spans, text, and where it came from.
 
     ``text`` is what a reader sees (markup removed: HTML tags, emphasis markers; math as
     written); ``runs`` the same content as inline runs (``inline.Run``), with its pictures.
     ``header`` is true exactly for the cells anchored in its table's header rows
     (``row < Table.header_rows``): every change of the header rows or of the grid keeps it so.
+
+    A msgspec struct, not a class with ``__slots__``: a large table is tens of thousands of
+    cells, and a struct is made several times faster.  Equality is identity (``eq=False``),
+    and the garbage collector does not track cells (``gc=False``): a cell refers to its
+    source dict and runs, never back to anything that refers to it.
     """
 
-    __slots__ = ("row", "col", "row_span", "col_span", "text", "header", "page", "element_id",
-                 "raw", "_runs")
-
-    def __init__(self, row: int, col: int, row_span: int = 1, col_span: int = 1,
-                 text: str = "", header: bool = False, page: int | None = None,
-                 element_id: str | None = None, runs: list[Run] | None = None,
-                 raw: dict[str, Any] | None = None) -> None:
-        self.row = row
-        self.col = col
-        self.row_span = row_span
-        self.col_span = col_span
-        self.text = text
-        self.header = header
-        self.page = page
-        self.element_id = element_id
-        self.raw = raw
-        self._runs = runs  # None: plain text, made into runs on first use
+    row: int
+    col: int
+    row_span: int = 1
+    col_span: int = 1
+    text: str = ""
+    header: bool = False
+    page: int | None = None
+    element_id: str | None = None
+    _runs: list[Run] | None = None  # None: plain text, made into runs on first use
+    raw: dict[str, Any] | None = None
 
     @property
     def runs(self) -> list[Run]:
@@ -110,8 +114,6 @@ class Cell:
 
     def __repr__(self) -> str:
         return f"Cell({self.row},{self.col},{self.row_span}x{self.col_span},{self.text!r})"
-
-
 
 
 def _may_be_rich(cells: list[Any]) -> bool | None:
@@ -218,7 +220,7 @@ class Table:
     def cells(self) -> list[Cell]:
         """Every cell, by row and then column."""
         if self._unsorted:
-            self._cells.sort(key=lambda c: (c.row, c.col))
+            self._cells.sort(key=_POSITION)
             self._unsorted = False
         return self._cells
 
@@ -313,7 +315,7 @@ class Table:
                 continue
             kept.append(Cell(cell.row, left - start, cell.row_span, right - left, cell.text,
                              header=cell.header, page=cell.page,
-                             element_id=cell.element_id, runs=cell._runs, raw=cell.raw))
+                             element_id=cell.element_id, _runs=cell._runs, raw=cell.raw))
         part = Table(self.n_rows, stop - start, kept, header_rows=self.header_rows,
                      source=self.source)
         part.row_pages = list(self.row_pages)
@@ -517,6 +519,37 @@ class _Placer:
                 self.owner[(r, c)] = cell
         self.cells.append(cell)
 
+    def place_all(self, cells: list[Cell]) -> None:
+        """``place`` each cell in turn, or all at once when no rule fires for any of them."""
+        if self.owner or not self._place_disjoint(cells):
+            for cell in cells:
+                self.place(cell)
+
+    def _place_disjoint(self, cells: list[Cell]) -> bool:
+        """Place ``cells`` in one step when they lie inside the grid and no two cover the
+        same slot (then the order of placing changes nothing); False, placing nothing,
+        otherwise."""
+        if not cells or self.n_rows * self.n_cols > MAX_GRID_SLOTS:
+            return False
+        owner = dict(zip(map(_POSITION, cells), cells))
+        rows, cols = list(map(_ROW, cells)), list(map(_COL, cells))
+        if len(owner) != len(cells) or min(rows) < 0 or max(rows) >= self.n_rows or \
+                min(cols) < 0 or max(cols) >= self.n_cols:
+            return False
+        for cell in [c for c in cells if c.row_span != 1 or c.col_span != 1]:
+            if not (1 <= cell.row_span <= self.n_rows - cell.row and
+                    1 <= cell.col_span <= self.n_cols - cell.col):
+                return False
+            for r in range(cell.row, cell.row + cell.row_span):
+                for c in range(cell.col, cell.col + cell.col_span):
+                    if (r, c) != (cell.row, cell.col):
+                        if (r, c) in owner:
+                            return False
+                        owner[(r, c)] = cell
+        self.owner = owner
+        self.cells = list(cells)
+        return True
+
     def finish(self, source: str) -> Table:
         if self.n_rows * self.n_cols > MAX_GRID_SLOTS:
             raise TableTooLarge(f"a table of {self.n_rows} x {self.n_cols} cells is too large")
@@ -535,7 +568,7 @@ class _Placer:
                         holes += 1
         if holes:
             self.repairs.append(_holes_note(holes))
-        self.cells.sort(key=lambda c: (c.row, c.col))
+        self.cells.sort(key=_POSITION)
         return Table(self.n_rows, self.n_cols, self.cells, source=source, repairs=self.repairs)
 
 
@@ -647,25 +680,28 @@ def _structure_grid(parsed: list[Cell], structure: dict[str, Any], repairs: list
     """The parsed cells placed on the grid ``rows``/``cols`` declare, cut back to the cells'
     extent when the declaration is out of proportion (rule 8)."""
     # the extent of the cells that can be placed (one the placer drops sizes nothing)
-    placeable = [c for c in parsed if 0 <= c.row < MAX_ROWS and 0 <= c.col < MAX_COLS]
-    extent_rows = max((c.row + 1 for c in placeable), default=1)
-    extent_cols = max((c.col + 1 for c in placeable), default=1)
+    rows, cols = list(map(_ROW, parsed)), list(map(_COL, parsed))
+    if 0 <= min(rows) and max(rows) < MAX_ROWS and 0 <= min(cols) and max(cols) < MAX_COLS:
+        extent_rows, extent_cols = max(rows) + 1, max(cols) + 1  # every cell, as a rule
+    else:
+        placeable = [c for c in parsed if 0 <= c.row < MAX_ROWS and 0 <= c.col < MAX_COLS]
+        extent_rows = max((c.row + 1 for c in placeable), default=1)
+        extent_cols = max((c.col + 1 for c in placeable), default=1)
     n_rows = _declared(structure.get("rows"), max(extent_rows, 1), "rows", repairs)
     n_cols = _declared(structure.get("cols"), max(extent_cols, 1), "columns", repairs)
     placer = _Placer(n_rows, n_cols, fixed_rows=True)
     placer.repairs = repairs
-    for cell in parsed:
-        placer.place(cell)
+    placer.place_all(parsed)
     return placer.finish("structure")
 
 
 def _zero_based(parsed: list[Cell], repairs: list[str]) -> None:
     """Rule 9: cells numbered from 0 on an axis (parsed as -1 there) move by one."""
-    if min(c.row for c in parsed) == -1:
+    if min(map(_ROW, parsed)) == -1:
         for cell in parsed:
             cell.row += 1
         repairs.append("rows are numbered from 0: read as 0-based")
-    if min(c.col for c in parsed) == -1:
+    if min(map(_COL, parsed)) == -1:
         for cell in parsed:
             cell.col += 1
         repairs.append("columns are numbered from 0: read as 0-based")
@@ -745,7 +781,7 @@ def table_from_html(markup: str) -> Table | None:
                 col_span = limit
             cell = Cell(r, col, row_span, col_span,
                         inline.plain_text(runs), header=tag == "th" or in_thead,
-                        runs=None if plain else runs)
+                        _runs=None if plain else runs)
             if col + cell.col_span > placer.n_cols:
                 placer.n_cols = min(col + cell.col_span, MAX_COLS)
             placer.place(cell)
@@ -818,7 +854,7 @@ def _table_from_texts(rows: list[list[str]], source: str, header_rows: int) -> T
     for r, row in enumerate(rows):
         for c in range(width):
             text, runs = cell_content(row[c]) if c < len(row) else ("", None)
-            cells.append(Cell(r, c, text=text, header=r < header_rows, runs=runs))
+            cells.append(Cell(r, c, text=text, header=r < header_rows, _runs=runs))
     return Table(len(rows), width, cells, source=source, header_rows=header_rows)
 
 
