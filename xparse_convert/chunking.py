@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -180,9 +179,12 @@ class _Unit:
         self.tables = tables or []
         self.alone = alone  # a part of a split table: a chunk of its own
         self.extra: list[Element] = []  # held without text of its own (a picture without OCR)
-        pages = [s[0].page for s in segments if s[0].page is not None]
-        self.page = min(pages) if pages else None
-        self.last_page = max(pages) if pages else None
+        if len(segments) == 1:  # most units: one element
+            self.page = self.last_page = segments[0][0].page
+        else:
+            pages = [s[0].page for s in segments if s[0].page is not None]
+            self.page = min(pages) if pages else None
+            self.last_page = max(pages) if pages else None
 
 
 class _Piece:
@@ -514,8 +516,10 @@ class Chunker:
     def _id(self) -> str:
         origin = self.info.file_id or self.info.name
         digest = hashlib.sha256(f"{origin}\0{self.index}\0{self._key}".encode(
-            "utf-8", "replace")).digest()
-        return str(uuid.UUID(bytes=digest[:16]))
+            "utf-8", "replace")).hexdigest()
+        # str(uuid.UUID(bytes=digest[:16])), written out: the uuid module's checks cost
+        # more than the hash
+        return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
 # -- text units -----------------------------------------------------------------------------
@@ -664,8 +668,9 @@ class _TableText:
         self.tall = [c for c in table.cells if c.row_span > 1] if fmt == "html" else []
         # an HTML row's line changes with the part's end only where a cell of it reaches past
         # that end: the row below its lowest cell
-        self.reach = [max((c.row + c.row_span for c in cells), default=row + 1)
-                      for row, cells in enumerate(self.by_row)]
+        self.reach = list(range(1, table.n_rows + 1)) if fmt == "html" else []
+        for cell in self.tall:
+            self.reach[cell.row] = max(self.reach[cell.row], cell.row + cell.row_span)
         self._lines: dict[tuple[int, int], str] = {}  # (row, end that matters) -> line
         self._sizes: dict[int, int] = {}
         self._fixed: int | None = None
@@ -680,8 +685,15 @@ class _TableText:
             cells = sorted([*cells, *(c for c in self.tall if c.row < start and c.row >= self.h
                                       and c.row + c.row_span > start)], key=lambda c: c.col)
         tag = "th" if header else "td"
+        opening, closing = f"<{tag}>", f"</{tag}>"
         out = ["<tr>"]
         for cell in cells:
+            text = cell.text
+            if "&" in text or "<" in text or ">" in text:
+                text = html.escape(text, quote=False)
+            if cell.row_span == 1 and cell.col_span == 1:  # most cells
+                out.append(opening + text + closing)
+                continue
             attrs = ""
             if cell.row_span > 1:  # a span of one stays one in any part
                 span = min(cell.row + cell.row_span, stop) - max(cell.row, start)
@@ -689,10 +701,7 @@ class _TableText:
                     attrs = f' rowspan="{span}"'
             if cell.col_span > 1:
                 attrs += f' colspan="{cell.col_span}"'
-            text = cell.text
-            if "&" in text or "<" in text or ">" in text:
-                text = html.escape(text, quote=False)
-            out.append(f"<{tag}{attrs}>{text}</{tag}>")
+            out.append(f"<{tag}{attrs}>{text}{closing}")
         out.append("</tr>")
         return "".join(out)
 

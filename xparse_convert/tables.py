@@ -252,7 +252,7 @@ class Table:
         for cell in self.cells:
             by_row[cell.row].append(cell)
         for row in by_row:
-            row.sort(key=lambda c: c.col)
+            row.sort(key=_COL)
             yield row
 
     def text_grid(self) -> list[list[str]]:
