@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import struct
 import sys
 from array import array
 from collections.abc import Sequence
@@ -61,9 +62,6 @@ _META = (("parent_id", "parent_id"), ("category_depth", "category_depth"),
          ("is_continuation", "is_continuation"), ("continuation_of", "continuation_of"),
          ("ref_element_id", "ref_element_id"), ("children_ids", "children_ids"))
 _KINDS = dict(ELEMENT_COLUMNS)
-# (key, column type) in column order; the row tuple is built in ELEMENT_COLUMNS's order
-_TOP_KINDS = tuple((key, _KINDS[column]) for column, key in _TOP)
-_META_KINDS = tuple((key, _KINDS[column]) for column, key in _META)
 _TEXT = [column for column, _ in _TOP].index("text")
 
 
@@ -102,20 +100,37 @@ _NUMBERS = {int, float}
 _BELOW_1E300 = (1e300).__gt__
 
 
+def _is_int64(value: Any) -> bool:
+    return type(value) is int and -(1 << 63) <= value < (1 << 63)
+
+
+def _is_doubles(value: Any) -> bool:
+    """Finite numbers below 1e300, not bools (maps: a hot path)."""
+    return isinstance(value, list) and {*map(type, value)} <= _NUMBERS and all(
+        map(_BELOW_1E300, map(abs, value)))
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# Which values go into a column of each kind unchanged (the others stay in raw_json)
+_FITS: dict[str, Any] = {
+    "string": str.__instancecheck__, "int64": _is_int64, "bool": bool.__instancecheck__,
+    "list<double>": _is_doubles, "list<string>": _is_strings,
+}
+
+
 def _fits(kind: str, value: Any) -> bool:
     """True when ``value`` goes into a column of ``kind`` unchanged."""
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "int64":
-        return type(value) is int and -(1 << 63) <= value < (1 << 63)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "list<double>":  # finite numbers below 1e300, not bools (maps: a hot path)
-        return isinstance(value, list) and {*map(type, value)} <= _NUMBERS and all(
-            map(_BELOW_1E300, map(abs, value)))
-    if kind == "list<string>":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    return False
+    check = _FITS.get(kind)
+    return check is not None and check(value)
+
+
+# (key, the test of its column's type) in column order; the row tuple is built in
+# ELEMENT_COLUMNS's order
+_TOP_FITS = tuple((key, _FITS[_KINDS[column]]) for column, key in _TOP)
+_META_FITS = tuple((key, _FITS[_KINDS[column]]) for column, key in _META)
 
 
 # Columns are built with map and join rather than loops: a row group is thousands of values
@@ -140,10 +155,15 @@ def _validity(values: Sequence[Any]) -> Any:
 
 def _offsets(lengths: Any) -> Any:
     """An Arrow offsets buffer (int32) of consecutive lengths."""
+    return _offsets_buffer(list(accumulate(lengths, initial=0)))
+
+
+def _offsets_buffer(offsets: list[int]) -> Any:
+    """An Arrow offsets buffer (int32, little-endian) of ``offsets``; struct packs a list
+    about twice as fast as array() takes an iterator."""
     import pyarrow as pa
 
-    offsets = array("i", accumulate(lengths, initial=0))  # OverflowError past 2 GiB
-    return pa.py_buffer(offsets)
+    return pa.py_buffer(struct.pack(f"<{len(offsets)}i", *offsets))  # struct.error past 2 GiB
 
 
 def _lengths(values: Sequence[Any], valid: Any) -> Any:
@@ -203,9 +223,42 @@ def _array(kind: Any, values: Sequence[Any]) -> Any:
     raise ValueError(f"no Arrow builder for {kind}")
 
 
+class _RawColumn:
+    """A row group's ``raw_json`` values appended into one buffer as they come, which becomes
+    the column's data as it is: no bytes object per value is kept (orjson's hold a buffer of
+    16 KB or more whatever their length: 4096 buffered values of 2 KB took 64 MB) and none is
+    copied again into the column."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.offsets = [0]
+        self.nulls: list[int] = []  # rows without a value
+
+    def add(self, value: bytes | None) -> None:
+        if value is None:
+            self.nulls.append(len(self.offsets) - 1)
+        else:
+            self.data += value
+        self.offsets.append(len(self.data))
+
+    def array(self) -> Any:
+        import pyarrow as pa
+
+        n = len(self.offsets) - 1
+        valid = None
+        if self.nulls:
+            flags = bytearray(b"\x01") * n
+            for row in self.nulls:
+                flags[row] = 0
+            valid = _bits(bytes(flags))
+        return pa.Array.from_buffers(pa.string(), n, [valid, _offsets_buffer(self.offsets),
+                                                     pa.py_buffer(self.data)])
+
+
 class _Table:
-    """One Parquet file written in row groups: rows (tuples in column order) are buffered
-    and turned into columns when the row group is full."""
+    """One Parquet file written in row groups: rows (tuples in column order, without the
+    ``raw_json`` value when the table has one: ``add`` takes it apart) are buffered and turned
+    into columns when the row group is full."""
 
     def __init__(self, out: IO[bytes], columns: tuple[tuple[str, str], ...]) -> None:
         import pyarrow.parquet as pq
@@ -216,11 +269,18 @@ class _Table:
         self.writer = pq.ParquetWriter(out, self.schema, compression="zstd",
                                        use_dictionary=[n for n in DICTIONARY_COLUMNS
                                                        if n in self.schema.names])
+        self.has_raw = columns[-1][0] == "raw_json"
         self.rows: list[tuple[Any, ...]] = []
+        self.raw = _RawColumn()
         self.bytes = 0
 
-    def add(self, row: tuple[Any, ...], size: int = 0) -> None:
+    def add(self, row: tuple[Any, ...], size: int = 0, raw_json: bytes | None = None) -> None:
+        """One row; ``size`` counts its text towards ``ROW_GROUP_BYTES`` (``raw_json``, the
+        last column's UTF-8 bytes, counts itself)."""
         self.rows.append(row)
+        if self.has_raw:
+            self.raw.add(raw_json)
+            size += len(raw_json or b"")
         self.bytes += size
         if len(self.rows) >= ROW_GROUP_ROWS or self.bytes >= ROW_GROUP_BYTES:
             self.flush()
@@ -230,11 +290,16 @@ class _Table:
 
         if self.rows:
             columns = list(zip(*self.rows))
+            raw, self.raw = self.raw, _RawColumn()
             self.rows = []
             self.bytes = 0
+            fields = list(self.schema)
             arrays = []
-            for field in self.schema:
+            for field in fields[:-1] if self.has_raw else fields:
                 arrays.append(_array(field.type, columns.pop(0)))  # let each column go
+            if self.has_raw:
+                arrays.append(raw.array())
+            del raw
             self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
             del arrays
             release_free_memory()
@@ -254,13 +319,6 @@ class _Table:
             pass
         finally:
             self.writer.is_open = False
-
-
-def _compact(data: bytes) -> bytes:
-    """A copy of ``data`` that owns no more memory than its length: a bytes object from orjson
-    keeps a buffer of 16 KB or more whatever its length (4096 buffered raw_json values of
-    2 KB took 64 MB)."""
-    return bytes(memoryview(data))
 
 
 # glibc's malloc raises its mmap threshold to the size of each large mapped block freed (up to
@@ -356,20 +414,19 @@ class ParquetWriter(Writer):
     # -- elements (every input element, as JSONL has them) ----------------------------------
     def write_raw(self, element: Element) -> None:
         rest = dict(element.raw)
-        top = [rest.pop(key) if key in rest and _fits(kind, rest[key]) else None
-               for key, kind in _TOP_KINDS]
+        top = [rest.pop(key) if key in rest and fits(rest[key]) else None
+               for key, fits in _TOP_FITS]
         meta = rest.get("metadata")
         if isinstance(meta, dict):
             meta = dict(meta)
-            lifted = [meta.pop(key) if key in meta and _fits(kind, meta[key]) else None
-                      for key, kind in _META_KINDS]
+            lifted = [meta.pop(key) if key in meta and fits(meta[key]) else None
+                      for key, fits in _META_FITS]
             rest["metadata"] = meta
         else:
-            lifted = [None] * len(_META_KINDS)
-        raw_json = _compact(dumps_line(rest))  # UTF-8 bytes: the column takes them as they are
+            lifted = [None] * len(_META_FITS)
         text = top[_TEXT]
         self._elements.add((*self._context(), self._info.schema_version, element.index, *top,
-                            *lifted, raw_json), len(raw_json) + len(text or ""))
+                            *lifted), len(text or ""), dumps_line(rest))
 
     # -- the logical document: cells, chunks ------------------------------------------------
     def default(self, element: Element) -> None:
@@ -382,13 +439,13 @@ class ParquetWriter(Writer):
             context = self._context()
             header_rows, pages, owners = table.header_rows, table.row_pages, table.row_element_ids
             for cell in table.cells:
-                raw_json = _compact(dumps_line(cell.raw)) if cell.raw is not None else None
                 row = cell.row
                 self._cells.add((*context, el.id, self._table_index, row, cell.col,
                                  cell.row_span, cell.col_span, row < header_rows, cell.text,
                                  pages[row] if row < len(pages) else None,
-                                 owners[row] if row < len(owners) else None, raw_json),
-                                len(cell.text) + len(raw_json or b""))
+                                 owners[row] if row < len(owners) else None),
+                                len(cell.text),
+                                dumps_line(cell.raw) if cell.raw is not None else None)
             self._table_index += 1
         self.default(el)
 
