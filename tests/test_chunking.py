@@ -197,6 +197,31 @@ def test_spans_and_tables_as_html_where_cells_span(tmp_path):
     assert "| tall | a |" in md["text"]
 
 
+BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def test_offsets_stay_true_where_the_text_holds_characters_nothing_may_carry(tmp_path):
+    # a control character and a lone surrogate (both from JSON escapes) before the text a
+    # span points at: each becomes U+FFFD in place, so every offset still holds
+    elements = [element("p1", text="ab\u0001cd \ud800ef gh."),
+                element("p2", text="\u0007second paragraph"),
+                element("tb", "Table", "", 1, table_structure=structure(
+                    [(1, 1, 1, 1, "x\u0002y"), (1, 2, 1, 1, "z")], 1, 2))]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(envelope(elements)), encoding="ascii")
+    [chunk] = run_chunks(path, tmp_path)
+    text = chunk["text"]
+    assert BAD.search(text) is None
+    sources = {s.id: s for s in oracle.sources(path)}
+    for span in chunk["spans"]:
+        shown = text[span["start"]:span["end"]]
+        if span["element_start"] is not None:
+            own = sources[span["element_id"]].text
+            start = span["element_start"]
+            assert shown == BAD.sub("\ufffd", own[start:start + len(shown)]), span
+    assert "x\ufffdy" in text and "cd \ufffdef gh." in text
+
+
 def test_tokens_from_a_tokenizer_built_in_the_test(tmp_path):
     tokenizers = pytest.importorskip("tokenizers")
     from tokenizers.models import WordLevel

@@ -41,7 +41,7 @@ from typing import Any
 from .errors import UsageError
 from .model import DocumentInfo, Element
 from .tables import Cell, Table
-from .text import clean_text, find_bad
+from .text import find_bad, replace_bad
 
 CHUNK_SCHEMA = "xparse-convert.chunks/1"
 STRATEGIES = ("title", "page", "size", "element")
@@ -491,8 +491,8 @@ class Chunker:
             parts.append(piece.unit.text[start:end])
             offset += end - start
         text = "".join(parts)
-        if find_bad(text) is not None:
-            text = clean_text(text)
+        if find_bad(text) is not None:  # one for one: the spans' offsets stay true
+            text = replace_bad(text)
         types: dict[str, int] = {}
         pages: set[int] = set()
         boxes = []

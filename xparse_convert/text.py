@@ -28,6 +28,12 @@ class TextStats:
         return bool(self.removed or self.replaced)
 
 
+def replace_bad(value: str) -> str:
+    """``value`` with each character ``clean_text`` would drop or replace made U+FFFD, one for
+    one: for text whose offsets are handed on (chunk spans), which dropping would shift."""
+    return _ANY_BAD.sub(REPLACEMENT, value)
+
+
 def clean_text(value: str, stats: TextStats | None = None) -> str:
     """Return ``value`` safe for XML and UTF-8: illegal controls dropped, lone surrogates
     replaced by U+FFFD.  Counts go to ``stats``.  Everything else is kept as it is."""
