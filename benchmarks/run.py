@@ -11,6 +11,10 @@ Tasks
     ``floor-nomd``      the same loop over a copy of the input whose top-level ``markdown`` value
                         is emptied: the floor without lexing that one huge string.
     ``naive``           ``orjson.loads`` of the whole file, then a loop over ``data.elements``.
+    ``logical``         the package's reading and logical stage, no writer: the elements read,
+                        continuations joined, tables built and stitched, captions attached.
+                        Run with the data formats (chunks, parquet): what every logical
+                        writer pays before it writes anything.
     ``baseline:<fmt>``  the function ``BASELINES[<fmt>]`` (a load-everything converter to that
                         format), for each format asked for that has one.
     ``<fmt>``           ``xparse_convert.convert(path, to=<fmt>, out_dir=<tmp>)``.
@@ -62,6 +66,7 @@ WORKER_FLAG = "--_worker"
 RESULT_MARK = "@@bench-result@@ "
 
 NOMD_TASK = "floor-nomd"
+LOGICAL_TASK = "logical"
 DEFAULT_TIMEOUT = 900.0
 
 # The targets the project holds itself to (see README.md).
@@ -103,6 +108,17 @@ def task_floor(path: str, out_dir: str) -> dict[str, Any]:
     count = 0
     with open(path, "rb") as f:
         for _ in ijson.items(f, ELEMENTS_PREFIX, use_float=True, buf_size=BUF_SIZE):
+            count += 1
+    return {"elements": count}
+
+
+def task_logical(path: str, out_dir: str) -> dict[str, Any]:
+    """The logical document, as a logical writer receives it, and nothing written."""
+    from xparse_convert import Reader, logical
+
+    count = 0
+    with Reader(path) as reader:
+        for _ in logical(reader.elements(), reader.diag):
             count += 1
     return {"elements": count}
 
@@ -265,6 +281,10 @@ def worker(task: str, path: str, out_dir: str) -> int:
         work = task_floor
     elif task == "naive":
         work = task_naive
+    elif task == LOGICAL_TASK:
+        import xparse_convert  # noqa: F401  (before the clock, as for the writers)
+
+        work = task_logical
     elif task.startswith("baseline:"):
         fmt = task.partition(":")[2]
         for module in BASELINE_IMPORTS.get(fmt, ()):
@@ -584,6 +604,8 @@ def _child_peak_rss_kb(pid: int) -> int | None:
 def task_list(formats: Sequence[str]) -> list[str]:
     """The tasks of one input, in run order."""
     tasks = ["floor", NOMD_TASK, "naive"]
+    if any(fmt in DATA_TARGETS for fmt in formats):
+        tasks.append(LOGICAL_TASK)
     tasks += [f"baseline:{fmt}" for fmt in formats if fmt in BASELINES]
     tasks += list(formats)
     return tasks
@@ -802,6 +824,13 @@ def target_lines(rows: Sequence[Row], flat: dict[str, dict[str, float | None]]) 
                     ok = None
                 out.append(f"{_verdict(ok)}  {where}: wall {_fmt(to_jsonl, 2, mark)}x jsonl "
                            f"(target <= {limit}x)")
+            floor = by_key.get((LOGICAL_TASK, variant, TARGET_PAGES))
+            if floor is not None and jsonl is not None:  # context: what reading costs
+                to_floor, mark = _ratio(row, floor)
+                floor_to_jsonl, floor_mark = _ratio(floor, jsonl)
+                out.append(f"      {where}: wall {_fmt(to_floor, 2, mark)}x the logical "
+                           f"stage alone (which is {_fmt(floor_to_jsonl, 2, floor_mark)}x "
+                           "jsonl)")
             if row.rss_mb is None:
                 out.append(f"FAIL  {where}: no finished run (target peak RSS <= "
                            f"{DATA_RSS_MB:.0f} MB)")
