@@ -14,7 +14,9 @@ Tasks
     ``logical``         the package's reading and logical stage, no writer: the elements read,
                         continuations joined, tables built and stitched, captions attached.
                         Run with the data formats (chunks, parquet): what every logical
-                        writer pays before it writes anything.
+                        writer pays before it writes anything.  It reads every field, as
+                        Parquet does; chunks skips char_details and base64 unread, so on
+                        the char-details input chunks takes less than this.
     ``baseline:<fmt>``  the function ``BASELINES[<fmt>]`` (a load-everything converter to that
                         format), for each format asked for that has one.
     ``<fmt>``           ``xparse_convert.convert(path, to=<fmt>, out_dir=<tmp>)``.
