@@ -21,7 +21,7 @@ from .images import LINK, MISSING, ImageRef, Placement
 from .inline import Run
 from .markup import fill_runs, table_element
 from .model import Element
-from .tables import Table
+from .tables import Cell, Table
 from .text import clean_text, strip_math_delimiters
 
 
@@ -153,10 +153,11 @@ class ElementHtml:
         return node
 
     def table(self, el: Element, table: Table,
-              row_attrs: Callable[[int], dict[str, str]] | None = None) -> etree._Element:
+              row_attrs: Callable[[int], dict[str, str]] | None = None,
+              cell_attrs: Callable[[Cell], dict[str, str]] | None = None) -> etree._Element:
         """The grid as a ``<table>``; with the element's caption, a ``<figure>``."""
         node = table_element(table, clean=self.host.clean, row_attrs=row_attrs,
-                             picture=self.picture, math=self.inline_math)
+                             picture=self.picture, math=self.inline_math, cell_attrs=cell_attrs)
         node.set("data-element-id", self.host.clean(el.id))
         if el.page is not None:
             node.set("data-page", str(el.page))

@@ -62,12 +62,13 @@ def fill_runs(parent: etree._Element, runs: list[Run], *,
 def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
                   row_attrs: Callable[[int], dict[str, str]] | None = None,
                   picture: Callable[[ImageRef, str], etree._Element | None] | None = None,
-                  math: Callable[[Run], etree._Element | None] | None = None
+                  math: Callable[[Run], etree._Element | None] | None = None,
+                  cell_attrs: Callable[[Cell], dict[str, str]] | None = None
                   ) -> etree._Element:
     """``<table>`` with ``<thead>`` for the header rows, ``rowspan``/``colspan`` from the
     grid, each cell's runs (``fill_runs``), texts passed through ``clean``.  ``row_attrs``
-    gives a row's attributes, ``picture`` renders a cell's picture (see ``fill_runs``),
-    ``math`` a formula's markup."""
+    gives a row's attributes and ``cell_attrs`` a cell's, ``picture`` renders a cell's
+    picture (see ``fill_runs``), ``math`` a formula's markup."""
     root = etree.Element("table")
     head = etree.SubElement(root, "thead") if table.header_rows else None
     body = None
@@ -81,7 +82,8 @@ def table_element(table: Table, *, clean: Callable[[str], str] = lambda s: s,
             parent = body
         tr = etree.SubElement(parent, "tr", row_attrs(r) if row_attrs else {})
         for cell in cells:
-            td = etree.SubElement(tr, "th" if in_head else "td")
+            td = etree.SubElement(tr, "th" if in_head else "td",
+                                  cell_attrs(cell) if cell_attrs else {})
             if cell.row_span > 1:
                 td.set("rowspan", str(cell.row_span))
             if cell.col_span > 1:

@@ -20,9 +20,9 @@ from ..images import IMG_SRC
 from ..inline import plain_text
 from ..language import LanguageGuess
 from ..model import DocumentInfo, Element
-from ..tables import Table
+from ..tables import Cell, Table
 from .base import Writer
-from .page_layout import MOST_ANY, MOST_ASCII, cell_needs
+from .page_layout import MOST_ANY, MOST_ASCII, NARROW, READABLE, cell_needs
 
 MAX_EMPTY_MARKERS = 20
 # The text column (``main>*`` below) in the table's half-ems (.9rem text: 49.5rem is 110), and
@@ -60,6 +60,7 @@ font-size:.75rem;text-align:right}
 .page-marker span{position:relative;top:-.8em;background:var(--bg);padding-left:.5em}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem;display:block;overflow-x:auto}
 th,td{border:1px solid var(--line);padding:.3rem .5rem;vertical-align:top;text-align:left}
+.keep{white-space:nowrap}
 thead th{background:var(--head)}
 tr.page-start>*{border-top:2px dashed var(--muted)}
 figure{margin:1.2rem 0}figcaption{color:var(--muted);font-size:.9rem;margin:.3rem 0}
@@ -244,7 +245,8 @@ class HtmlWriter(Writer):
         table = el.table
         if table is None:
             return
-        node = self.render.table(el, table, row_attrs=self._row_attrs(table))
+        node = self.render.table(el, table, row_attrs=self._row_attrs(table),
+                                 cell_attrs=_keep_short_lines)
         if _wide(table):
             node.set("class", "wide")
         self._emit(node)
@@ -312,6 +314,20 @@ class HtmlWriter(Writer):
             link.text = text
             stack[-1][2] = item
         return nav
+
+
+_KEEP = {"class": "keep"}
+
+
+def _keep_short_lines(cell: Cell) -> dict[str, str]:
+    """A cell whose lines are all short (at most ``READABLE``, about four CJK characters)
+    keeps each on one line, as DOCX does (``page_layout.cell_needs``): a browser may break
+    CJK text between any two characters, and squeezes the short labels of a wide table
+    (分类, 议案序号) to one character a line.  Text without CJK breaks only at spaces."""
+    text = cell.text
+    if not text or text.isascii() or len(text) * NARROW > READABLE:  # none is narrower
+        return {}
+    return _KEEP if cell_needs(text)[1] <= READABLE else {}
 
 
 def _wide(table: Table) -> bool:
