@@ -380,7 +380,7 @@ MEASURE_LAYOUT = """(() => {
     // short labels (four characters at most, no space) shown on more than one line
     broken_labels: [...document.querySelectorAll('td, th')].filter(cell => {
       const text = cell.innerText.trim();
-      if (!text || text.length > 4 || /\s/.test(text)) return false;
+      if (!text || text.length > 4 || /\\s/.test(text)) return false;
       const range = document.createRange();
       range.selectNodeContents(cell);
       return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1;
