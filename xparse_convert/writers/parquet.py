@@ -327,10 +327,10 @@ class _Table:
 # going back to the system.  Measured on the 1000-page char-details input: peak RSS grew with
 # the input (176 MB at 1000 pages, 146 at 100).  A fixed threshold (it also stops the
 # adjustment) keeps blocks of a row group's size mapped, returned when freed; not lower: the
-# reader's buffers of about 1 MB, mapped afresh each time, cost 8% more CPU.  The raw_json
-# values of a row group (tens of KB each) still come from the heap, so after each row group
-# the free pages among the live objects are handed back (malloc_trim: 0.25 s in 40): flat at
-# about 110-125 MB.
+# reader's buffers of about 1 MB, mapped afresh each time, cost 8% more CPU.  The values made
+# on the way (each raw_json from orjson, tens of KB, before it joins its column's buffer; the
+# decoded elements) still come from the heap, so after each row group the free pages among
+# the live objects are handed back (malloc_trim: 0.25 s in 40): flat at about 100-115 MB.
 MMAP_THRESHOLD = ROW_GROUP_BYTES // 2
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, <malloc.h>
 
