@@ -345,6 +345,19 @@ def test_files_pictures_show_when_the_page_is_opened_from_disk(tmp_path):
     assert all(width > 0 for _, width in shown), shown
 
 
+def test_short_cjk_lines_are_kept_whole_and_long_ones_may_wrap(tmp_path, write_json):
+    cells = [(1, 1, 1, 1, "议案序号"), (1, 2, 1, 1, "议案序号\nA股"), (1, 3, 1, 1, "Total"),
+             (2, 1, 1, 1, "关于提请股东大会授权发行债务融资工具的议案"), (2, 2, 1, 1, "A股"),
+             (2, 3, 1, 1, "7,231,930,633")]
+    _, page = build(write_json(envelope([element("t", "Table", "", 1,
+                                                 table_structure=structure(cells))])), tmp_path)
+    kept = {cell.text_content(): "keep" in (cell.get("class") or "").split()
+            for cell in page.iter("td", "th")}
+    assert kept == {"议案序号": True, "议案序号A股": True, "Total": False,
+                    "关于提请股东大会授权发行债务融资工具的议案": False, "A股": True,
+                    "7,231,930,633": False}
+
+
 def _layout_document():
     numbers = [(1, c, 1, 1, f"列{c}") for c in range(1, 13)] + \
         [(r, c, 1, 1, f"{r * 10_007 * c:,}") for r in range(2, 5) for c in range(1, 13)]

@@ -102,6 +102,13 @@ def test_absurd_sizes_are_refused_not_allocated():
     assert any("declared 1000000000 rows ignored" in r for r in table.repairs)
     with pytest.raises(TableTooLarge):
         table_from_structure(structure([(1, 1, 1, 1, "a"), (100_000, 16_000, 1, 1, "b")]))
+    # a spanned cell beyond MAX_COLS inside a declared grid that rule 8 lets stand: dropped
+    # by rule 2 whether the other cells would have been placed in one step or one by one
+    wide = table_from_structure(structure([(1, 1, 1, 600_000, "A"), (1, 600_001, 1, 1, "B"),
+                                           (1, 600_002, 1, 399_999, "D"),
+                                           (1, 1_000_001, 1, 2, "C")], rows=1, cols=1_000_002))
+    assert "C" not in [c.text for c in wide.cells]
+    assert any("beyond any plausible table" in r for r in wide.repairs)
 
 
 def test_cell_images_from_both_schema_versions():

@@ -81,7 +81,8 @@ class Cell(msgspec.Struct, eq=False, gc=False):
     (``row < Table.header_rows``): every change of the header rows or of the grid keeps it so.
 
     A msgspec struct, not a class with ``__slots__``: a large table is tens of thousands of
-    cells, and a struct is made several times faster.  Equality is identity (``eq=False``),
+    cells, and a struct is made several times faster.  Its fields are its constructor's
+    arguments, in this order (runs are given as ``_runs``).  Equality is identity (``eq=False``),
     and the garbage collector does not track cells (``gc=False``): a cell refers to its
     source dict and runs, never back to anything that refers to it.
     """
@@ -533,9 +534,9 @@ class _Placer:
             return False
         owner = dict(zip(map(_POSITION, cells), cells))
         rows, cols = list(map(_ROW, cells)), list(map(_COL, cells))
-        if len(owner) != len(cells) or min(rows) < 0 or max(rows) >= self.n_rows or \
-                min(cols) < 0 or max(cols) >= self.n_cols:
-            return False
+        if len(owner) != len(cells) or min(rows) < 0 or max(rows) >= min(self.n_rows, MAX_ROWS) \
+                or min(cols) < 0 or max(cols) >= min(self.n_cols, MAX_COLS):
+            return False  # rule 2 (grow the grid, or drop a cell beyond any table) decides
         for cell in [c for c in cells if c.row_span != 1 or c.col_span != 1]:
             if not (1 <= cell.row_span <= self.n_rows - cell.row and
                     1 <= cell.col_span <= self.n_cols - cell.col):

@@ -325,7 +325,10 @@ def _keep_short_lines(cell: Cell) -> dict[str, str]:
     CJK text between any two characters, and squeezes the short labels of a wide table
     (分类, 议案序号) to one character a line.  Text without CJK breaks only at spaces."""
     text = cell.text
-    if not text or text.isascii() or len(text) * NARROW > READABLE:  # none is narrower
+    if not text or text.isascii():
+        return {}
+    longest = max(map(len, text.split("\n"))) if "\n" in text else len(text)
+    if longest * NARROW > READABLE:  # no character is narrower than NARROW
         return {}
     return _KEEP if cell_needs(text)[1] <= READABLE else {}
 
