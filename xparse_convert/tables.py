@@ -682,12 +682,10 @@ def _structure_grid(parsed: list[Cell], structure: dict[str, Any], repairs: list
     extent when the declaration is out of proportion (rule 8)."""
     # the extent of the cells that can be placed (one the placer drops sizes nothing)
     rows, cols = list(map(_ROW, parsed)), list(map(_COL, parsed))
-    if 0 <= min(rows) and max(rows) < MAX_ROWS and 0 <= min(cols) and max(cols) < MAX_COLS:
-        extent_rows, extent_cols = max(rows) + 1, max(cols) + 1  # every cell, as a rule
-    else:
+    if min(rows) < 0 or max(rows) >= MAX_ROWS or min(cols) < 0 or max(cols) >= MAX_COLS:
         placeable = [c for c in parsed if 0 <= c.row < MAX_ROWS and 0 <= c.col < MAX_COLS]
-        extent_rows = max((c.row + 1 for c in placeable), default=1)
-        extent_cols = max((c.col + 1 for c in placeable), default=1)
+        rows, cols = [c.row for c in placeable] or [0], [c.col for c in placeable] or [0]
+    extent_rows, extent_cols = max(rows) + 1, max(cols) + 1
     n_rows = _declared(structure.get("rows"), max(extent_rows, 1), "rows", repairs)
     n_cols = _declared(structure.get("cols"), max(extent_cols, 1), "columns", repairs)
     placer = _Placer(n_rows, n_cols, fixed_rows=True)

@@ -118,6 +118,12 @@ def _serialise(block: etree._Element) -> bytes:
     return _DECLARATIONS.sub(b"", data[:end]) + data[end:]
 
 
+def _keeps_spaces(piece: str) -> bool:
+    """True when a ``w:t`` of ``piece`` (not empty) needs ``xml:space="preserve"``: Word
+    drops leading, trailing and repeated spaces otherwise."""
+    return piece[0] == " " or piece[-1] == " " or "  " in piece
+
+
 def _add_text(run_parent: etree._Element, text: str, *, bold: bool = False,
               style: str | None = None, marks: int = 0, size: int | None = None) -> None:
     """A run for ``text``: newlines become ``w:br``, tabs ``w:tab``, spaces are kept;
@@ -146,7 +152,7 @@ def _add_text(run_parent: etree._Element, text: str, *, bold: bool = False,
             if piece:
                 t = _el("t", run)
                 t.text = piece
-                if piece[0] == " " or piece[-1] == " " or "  " in piece:
+                if _keeps_spaces(piece):
                     t.set(XML_SPACE, "preserve")
 
 
@@ -905,7 +911,7 @@ def _run_text(line: str) -> str:
     spaces kept."""
     if "\t" in line:
         return "<w:tab/>".join(_run_text(piece) if piece else "" for piece in line.split("\t"))
-    if line[0] == " " or line[-1] == " " or "  " in line:
+    if _keeps_spaces(line):
         return f'<w:t xml:space="preserve">{_escape(line)}</w:t>'
     return f"<w:t>{_escape(line)}</w:t>"
 

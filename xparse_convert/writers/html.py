@@ -22,7 +22,7 @@ from ..language import LanguageGuess
 from ..model import DocumentInfo, Element
 from ..tables import Cell, Table
 from .base import Writer
-from .page_layout import MOST_ANY, MOST_ASCII, NARROW, READABLE, cell_needs
+from .page_layout import MOST_ANY, MOST_ASCII, NARROW, READABLE, cell_needs, measure
 
 MAX_EMPTY_MARKERS = 20
 # The text column (``main>*`` below) in the table's half-ems (.9rem text: 49.5rem is 110), and
@@ -327,10 +327,10 @@ def _keep_short_lines(cell: Cell) -> dict[str, str]:
     text = cell.text
     if not text or text.isascii():
         return {}
-    longest = max(map(len, text.split("\n"))) if "\n" in text else len(text)
-    if longest * NARROW > READABLE:  # no character is narrower than NARROW
+    lines = text.split("\n")
+    if max(map(len, lines)) * NARROW > READABLE:  # no character is narrower than NARROW
         return {}
-    return _KEEP if cell_needs(text)[1] <= READABLE else {}
+    return _KEEP if max(map(measure, lines)) <= READABLE else {}
 
 
 def _wide(table: Table) -> bool:

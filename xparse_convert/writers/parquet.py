@@ -171,17 +171,13 @@ def _lengths(values: Sequence[Any], valid: Any) -> Any:
 
 
 def _string_data(values: Sequence[Any], valid: Any) -> tuple[Any, bytes]:
-    """Offsets and UTF-8 bytes of a string column (values str or UTF-8 bytes, or None)."""
-    present = values if valid is None else [b"" if v is None else v for v in values]
-    if all(map(bytes.__instancecheck__, present)):  # raw_json
-        return _offsets(map(len, present)), b"".join(present)
-    if all(map(str.__instancecheck__, present)):
-        text = "".join(present)
-        if text.isascii():  # one character, one byte: the lengths are the offsets
-            return _offsets(map(len, present)), text.encode("ascii")
-        data = list(map(str.encode, present))
-    else:
-        data = [v.encode("utf-8") if isinstance(v, str) else v for v in present]
+    """Offsets and UTF-8 bytes of a string column (values str or None; raw_json has its own
+    buffer, ``_RawColumn``)."""
+    present = values if valid is None else ["" if v is None else v for v in values]
+    text = "".join(present)
+    if text.isascii():  # one character, one byte: the lengths are the offsets
+        return _offsets(map(len, present)), text.encode("ascii")
+    data = list(map(str.encode, present))
     return _offsets(map(len, data)), b"".join(data)
 
 
