@@ -197,6 +197,47 @@ def test_spans_and_tables_as_html_where_cells_span(tmp_path):
     assert "| tall | a |" in md["text"]
 
 
+def test_headings_go_with_what_follows_and_the_size_still_holds(tmp_path):
+    # a paragraph that fits a chunk alone but not beside its heading; a table that must be
+    # split; a table whose one body row is larger than a chunk
+    heading = "Quarterly results and the outlook for the year ahead"
+    words = " ".join(f"word{i}" for i in range(40))  # 269 characters
+    long_rows = [(r, c, 1, 1, f"r{r}c{c} value") for r in range(1, 16) for c in (1, 2)]
+    wide = [(1, 1, 1, 1, "Name"), (1, 2, 1, 1, "Note"), (2, 1, 1, 1, "n"),
+            (2, 2, 1, 1, "x " * 200 + "end")]
+    elements = [
+        element("t1", "Title", heading, 1, metadata={"category_depth": 0}),
+        element("p1", text=words),
+        element("t2", "Title", "Balance sheet", 1, metadata={"category_depth": 0}),
+        element("tb1", "Table", "", 1, table_structure=structure(long_rows, 15, 2)),
+        element("t3", "Title", "Notes", 1, metadata={"category_depth": 0}),
+        element("tb2", "Table", "", 1, table_structure=structure(wide, 2, 2)),
+    ]
+    path = tmp_path / "held.json"
+    path.write_text(json.dumps(envelope(elements)), encoding="utf-8")
+    chunks = run_chunks(path, tmp_path, "--chunk-size", "300")
+    check_against_source(path, chunks, 300)
+    assert all(set(c["types"]) != {"Title"} for c in chunks), "a heading alone"
+    by_id: dict[str, list[dict]] = {}
+    for chunk in chunks:
+        for element_id in chunk["element_ids"]:
+            by_id.setdefault(element_id, []).append(chunk)
+    # the paragraph is cut beside its heading rather than the chunk growing past the size
+    first, *rest = by_id["p1"]
+    assert first["text"].startswith(heading + "\n\nword0 ") and not first["oversize"]
+    assert rest and not any(c["oversize"] for c in rest)
+    # the split table's first part carries its heading, every part its header row
+    parts = by_id["tb1"]
+    assert len(parts) > 1 and parts[0]["text"].startswith("Balance sheet\n\n| r1c1 value |")
+    assert all("| r1c1 value | r1c2 value |\n| --- | --- |" in c["text"] for c in parts)
+    assert [t["row_start"] for c in parts for t in c["tables"]][0] == 1
+    # the row larger than a chunk stays whole, flagged, with its heading and header
+    [oversize] = by_id["tb2"]
+    assert oversize["oversize"] and oversize["size"] > 300
+    assert oversize["text"].startswith("Notes\n\n| Name | Note |\n| --- | --- |\n| n | x x")
+    assert oversize["text"].endswith("x end |")
+
+
 BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 

@@ -15,8 +15,10 @@ Rules, in the order they apply:
    ``tokenizer``), joined by a blank line.  A longer text unit is split at sentence ends
    (CJK punctuation included), else at spaces, else anywhere; its last piece stays open for
    what follows.  A longer table is split on whole rows, each part a chunk of its own that
-   starts with the header rows (and the first with the caption).  Only a table part whose
-   header and one row exceed the size can be larger; it is flagged ``oversize``.
+   starts with the header rows (and the first with the caption).  "Longer" counts the
+   headings the unit joins (rule 2): a unit that fits alone but not beside them is split
+   there too, the headings leading its first piece or part.  Only a table part whose header
+   and one row exceed the size can be larger; it is flagged ``oversize``.
 4. Overlap.  A chunk closed by the size (not by a boundary of rule 2) passes its last
    ``overlap`` characters (or tokens) of text on: the next chunk starts with them, cut at a
    space where one is near; ``overlap`` in the record says how many characters repeat, and
@@ -279,15 +281,20 @@ class Chunker:
         whole = renderer.part(h, table.n_rows)
         units: list[_Unit] = []
         lead = caption.text + SEPARATOR if caption is not None else ""
-        if self.count(lead + whole.text) <= self.size or table.n_rows <= h + 1:
+        # the open chunk's headings go with the table's first part (rule 2): room for them
+        pages = [p for p in (el.page, caption.page if caption is not None else None)
+                 if p is not None]
+        held = self._held_room(min(pages) if pages else None)
+        fits = held + self.count(lead + whole.text) <= self.size
+        if fits or table.n_rows <= h:  # a table without body rows has nothing to cut on
             units.append(self._table_unit(el, table, whole, h, table.n_rows, caption, by_id,
-                                          head_id, alone=False))
+                                          head_id, alone=not fits))
             return units
         start = h
         first = True
-        while start < table.n_rows or (start == h == table.n_rows):
+        while start < table.n_rows:
             lead = caption.text + SEPARATOR if first and caption is not None else ""
-            stop = self._rows_that_fit(renderer, lead, h, start)
+            stop = self._rows_that_fit(renderer, lead, h, start, held if first else 0)
             part = renderer.part(start, stop)
             units.append(self._table_unit(el, table, part, start, stop,
                                           caption if first else None, by_id, head_id, alone=True))
@@ -297,11 +304,15 @@ class Chunker:
                 break
         return units
 
-    def _rows_that_fit(self, renderer: _TableText, lead: str, h: int, start: int) -> int:
+    def _rows_that_fit(self, renderer: _TableText, lead: str, h: int, start: int,
+                       held: int = 0) -> int:
         """The end of the longest run of body rows from ``start`` that fits with the header
-        (one row at least)."""
-        base = self.count(lead) + renderer.fixed_size(self.count, start)
+        beside ``held`` (one row at least; without ``held`` when not even one fits beside
+        it)."""
+        base = held + self.count(lead) + renderer.fixed_size(self.count, start)
         total = base + renderer.row_size(self.count, start, start)
+        if held and total > self.size:
+            return self._rows_that_fit(renderer, lead, h, start)
         stop = start + 1
         while stop < renderer.table.n_rows:
             grown = total + renderer.row_size(self.count, stop, start)
@@ -335,18 +346,35 @@ class Chunker:
     # -- packing ---------------------------------------------------------------------------
     def _boundary(self, unit: _Unit) -> bool:
         """True when rule 2 closes the open chunk before ``unit``."""
+        return self._closes_before(unit.level, unit.page)
+
+    def _closes_before(self, level: int | None, page: int | None) -> bool:
+        """True when rule 2 closes the open chunk before a unit of this heading level (None:
+        not a heading) starting on ``page``."""
         if not self.pieces:
             return False
         by = self.options.by
         if by == "element":
             return True
         if by == "title":
-            return unit.level is not None and unit.level <= self.options.max_level and \
-                self.has_body
+            return level is not None and level <= self.options.max_level and self.has_body
         if by == "page":
-            return unit.page is not None and self.last_page is not None and \
-                unit.page != self.last_page
+            return page is not None and self.last_page is not None and page != self.last_page
         return False
+
+    def _holds_headings(self) -> bool:
+        """True when the open chunk holds headings and nothing else (overlap aside): they
+        must go with what follows (rule 2)."""
+        return not self.has_body and any(not p.overlap for p in self.pieces)
+
+    def _held_room(self, page: int | None) -> int:
+        """The room the open chunk's headings take from a body unit starting on ``page``
+        that joins them; 0 when there are none or rule 2 closes the chunk first."""
+        if not self._holds_headings() or self._closes_before(None, page):
+            return 0
+        if self.chars:
+            return self.measure + len(SEPARATOR)
+        return self.count(self._text() + SEPARATOR)
 
     def _add(self, unit: _Unit) -> None:
         if self._boundary(unit):
@@ -355,8 +383,12 @@ class Chunker:
             while self.path and self.path[-1][0] >= unit.level:
                 self.path.pop()
             self.path.append((unit.level, " ".join(unit.text.split())))
-        if unit.alone:
-            self._close()
+        if unit.alone:  # a table part: a chunk of its own, with the headings before it
+            # (beside a part too large on its own too: it is flagged either way, and they
+            # lead its text)
+            if not (self._holds_headings() and (self._fits(unit.text) or
+                                                self.count(unit.text) > self.size)):
+                self._close()
             self._append(_Piece(unit, 0, len(unit.text)))
             self._close()
             return
@@ -368,12 +400,15 @@ class Chunker:
             if self._fits(unit.text):
                 self._append(_Piece(unit, 0, len(unit.text)))
                 return
-        if self.count(unit.text) <= self.size:
-            self._drop_overlap()
+        self._drop_overlap()
+        if not self.pieces and self.count(unit.text) <= self.size:
             self._append(_Piece(unit, 0, len(unit.text)))
             return
-        self._drop_overlap()
-        self._split(unit)
+        if unit.kind == "table":  # whole because it fits alone: its rows are never cut
+            self._close()
+            self._append(_Piece(unit, 0, len(unit.text)))
+            return
+        self._split(unit)  # beside the headings it follows, when there are some
 
     def _fits(self, text: str) -> bool:
         if not self.pieces:
