@@ -238,6 +238,22 @@ def test_headings_go_with_what_follows_and_the_size_still_holds(tmp_path):
     assert oversize["text"].endswith("x end |")
 
 
+@pytest.mark.parametrize("by", ["title", "size"])
+def test_no_chunk_ends_with_a_heading_cut_off_from_its_section(tmp_path, by):
+    # closing by the size before what a heading heads moves the heading on with it (under
+    # --chunk-by size every close is by the size); the sample's "2.1 收入趋势" and "3.3 开放
+    # 平台接口示例" ended chunks whose next one began with their sections
+    types = {s.id: s.type for s in oracle.sources(SAMPLE)}
+    for size in (300, 800, 2000):
+        chunks = run_chunks(SAMPLE, tmp_path / f"{by}{size}", "--chunk-by", by,
+                            "--chunk-size", str(size))
+        check_against_source(SAMPLE, chunks, size)
+        for chunk in chunks[:-1]:
+            body = [s["element_id"] for s in chunk["spans"] if not s["overlap"]]
+            if {types[i] for i in body} != {"Title"}:  # (a chunk of headings alone is not)
+                assert types[body[-1]] != "Title", (size, chunk["text"][-60:])
+
+
 BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 

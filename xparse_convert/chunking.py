@@ -10,7 +10,8 @@ Rules, in the order they apply:
 2. Boundaries.  ``title``: a chunk closes before a heading of level <= ``max_level`` (a chunk
    holding only headings stays open, so a heading is never a chunk alone before its section);
    ``page``: before a unit that starts on another page; ``element``: before every unit;
-   ``size``: never.  Every strategy also closes a chunk before a unit that does not fit.
+   ``size``: never.  Every strategy also closes a chunk before a unit that does not fit;
+   the headings that end it then move on to the next chunk, with the section they head.
 3. Size.  Small neighbouring units merge up to ``size`` (characters, or tokens of
    ``tokenizer``), joined by a blank line.  A longer text unit is split at sentence ends
    (CJK punctuation included), else at spaces, else anywhere; its last piece stays open for
@@ -19,7 +20,8 @@ Rules, in the order they apply:
    headings the unit joins (rule 2): a unit that fits alone but not beside them is split
    there too, the headings leading its first piece or part.  Only a table part whose header
    and one row exceed the size can be larger; it is flagged ``oversize``.
-4. Overlap.  A chunk closed by the size (not by a boundary of rule 2) passes its last
+4. Overlap.  A chunk closed by the size (not by a boundary of rule 2, nor before headings
+   that move on: they start a section) passes its last
    ``overlap`` characters (or tokens) of text on: the next chunk starts with them, cut at a
    space where one is near; ``overlap`` in the record says how many characters repeat, and
    their spans are flagged.
@@ -284,8 +286,11 @@ class Chunker:
         # the open chunk's headings go with the table's first part (rule 2): room for them
         pages = [p for p in (el.page, caption.page if caption is not None else None)
                  if p is not None]
-        held = self._held_room(min(pages) if pages else None)
-        fits = held + self.count(lead + whole.text) <= self.size
+        page = min(pages) if pages else None
+        held = self._held_room(page)
+        fits = held + self.count(lead + whole.text) <= self.size or (
+            bool(self.pieces) and not self._closes_before(None, page) and
+            self._fits(lead + whole.text))  # it joins the open chunk as it is
         if fits or table.n_rows <= h:  # a table without body rows has nothing to cut on
             units.append(self._table_unit(el, table, whole, h, table.n_rows, caption, by_id,
                                           head_id, alone=not fits))
@@ -367,14 +372,45 @@ class Chunker:
         must go with what follows (rule 2)."""
         return not self.has_body and any(not p.overlap for p in self.pieces)
 
+    def _trailing_headings(self) -> int:
+        """Where the headings that end the open chunk start, after its body (``len(pieces)``
+        when it ends with body, or holds no body)."""
+        pieces = self.pieces
+        k = len(pieces)
+        if not self.has_body:
+            return k
+        while k > 0 and pieces[k - 1].unit.level is not None and not pieces[k - 1].overlap:
+            k -= 1
+        return k
+
     def _held_room(self, page: int | None) -> int:
-        """The room the open chunk's headings take from a body unit starting on ``page``
-        that joins them; 0 when there are none or rule 2 closes the chunk first."""
-        if not self._holds_headings() or self._closes_before(None, page):
+        """The room the headings a body unit starting on ``page`` takes with it need: the
+        open chunk when it holds only headings, else the headings ending it (they move on
+        when the chunk closes by size); 0 when there are none or rule 2 closes the chunk."""
+        if self._closes_before(None, page):
             return 0
-        if self.chars:
-            return self.measure + len(SEPARATOR)
-        return self.count(self._text() + SEPARATOR)
+        if self._holds_headings():
+            held = self.pieces
+        else:
+            held = self.pieces[self._trailing_headings():]
+            if not held:
+                return 0
+        text = "".join((p.glue if i else "") + p.text for i, p in enumerate(held))
+        return self.count(text + SEPARATOR)
+
+    def _close_by_size(self, carry: bool) -> None:
+        """Close the open chunk because what comes next does not fit: the headings ending
+        it move on with what they head (no overlap then: they start a section), the rest is
+        emitted (with ``carry``, passing its overlap on when nothing moves)."""
+        k = self._trailing_headings()
+        moving = self.pieces[k:]
+        if not moving:
+            self._close(carry=carry)
+            return
+        self.pieces = self.pieces[:k]
+        self._close()
+        for piece in moving:
+            self._append(_Piece(piece.unit, piece.start, piece.end))
 
     def _add(self, unit: _Unit) -> None:
         if self._boundary(unit):
@@ -384,6 +420,8 @@ class Chunker:
                 self.path.pop()
             self.path.append((unit.level, " ".join(unit.text.split())))
         if unit.alone:  # a table part: a chunk of its own, with the headings before it
+            if self.has_body:
+                self._close_by_size(carry=False)
             # (beside a part too large on its own too: it is flagged either way, and they
             # lead its text)
             if not (self._holds_headings() and (self._fits(unit.text) or
@@ -396,7 +434,7 @@ class Chunker:
             self._append(_Piece(unit, 0, len(unit.text)))
             return
         if self.has_body:
-            self._close(carry=True)
+            self._close_by_size(carry=True)
             if self._fits(unit.text):
                 self._append(_Piece(unit, 0, len(unit.text)))
                 return
