@@ -254,6 +254,65 @@ def test_no_chunk_ends_with_a_heading_cut_off_from_its_section(tmp_path, by):
                 assert types[body[-1]] != "Title", (size, chunk["text"][-60:])
 
 
+def test_a_caption_too_long_to_lead_a_part_is_cut_as_text_of_its_own(tmp_path):
+    cells = [(r, 1, 1, 1, f"row {r}") for r in (1, 2, 3)]
+    caption = "Caption sentence. " * 20
+    elements = [element("cap", "TableCaption", caption, 1, metadata={"ref_element_id": "tb"}),
+                element("tb", "Table", "", 1, table_structure=structure(cells, 3, 1))]
+    path = tmp_path / "caption.json"
+    path.write_text(json.dumps(envelope(elements)), encoding="utf-8")
+    chunks = run_chunks(path, tmp_path, "--chunk-size", "60")
+    check_against_source(path, chunks, 60)
+    assert not any(c["oversize"] for c in chunks)  # header and one row are 27 characters
+    parts = [c for c in chunks if c["tables"]]
+    assert parts and all(c["text"].startswith("| row 1 |\n| --- |") for c in parts)
+    assert chunks.index(parts[0]) > 0 and "cap" in chunks[0]["element_ids"]
+
+
+def test_a_header_cell_spanning_into_the_body_keeps_the_grid(tmp_path):
+    # "Amount" makes the header two rows; "EU", in its second row, spans on into the first
+    # body row: in the chunk's HTML "100" must still be in the second column
+    cells = [(1, 1, 1, 1, "Where"), (1, 2, 2, 1, "Amount"), (2, 1, 2, 1, "EU"),
+             (3, 2, 1, 1, "100"), (4, 1, 1, 1, "US"), (4, 2, 1, 1, "200")]
+    path = tmp_path / "reach.json"
+    path.write_text(json.dumps(envelope([element("tb", "Table", "", 1, table_structure=structure(
+        cells, 4, 2))])), encoding="utf-8")
+    for size in ("2000", "75"):  # whole, and split so that each part starts at a reach
+        chunks = run_chunks(path, tmp_path / size, "--chunk-size", size)
+        for chunk in chunks:
+            grid = oracle._html_cells(chunk["text"])
+            assert grid is not None
+            placed = {text: (row, col) for row, col, _, _, text in grid}
+            assert placed["Where"] == (0, 0) and placed["Amount"] == (0, 1)
+            for text, col in (("100", 1), ("200", 1), ("US", 0)):
+                if text in placed:
+                    assert placed[text][1] == col, (size, chunk["text"])
+            assert all(c + cs <= 2 for _, c, _, cs, _ in grid), chunk["text"]
+
+
+def test_overlap_never_crosses_a_top_heading_and_header_only_tables_are_cut(tmp_path):
+    elements = [
+        element("h1", "Title", "Chapter A", 1, metadata={"category_depth": 0}),
+        element("p", text="Alpha section text that ends chapter A here."),
+        element("h3", "Title", "A minor subheading of chapter A", 1,
+                metadata={"category_depth": 2}),
+        element("hB", "Title", "Chapter B", 1, metadata={"category_depth": 0}),
+        element("q", text="Bravo body."),
+        element("tb", "Table", "", 1, table_structure={"cells": [
+            {"row": r, "col": 1, "text": "h" * 30, "role": "header"} for r in (1, 2, 3)]}),
+    ]
+    path = tmp_path / "cross.json"
+    path.write_text(json.dumps(envelope(elements)), encoding="utf-8")
+    chunks = run_chunks(path, tmp_path, "--chunk-size", "80", "--chunk-overlap", "20")
+    check_against_source(path, chunks, 80)
+    [chapter_b] = [c for c in chunks if "hB" in c["element_ids"]]
+    assert chapter_b["text"].startswith("Chapter B") and chapter_b["overlap"] == 0
+    assert not any(s["element_id"] in ("p", "h3") for s in chapter_b["spans"])
+    # three header rows of 30 characters at size 80: cut on rows, nothing over the size
+    table = [c for c in chunks if "tb" in c["element_ids"]]
+    assert len(table) > 1 and not any(c["oversize"] for c in table)
+
+
 BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 

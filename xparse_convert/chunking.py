@@ -7,8 +7,9 @@ Rules, in the order they apply:
    the grid as Markdown, or HTML when cells span, or as ``table_format`` says); a picture is
    its caption and the text the engine recognised in it.  Page breaks and elements without
    text make no unit; furniture makes one only when the stream carries it (``--furniture``).
-2. Boundaries.  ``title``: a chunk closes before a heading of level <= ``max_level`` (a chunk
-   holding only headings stays open, so a heading is never a chunk alone before its section);
+2. Boundaries.  ``title``: a chunk closes before a heading of level <= ``max_level``, unless
+   it holds only headings that one comes under (they stay open, so a heading is never a chunk
+   alone before its section; the overlap of rule 4 never crosses such a heading);
    ``page``: before a unit that starts on another page; ``element``: before every unit;
    ``size``: never.  Every strategy also closes a chunk before a unit that does not fit;
    the headings that end it then move on to the next chunk, with the section they head.
@@ -18,8 +19,10 @@ Rules, in the order they apply:
    what follows.  A longer table is split on whole rows, each part a chunk of its own that
    starts with the header rows (and the first with the caption).  "Longer" counts the
    headings the unit joins (rule 2): a unit that fits alone but not beside them is split
-   there too, the headings leading its first piece or part.  Only a table part whose header
-   and one row exceed the size can be larger; it is flagged ``oversize``.
+   there too, the headings leading its first piece or part.  A caption too long to lead a
+   part with the header and one row is text of its own before the parts; a table of header
+   rows only is cut on those rows.  Only a table part whose header and one row exceed the
+   size can be larger; it is flagged ``oversize``.
 4. Overlap.  A chunk closed by the size (not by a boundary of rule 2, nor before headings
    that move on: they start a section) passes its last
    ``overlap`` characters (or tokens) of text on: the next chunk starts with them, cut at a
@@ -291,10 +294,17 @@ class Chunker:
         fits = held + self.count(lead + whole.text) <= self.size or (
             bool(self.pieces) and not self._closes_before(None, page) and
             self._fits(lead + whole.text))  # it joins the open chunk as it is
-        if fits or table.n_rows <= h:  # a table without body rows has nothing to cut on
+        if fits:
             units.append(self._table_unit(el, table, whole, h, table.n_rows, caption, by_id,
-                                          head_id, alone=not fits))
+                                          head_id, header_rows=h, alone=False))
             return units
+        if h == table.n_rows:  # header rows alone: nothing to repeat, they are cut as rows
+            h = 0
+            renderer = _TableText(table, fmt, header_rows=0)
+        if caption is not None and self.count(lead) + renderer.fixed_size(self.count, h) + \
+                renderer.row_size(self.count, h, h) > self.size:
+            units.append(caption)  # too long to lead a part: text of its own, cut as text
+            caption = None
         start = h
         first = True
         while start < table.n_rows:
@@ -302,7 +312,8 @@ class Chunker:
             stop = self._rows_that_fit(renderer, lead, h, start, held if first else 0)
             part = renderer.part(start, stop)
             units.append(self._table_unit(el, table, part, start, stop,
-                                          caption if first else None, by_id, head_id, alone=True))
+                                          caption if first else None, by_id, head_id,
+                                          header_rows=h, alone=True))
             first = False
             start = stop
             if stop >= table.n_rows:
@@ -329,7 +340,7 @@ class Chunker:
 
     def _table_unit(self, el: Element, table: Table, part: _TablePart, start: int, stop: int,
                     caption: _Unit | None, by_id: dict[str, Element], head_id: str | None,
-                    *, alone: bool) -> _Unit:
+                    *, header_rows: int, alone: bool) -> _Unit:
         segments: list[tuple[Element, int, int, int | None]] = []
         text = part.text
         offset = 0
@@ -345,7 +356,7 @@ class Chunker:
             else:
                 segments.append((source, offset + a, offset + b, None))
         info = {"table_id": el.id, "row_start": start, "row_end": stop,
-                "header_rows": min(table.header_rows, table.n_rows)}
+                "header_rows": header_rows}
         return _Unit("table", text, segments, tables=[info], alone=alone)
 
     # -- packing ---------------------------------------------------------------------------
@@ -362,7 +373,12 @@ class Chunker:
         if by == "element":
             return True
         if by == "title":
-            return level is not None and level <= self.options.max_level and self.has_body
+            if level is None or level > self.options.max_level:
+                return False
+            # the open chunk stays open only for headings this one comes under (they lead
+            # into its section); overlap never crosses it
+            held = [p.unit.level for p in self.pieces if not p.overlap]
+            return not held or not all(h is not None and h < level for h in held)
         if by == "page":
             return page is not None and self.last_page is not None and page != self.last_page
         return False
@@ -732,10 +748,10 @@ class _TableText:
     """A table's rows as lines of Markdown or HTML, so that a part is the header lines plus
     whole row lines; sizes are measured per line."""
 
-    def __init__(self, table: Table, fmt: str) -> None:
+    def __init__(self, table: Table, fmt: str, header_rows: int | None = None) -> None:
         self.table = table
         self.fmt = fmt
-        self.h = min(table.header_rows, table.n_rows)
+        self.h = min(table.header_rows if header_rows is None else header_rows, table.n_rows)
         self.by_row: list[list[Cell]] = list(table.rows()) if fmt == "html" else []
         self.grid = table.text_grid() if fmt == "markdown" else []
         self.tall = [c for c in table.cells if c.row_span > 1] if fmt == "html" else []
@@ -754,9 +770,10 @@ class _TableText:
     def _html_line(self, row: int, start: int, stop: int, header: bool) -> str:
         cells = self.by_row[row]
         if row == start and not header:
-            # a cell spanning down into this part from a row before it shows here again
-            cells = sorted([*cells, *(c for c in self.tall if c.row < start and c.row >= self.h
-                                      and c.row + c.row_span > start)], key=lambda c: c.col)
+            # a cell spanning down into this part from a row before it (a header row's too:
+            # its span stops at the header's end) shows here again
+            cells = sorted([*cells, *(c for c in self.tall if c.row < start and
+                                      c.row + c.row_span > start)], key=lambda c: c.col)
         tag = "th" if header else "td"
         opening, closing = f"<{tag}>", f"</{tag}>"
         out = ["<tr>"]
