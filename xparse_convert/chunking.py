@@ -831,31 +831,26 @@ class _TableText:
     def part(self, start: int, stop: int) -> _TablePart:
         """The header rows and body rows ``start:stop`` as one text."""
         table = self.table
-        lines: list[str] = []
+        line = self._line
+        lines = [line(row, start, stop) for row in range(self.h)]
+        owners: list[str | None] = ["header"] * len(lines)
+        if self.fmt == "markdown" and self.h:
+            lines.append("| " + " | ".join("---" for _ in range(table.n_cols)) + " |")
+            owners.append("header")
+        ids = table.row_element_ids
+        lines.extend([line(row, start, stop) for row in range(start, stop)])
+        owners.extend([ids[row] if row < len(ids) else None for row in range(start, stop)])
+        if self.fmt == "html":
+            lines = ["<table>", *lines, "</table>"]
+            owners = [None, *owners, None]
         groups: list[tuple[str | None, int, int]] = []
         pos = 0
-
-        def add(line: str, owner: str | None) -> None:
-            nonlocal pos
-            if lines:
-                pos += 1
-            lines.append(line)
-            groups.append((owner, pos, pos + len(line)))
-            pos += len(line)
-
-        if self.fmt == "html":
-            add("<table>", None)
-        for row in range(self.h):
-            add(self._line(row, start, stop), "header")
-        if self.fmt == "markdown" and self.h:
-            add("| " + " | ".join("---" for _ in range(table.n_cols)) + " |", "header")
-        for row in range(start, stop):
-            owner = table.row_element_ids[row] if row < len(table.row_element_ids) else None
-            add(self._line(row, start, stop), owner)
-        if self.fmt == "html":
-            add("</table>", None)
-        kept = [g for g in groups if g[0] is not None]
-        return _TablePart("\n".join(lines), kept)
+        for text, owner in zip(lines, owners):  # each line's place in the part, for spans
+            end = pos + len(text)
+            if owner is not None:
+                groups.append((owner, pos, end))
+            pos = end + 1
+        return _TablePart("\n".join(lines), groups)
 
 
 def _md_cell(text: str) -> str:
