@@ -377,8 +377,8 @@ class Chunker:
                 return False
             # the open chunk stays open only for headings this one comes under (they lead
             # into its section); overlap never crosses it
-            held = [p.unit.level for p in self.pieces if not p.overlap]
-            return not held or not all(h is not None and h < level for h in held)
+            levels = [p.unit.level for p in self.pieces if not p.overlap]
+            return not levels or not all(lv is not None and lv < level for lv in levels)
         if by == "page":
             return page is not None and self.last_page is not None and page != self.last_page
         return False
@@ -400,9 +400,10 @@ class Chunker:
         return k
 
     def _held_room(self, page: int | None) -> int:
-        """The room the headings a body unit starting on ``page`` takes with it need: the
-        open chunk when it holds only headings, else the headings ending it (they move on
-        when the chunk closes by size); 0 when there are none or rule 2 closes the chunk."""
+        """The room taken from a body unit starting on ``page`` by the headings it takes
+        with it: the open chunk when that holds only headings, else the headings ending it
+        (they move on when the chunk closes by size); 0 when there are none or rule 2
+        closes the chunk first."""
         if self._closes_before(None, page):
             return 0
         if self._holds_headings():
