@@ -83,15 +83,17 @@ def test_skipping_changes_no_output(tmp_path, monkeypatch, formats, options):
 def test_what_the_writers_read_decides_the_skip():
     classes = [get(name) for name in ("docx", "xlsx", "html", "md")]
     assert unread_fields(classes, {"images": None}) == ("char_details",)
-    assert unread_fields(classes, {"images": "none"}) == ("char_details", "base64")
-    assert unread_fields([get("xlsx")], {}) == ("char_details", "base64")
+    # base64 is never worth skipping (model.SKIPPED_UNREAD), whoever reads it
+    assert unread_fields(classes, {"images": "none"}) == ("char_details",)
+    assert unread_fields([get("xlsx")], {}) == ("char_details",)
     assert unread_fields([*classes, get("jsonl")], {"images": "none"}) == ()
-    assert unread_fields([get("jsonl")], {"jsonl_drop": ["base64"]}) == ("base64",)
+    assert unread_fields([get("jsonl")], {"jsonl_drop": ["base64"]}) == ()
+    assert unread_fields([get("jsonl")], {"jsonl_drop": ["char_details"]}) == ("char_details",)
 
     class PlugIn(get("md")):  # a subclass that declares nothing new reads what md reads
         pass
 
-    assert unread_fields([PlugIn], {"images": "none"}) == ("char_details", "base64")
+    assert unread_fields([PlugIn], {"images": "none"}) == ("char_details",)
     from xparse_convert import Writer
 
     assert unread_fields([get("xlsx"), Writer], {}) == ()  # declares nothing: reads all

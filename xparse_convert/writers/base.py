@@ -10,7 +10,7 @@ from typing import IO, Any, ClassVar
 from ..diagnostics import Diagnostics
 from ..images import EMBED, FILE, LOAD, ImageRef, Placement, place
 from ..inline import TEXT, Run, fold_runs, strip_runs, text_runs, without_prefix
-from ..model import HEAVY_FIELDS, DocumentInfo, Element, ListMark
+from ..model import SKIPPED_UNREAD, DocumentInfo, Element, ListMark
 from ..text import TextStats, clean_text, find_bad, fold_spaces
 
 # The one dispatch table: an element's type selects a method only through it (or through a
@@ -339,12 +339,12 @@ class Writer:
 
 def unread_fields(writer_classes: Sequence[type[Writer]], options: dict[str, Any]
                   ) -> tuple[str, ...]:
-    """The heavy fields none of ``writer_classes`` reads with ``options``: the reader skips
-    them at the byte level."""
+    """The fields worth skipping (``model.SKIPPED_UNREAD``) that none of ``writer_classes``
+    reads with ``options``: the reader skips them at the byte level."""
     read: set[str] = set()
     for cls in writer_classes:
         fields = cls.reads(options)
         if fields is None:
             return ()
         read |= fields
-    return tuple(name for name in HEAVY_FIELDS if name not in read)
+    return tuple(name for name in SKIPPED_UNREAD if name not in read)
