@@ -89,3 +89,13 @@ def test_a_number_beyond_64_bits_is_kept_exactly(write_json, tmp_path):
     line = (tmp_path / "out" / "input.jsonl").read_text(encoding="utf-8").splitlines()[0]
     assert '"huge":1000000000000000000000000000000' in line
     assert json.loads(line)["metadata"]["low"] == -(10**19)
+
+
+def test_beside_a_number_beyond_64_bits_every_other_value_is_kept(write_json, tmp_path):
+    # the standard library writes such a line: control characters in values and keys are
+    # escaped as orjson escapes them, never dropped (two keys became one when they were)
+    extra = {"n": 2**70, "s": "a\x01b", "k": {"x\x02": 1, "x": 2}}
+    doc = envelope([element("a", **extra)])
+    convert(write_json(json.dumps(doc).encode()), "jsonl", tmp_path / "out")
+    line = lines(tmp_path / "out" / "input.jsonl")[0]
+    assert {key: line[key] for key in extra} == extra

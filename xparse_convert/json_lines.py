@@ -8,15 +8,16 @@ from typing import Any
 
 import orjson
 
-from .text import clean_text
+from .text import replace_surrogates
 
 
 def _sanitise(value: Any) -> Any:
-    """A copy with lone surrogates replaced: orjson refuses them, and so would any reader."""
+    """A copy with lone surrogates replaced: orjson refuses them, and so would any reader.
+    Nothing else changes (control characters are escaped as orjson escapes them)."""
     if isinstance(value, str):
-        return clean_text(value)
+        return replace_surrogates(value)
     if isinstance(value, dict):
-        return {clean_text(str(k)): _sanitise(v) for k, v in value.items()}
+        return {replace_surrogates(str(k)): _sanitise(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_sanitise(v) for v in value]
     return value
