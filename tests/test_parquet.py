@@ -134,6 +134,26 @@ def test_parquet_under_its_documented_memory_limit(tmp_path, char_details_result
     assert pq.read_table(tmp_path / "cd.chunks.parquet").num_rows > 0
 
 
+def test_numbers_no_column_holds_exactly_stay_as_they_are(tmp_path, write_json):
+    # integer coordinates past 2**53 would come back as other numbers from a double column;
+    # a page past int64 (in the cells and chunks files, where it is derived) failed the run
+    big = 2**60 + 1
+    elements = [element("c", coordinates=[big] * 8), element("d", coordinates=[1, 2.5] * 4),
+                element("t", "Table", "", 2**70, table_structure={
+                    "cells": [{"row": 1, "col": 1, "text": "a", "page_number": 2**70}]})]
+    source = write_json(json.dumps(envelope(elements)).encode())
+    convert(source, "parquet", tmp_path, options={"parquet_chunks": True})
+    rows = pq.read_table(tmp_path / "input.elements.parquet").to_pylist()
+    raw = json.loads(source.read_text(encoding="utf-8"))["data"]["elements"]
+    assert [element_from_row(row) for row in rows] == raw
+    assert json.loads(rows[0]["raw_json"])["coordinates"] == [big] * 8  # exact, not a double
+    assert rows[1]["coordinates"] == [1, 2.5] * 4  # a double holds these
+    [cell] = pq.read_table(tmp_path / "input.cells.parquet").to_pylist()
+    assert cell["page"] is None and json.loads(cell["raw_json"])["page_number"] == 2**70
+    chunks = pq.read_table(tmp_path / "input.chunks.parquet").to_pylist()
+    assert chunks and all(p is None or p < 2**63 for c in chunks for p in c["pages"])
+
+
 def test_a_failed_conversion_leaves_no_parquet_file(tmp_path, write_json):
     bad = write_json(b'{"code": 200, "data": {"elements": [{"type": "Title", "text": "x"}, ')
     result = cli(bad, "--to", "parquet", "--parquet-chunks", "-o", tmp_path / "out",

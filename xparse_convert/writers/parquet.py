@@ -98,6 +98,7 @@ def schema(columns: tuple[tuple[str, str], ...]) -> Any:
 
 _NUMBERS = {int, float}
 _BELOW_1E300 = (1e300).__gt__
+_EXACT_IN_DOUBLE = 1 << 53  # an integer past it would come back as another number
 
 
 def _is_int64(value: Any) -> bool:
@@ -105,9 +106,13 @@ def _is_int64(value: Any) -> bool:
 
 
 def _is_doubles(value: Any) -> bool:
-    """Finite numbers below 1e300, not bools (maps: a hot path)."""
-    return isinstance(value, list) and {*map(type, value)} <= _NUMBERS and all(
-        map(_BELOW_1E300, map(abs, value)))
+    """Finite numbers below 1e300, not bools, integers only where a double holds them
+    exactly (maps: a hot path)."""
+    if not isinstance(value, list):
+        return False
+    types = {*map(type, value)}
+    return types <= _NUMBERS and all(map(_BELOW_1E300, map(abs, value))) and (
+        int not in types or all(abs(v) <= _EXACT_IN_DOUBLE for v in value if type(v) is int))
 
 
 def _is_strings(value: Any) -> bool:
@@ -195,8 +200,11 @@ def _array(kind: Any, values: Sequence[Any]) -> Any:
         return pa.Array.from_buffers(kind, n, [valid, offsets, pa.py_buffer(data)])
     if kind == pa.int64() or kind == pa.float64():
         typecode, zero = ("q", 0) if kind == pa.int64() else ("d", 0.0)
-        numbers = array(typecode, values if valid is None else
-                        [zero if v is None else v for v in values])
+        try:
+            numbers = array(typecode, values if valid is None else
+                            [zero if v is None else v for v in values])
+        except OverflowError:  # a derived number out of range (a page 2**70): null here;
+            return _array(kind, list(map(_in_range(typecode), values)))  # raw_json keeps it
         return pa.Array.from_buffers(kind, n, [valid, pa.py_buffer(numbers)])
     if kind == pa.bool_():
         return pa.Array.from_buffers(kind, n, [valid, _bits(bytes(map(bool, values)))])
@@ -217,6 +225,17 @@ def _array(kind: Any, values: Sequence[Any]) -> Any:
                                         for v in values]) for field in kind]
         return pa.Array.from_buffers(kind, n, [valid], children=children)
     raise ValueError(f"no Arrow builder for {kind}")
+
+
+def _in_range(typecode: str) -> Any:
+    """A map from a value to itself when an array of ``typecode`` holds it, else None."""
+    def fits(value: Any) -> Any:
+        try:
+            array(typecode, [value])
+        except (OverflowError, TypeError):
+            return None
+        return value
+    return fits
 
 
 class _RawColumn:
