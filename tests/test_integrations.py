@@ -70,6 +70,19 @@ def test_langchain_loader_gives_chunk_documents_lazily(results, tmp_path):
     assert error.value.source.endswith("2.json")
 
 
+def test_result_paths_leave_hidden_folders_out_and_a_glob_of_folders_is_an_error(results):
+    from xparse_convert.pipelines import result_paths
+
+    (results / ".cache").mkdir()
+    (results / ".cache" / "c.json").write_text("{}")
+    (results / ".d.json").write_text("{}")
+    assert list(result_paths(results)) == [results / "a.json", results / "sub" / "b.json"]
+    with pytest.raises(XParseError, match="folders only"):
+        list(result_paths(str(results / "su*")))
+    with pytest.raises(XParseError, match="no such file"):
+        list(result_paths(str(results / "nothing*")))
+
+
 def test_langchain_elements_mode_one_document_per_element(tmp_path):
     pytest.importorskip("langchain_core")
     from xparse_convert.integrations.langchain import XParseResultLoader

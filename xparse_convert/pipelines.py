@@ -39,8 +39,9 @@ def iter_chunks(src: SourceLike, *, name: str | None = None,
 
 
 def result_paths(path_or_glob: str | os.PathLike[str]) -> Iterator[Path]:
-    """The result files a path names: a file; every ``.json``/``.json.gz`` below a folder;
-    the matches of a glob (``out/**/*.json``); in sorted order, lazily per folder."""
+    """The result files a path names: a file; every ``.json``/``.json.gz`` below a folder
+    (hidden files and folders left out); the files a glob matches (``out/**/*.json``); in
+    sorted order, lazily per folder.  ``UsageError`` when it names none."""
     text = os.fspath(path_or_glob)
     path = Path(text)
     if path.is_file():
@@ -49,7 +50,7 @@ def result_paths(path_or_glob: str | os.PathLike[str]) -> Iterator[Path]:
     if path.is_dir():
         found = False
         for folder, dirs, files in os.walk(path):
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for file in sorted(files):
                 if file.endswith(RESULT_SUFFIXES) and not file.startswith("."):
                     found = True
@@ -57,12 +58,12 @@ def result_paths(path_or_glob: str | os.PathLike[str]) -> Iterator[Path]:
         if not found:
             raise UsageError(f"{text}: no .json or .json.gz results in this folder")
         return
-    matches = sorted(glob.iglob(text, recursive=True))
-    if not matches:
-        raise UsageError(f"{text}: no such file, folder or matching results")
-    for match in matches:
-        if Path(match).is_file():
-            yield Path(match)
+    matches = [Path(m) for m in sorted(glob.iglob(text, recursive=True))]
+    files = [m for m in matches if m.is_file()]
+    if not files:
+        raise UsageError(f"{text}: no such file, folder or matching results"
+                         if not matches else f"{text}: the glob matches folders only")
+    yield from files
 
 
 def documents(path_or_glob: str | os.PathLike[str], mode: str = "chunks",
