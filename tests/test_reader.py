@@ -206,6 +206,21 @@ def test_huge_markdown_costs_no_memory_blowup(tmp_path):
     assert len(markdown) > 2 * CHUNK
 
 
+def test_an_element_markdown_field_cut_with_the_document_one_is_said(tmp_path):
+    # the skipper cuts every long "markdown" value; an element's own is not lost silently
+    for after in (False, True):  # the document's markdown before the elements, and after
+        doc = envelope([element("a", markdown="m" * 70_000), element("b", markdown="short")],
+                       markdown="# doc\n" + "x" * 70_000)
+        if after:
+            doc["data"]["markdown"] = doc["data"].pop("markdown")
+        path = tmp_path / f"cut{after}.json"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        reader, elements = read_all(path)
+        assert [e.raw.get("markdown") for e in elements] == ["", "short"]
+        assert "markdown-cut" in reader.diag.groups
+        assert any("an element's own markdown field" in w for w in reader.diag.lines())
+
+
 # -- the tail scan ----------------------------------------------------------------------------
 def test_tail_found_past_tricky_strings_and_nested_lists(write_json):
     els = [element("a", text='ends with ]} and "quotes" \\ and ], "pages": [1]}}')]

@@ -1027,6 +1027,12 @@ class Reader:
             self.diag.warn("text-cleaned", f"{self._skipper.surrogates_replaced} lone surrogate "
                            "escape(s) in the input replaced by U+FFFD")
         self._read_tail()
+        if self._skipper.values_skipped > 1:  # the document has one markdown: the rest were
+            # fields of its elements (or deeper), cut all the same
+            self.diag.warn("markdown-cut", f"{self._skipper.values_skipped} \"markdown\" "
+                           f"values of {SMALL_VALUE >> 10} KB or more were cut, not only the "
+                           "document's: an element's own markdown field that long is empty "
+                           "in the outputs")
 
     # -- the element list in batches (element_batches), when its start is known ----------
     def _list_start(self) -> tuple[int, int] | None:
