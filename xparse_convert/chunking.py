@@ -360,10 +360,6 @@ class Chunker:
         return _Unit("table", text, segments, tables=[info], alone=alone)
 
     # -- packing ---------------------------------------------------------------------------
-    def _boundary(self, unit: _Unit) -> bool:
-        """True when rule 2 closes the open chunk before ``unit``."""
-        return self._closes_before(unit.level, unit.page)
-
     def _closes_before(self, level: int | None, page: int | None) -> bool:
         """True when rule 2 closes the open chunk before a unit of this heading level (None:
         not a heading) starting on ``page``."""
@@ -412,8 +408,7 @@ class Chunker:
             held = self.pieces[self._trailing_headings():]
             if not held:
                 return 0
-        text = "".join((p.glue if i else "") + p.text for i, p in enumerate(held))
-        return self.count(text + SEPARATOR)
+        return self.count(self._text(held) + SEPARATOR)
 
     def _close_by_size(self, carry: bool) -> None:
         """Close the open chunk because what comes next does not fit: the headings ending
@@ -430,7 +425,7 @@ class Chunker:
             self._append(_Piece(piece.unit, piece.start, piece.end))
 
     def _add(self, unit: _Unit) -> None:
-        if self._boundary(unit):
+        if self._closes_before(unit.level, unit.page):
             self._close()
         if unit.level is not None:
             while self.path and self.path[-1][0] >= unit.level:
@@ -524,8 +519,11 @@ class Chunker:
                     self._append(_Piece(unit, q, end, overlap=True, glue=""))
             start = following
 
-    def _text(self) -> str:
-        return "".join(p.glue + p.text for p in self.pieces)
+    def _text(self, pieces: list[_Piece] | None = None) -> str:
+        """The text of ``pieces`` (the open chunk's by default) as a chunk of them holds it:
+        the first one's glue left out."""
+        pieces = self.pieces if pieces is None else pieces
+        return "".join((p.glue if i else "") + p.text for i, p in enumerate(pieces))
 
     def _close(self, carry: bool = False) -> None:
         """Emit the open chunk (when it holds more than overlap); with ``carry``, open the

@@ -203,8 +203,10 @@ def _array(kind: Any, values: Sequence[Any]) -> Any:
         try:
             numbers = array(typecode, values if valid is None else
                             [zero if v is None else v for v in values])
-        except OverflowError:  # a derived number out of range (a page 2**70): null here;
-            return _array(kind, list(map(_in_range(typecode), values)))  # raw_json keeps it
+        except OverflowError:  # a derived number past int64 (a page 2**70): null here;
+            # raw_json keeps it (a double column gets only what _is_doubles passed)
+            return _array(kind, [None if type(v) is int and not _is_int64(v) else v
+                                 for v in values])
         return pa.Array.from_buffers(kind, n, [valid, pa.py_buffer(numbers)])
     if kind == pa.bool_():
         return pa.Array.from_buffers(kind, n, [valid, _bits(bytes(map(bool, values)))])
@@ -225,17 +227,6 @@ def _array(kind: Any, values: Sequence[Any]) -> Any:
                                         for v in values]) for field in kind]
         return pa.Array.from_buffers(kind, n, [valid], children=children)
     raise ValueError(f"no Arrow builder for {kind}")
-
-
-def _in_range(typecode: str) -> Any:
-    """A map from a value to itself when an array of ``typecode`` holds it, else None."""
-    def fits(value: Any) -> Any:
-        try:
-            array(typecode, [value])
-        except (OverflowError, TypeError):
-            return None
-        return value
-    return fits
 
 
 class _RawColumn:
